@@ -1,0 +1,62 @@
+# apigres build. `make` builds ./apigres; see README.md for the other targets.
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libuv libpq libcjson
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -Wmissing-prototypes -Wstrict-prototypes -I. $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcrypto
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+PROXY_SRC := $(wildcard proxy/*.c)
+LIB_SRC   := $(filter-out proxy/main.c,$(PROXY_SRC))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC  := $(wildcard tests/unit/unit_*.c)
+ITEST_SRC := $(wildcard tests/integration/*.c)
+TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test check-asan run bench fuzz clean
+all: apigres
+
+apigres: $(BUILD)/apigres
+	cp $< $@
+
+$(BUILD)/apigres: $(BUILD)/proxy/main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c $(wildcard proxy/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit_%: tests/unit/unit_%.c tests/unit/unit.h $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/integration/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+test-programs: $(TEST_BINS)
+
+deps:
+	bash scripts/deps.sh
+
+# The one command that installs, builds and passes every test (README, .ci/run).
+test: deps
+	$(MAKE) all test-programs
+	BUILD=$(abspath $(BUILD)) tests/run.sh
+
+# The same tests against a build with AddressSanitizer and UndefinedBehaviorSanitizer.
+check-asan: deps
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" build-asan/apigres test-programs
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  BUILD=$(abspath build-asan) tests/run.sh
+
+run: deps all
+	bash scripts/run.sh
+
+bench: deps all
+	bash bench/pgbench
+
+clean:
+	rm -rf build build-asan apigres

@@ -1,0 +1,188 @@
+/*
+ * apigres: command line, configuration, and the proxy loop.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "proxy/version.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: apigres [OPTIONS]\n"
+            "A PostgreSQL wire-protocol proxy.\n\n"
+            "  -c, --config FILE          JSON configuration file (see README.md)\n"
+            "  -l, --listen HOST:PORT     address to listen on; repeat for several\n"
+            "                             (default 127.0.0.1:6432)\n"
+            "  -d, --database CONNINFO    the real database, as a libpq URI or conninfo;\n"
+            "                             clients log in with their own user and password\n"
+            "      --log-level LEVEL      debug, info, warn or error (default info)\n"
+            "      --startup-timeout SEC  time a client has to log in (default 60)\n"
+            "      --shutdown-timeout SEC time clients get to finish after SIGTERM (default 30)\n"
+            "      --max-message-size N   largest client message in bytes (default 1073741823)\n"
+            "      --max-client-conn N    most clients at once (default 10000)\n"
+            "      --check                validate the configuration and exit\n"
+            "  -h, --help                 show this help\n"
+            "  -V, --version              show the version\n\n"
+            "Signals: SIGTERM/SIGINT stop gracefully, SIGUSR1 logs counters.\n");
+}
+
+static int parse_number(const char *opt, const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || end == s || v < min || v > max) {
+        fprintf(stderr, "apigres: %s: invalid value \"%s\"\n", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* More clients than the default soft limit of 1024 descriptors allows need the hard one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+enum { OPT_LOG_LEVEL = 256, OPT_STARTUP_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_MESSAGE,
+       OPT_MAX_CLIENTS, OPT_CHECK };
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"database", required_argument, NULL, 'd'},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"startup-timeout", required_argument, NULL, OPT_STARTUP_TIMEOUT},
+        {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+        {"max-message-size", required_argument, NULL, OPT_MAX_MESSAGE},
+        {"max-client-conn", required_argument, NULL, OPT_MAX_CLIENTS},
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    config cfg;
+    config_init(&cfg);
+    char err[512];
+    bool check_only = false, cli_listen = false;
+    double v;
+    int rc = 1;
+
+    /* The file first, so that flags override it whatever their order. */
+    for (int i = 1; i < argc - 1; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (config_load_file(&cfg, argv[i + 1], err, sizeof err) < 0) {
+                fprintf(stderr, "apigres: %s\n", err);
+                goto out;
+            }
+        }
+    }
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:l:d:hV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            break;
+        case 'l':
+            if (!cli_listen)
+                cfg.nlisten = 0;
+            cli_listen = true;
+            if (config_set_listen(&cfg, optarg, err, sizeof err) < 0)
+                goto bad;
+            break;
+        case 'd':
+            if (config_set_database(&cfg, optarg, err, sizeof err) < 0)
+                goto bad;
+            break;
+        case OPT_LOG_LEVEL:
+            if (log_parse_level(optarg, &cfg.log_level) < 0) {
+                snprintf(err, sizeof err, "--log-level: \"%s\" is not debug, info, warn or error", optarg);
+                goto bad;
+            }
+            break;
+        case OPT_STARTUP_TIMEOUT:
+            if (parse_number("--startup-timeout", optarg, 0.01, 86400, &cfg.startup_timeout) < 0)
+                goto out;
+            break;
+        case OPT_SHUTDOWN_TIMEOUT:
+            if (parse_number("--shutdown-timeout", optarg, 0, 86400, &cfg.shutdown_timeout) < 0)
+                goto out;
+            break;
+        case OPT_MAX_MESSAGE:
+            if (parse_number("--max-message-size", optarg, 1024, 0x3fffffff, &v) < 0)
+                goto out;
+            cfg.max_message_size = (uint32_t)v;
+            break;
+        case OPT_MAX_CLIENTS:
+            if (parse_number("--max-client-conn", optarg, 1, 1000000, &v) < 0)
+                goto out;
+            cfg.max_client_conn = (int)v;
+            break;
+        case OPT_CHECK:
+            check_only = true;
+            break;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
+        case 'V':
+            printf("apigres %s (libuv %s, libpq %d)\n", APIGRES_VERSION, uv_version_string(),
+                   PQlibVersion());
+            rc = 0;
+            goto out;
+        default:
+            usage(stderr);
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, sizeof err, "unexpected argument \"%s\"", argv[optind]);
+        goto bad;
+    }
+    if (config_finish(&cfg, err, sizeof err) < 0)
+        goto bad;
+    log_set_level(cfg.log_level);
+    if (check_only) {
+        printf("configuration ok: %d listen address(es), database at %s\n", cfg.nlisten,
+               config_database_label(&cfg));
+        rc = 0;
+        goto out;
+    }
+
+    raise_fd_limit();
+    uv_loop_t *loop = uv_default_loop();
+    static server srv; /* large: holds the loop's read buffer */
+    log_info("apigres %s starting", APIGRES_VERSION);
+    if (server_start(&srv, loop, &cfg) < 0) {
+        uv_walk(loop, (uv_walk_cb)uv_close, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
+        goto out;
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    log_info("apigres stopped");
+    rc = 0;
+    goto out;
+bad:
+    fprintf(stderr, "apigres: %s\n", err);
+out:
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,138 @@
+/* server: see server.h. */
+#include "proxy/server.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include "proxy/log.h"
+#include "proxy/session.h"
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    server *srv = listener->data;
+    if (status < 0) {
+        log_warn("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    session_accept(srv, listener);
+}
+
+void server_log_stats(const server *srv)
+{
+    const proxy_stats *st = &srv->stats;
+    log_msg(LOG_INFO,
+            "stats: clients_active=%d clients_total=%llu servers_active=%d queries_total=%llu "
+            "cancels_total=%llu bytes_client=%llu bytes_server=%llu",
+            st->clients_active, (unsigned long long)st->clients_total, st->servers_active,
+            (unsigned long long)st->queries_total, (unsigned long long)st->cancels_total,
+            (unsigned long long)st->bytes_client, (unsigned long long)st->bytes_server);
+}
+
+/* Closes the loop's remaining handles so uv_run returns. */
+static void server_stop(server *srv)
+{
+    log_info("all clients gone, exiting");
+    server_log_stats(srv);
+    uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    uv_close((uv_handle_t *)&srv->sig_usr1, NULL);
+    uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+}
+
+void server_session_gone(server *srv)
+{
+    if (srv->shutting_down && srv->sessions == NULL && !uv_is_closing((uv_handle_t *)&srv->sig_term))
+        server_stop(srv);
+}
+
+static void terminate_all(server *srv)
+{
+    session *next;
+    for (session *s = srv->sessions; s; s = next) {
+        next = s->next; /* frees are deferred to close callbacks */
+        session_terminate(s, "57P01", "terminating connection due to administrator command");
+    }
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    server *srv = t->data;
+    log_warn("shutdown timeout: terminating remaining clients");
+    terminate_all(srv);
+}
+
+static void on_stop_signal(uv_signal_t *sig, int signum)
+{
+    server *srv = sig->data;
+    if (srv->shutting_down) {
+        log_warn("second stop signal: terminating remaining clients now");
+        terminate_all(srv);
+        return;
+    }
+    srv->shutting_down = true;
+    log_info("%s received: not accepting new clients, waiting up to %.1f s for %d client(s)",
+             signum == SIGTERM ? "SIGTERM" : "SIGINT", srv->cfg->shutdown_timeout,
+             srv->stats.clients_active);
+    for (int i = 0; i < srv->nlisteners; i++)
+        uv_close((uv_handle_t *)&srv->listeners[i], NULL);
+    if (srv->sessions == NULL) {
+        server_stop(srv);
+        return;
+    }
+    uv_timer_start(&srv->shutdown_timer, on_shutdown_timeout,
+                   (uint64_t)(srv->cfg->shutdown_timeout * 1000), 0);
+}
+
+static void on_stats_signal(uv_signal_t *sig, int signum)
+{
+    server_log_stats(sig->data);
+}
+
+static int listen_on(server *srv, const listen_addr *la)
+{
+    struct sockaddr_storage addr;
+    int rc = strchr(la->host, ':') ? uv_ip6_addr(la->host, la->port, (struct sockaddr_in6 *)&addr)
+                                   : uv_ip4_addr(la->host, la->port, (struct sockaddr_in *)&addr);
+    if (rc < 0) {
+        log_error("listen %s:%d: not a numeric address: %s", la->host, la->port, uv_strerror(rc));
+        return -1;
+    }
+    uv_tcp_t *tcp = &srv->listeners[srv->nlisteners];
+    uv_tcp_init(srv->loop, tcp);
+    tcp->data = srv;
+    srv->nlisteners++;
+    rc = uv_tcp_bind(tcp, (const struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)tcp, 1024, on_connection);
+    if (rc < 0) {
+        log_error("listen %s:%d: %s", la->host, la->port, uv_strerror(rc));
+        return -1;
+    }
+    log_info("listening on %s:%d", la->host, la->port);
+    return 0;
+}
+
+int server_start(server *srv, uv_loop_t *loop, const config *cfg)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->loop = loop;
+    srv->cfg = cfg;
+    cancel_map_init(&srv->cancels);
+    uv_timer_init(loop, &srv->shutdown_timer);
+    srv->shutdown_timer.data = srv;
+    uv_signal_init(loop, &srv->sig_term);
+    uv_signal_init(loop, &srv->sig_int);
+    uv_signal_init(loop, &srv->sig_usr1);
+    srv->sig_term.data = srv->sig_int.data = srv->sig_usr1.data = srv;
+    uv_signal_start(&srv->sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&srv->sig_int, on_stop_signal, SIGINT);
+    uv_signal_start(&srv->sig_usr1, on_stats_signal, SIGUSR1);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_info("database at %s", config_database_label(cfg));
+    for (int i = 0; i < cfg->nlisten; i++) {
+        if (listen_on(srv, &cfg->listen[i]) < 0)
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * server: the proxy's listeners, signals, sessions and counters on one libuv loop.
+ *
+ * SIGTERM/SIGINT start a graceful stop: listeners close, connected clients may finish for
+ * shutdown_timeout seconds, then the remaining ones get FATAL 57P01 and the loop ends.
+ * SIGUSR1 logs the counters as one "stats:" line.
+ */
+#ifndef APIGRES_SERVER_H
+#define APIGRES_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/cancel.h"
+#include "proxy/config.h"
+
+#define SERVER_READ_BUFFER 65536
+
+typedef struct session session;
+
+typedef struct proxy_stats {
+    int clients_active;
+    int servers_active;
+    uint64_t clients_total;
+    uint64_t queries_total; /* Query and Execute messages */
+    uint64_t cancels_total; /* CancelRequests sent to the database */
+    uint64_t bytes_client;  /* received from clients */
+    uint64_t bytes_server;  /* received from the database */
+} proxy_stats;
+
+typedef struct server {
+    uv_loop_t *loop;
+    const config *cfg;
+    uv_tcp_t listeners[CONFIG_MAX_LISTEN];
+    int nlisteners;
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    uv_signal_t sig_usr1;
+    uv_timer_t shutdown_timer;
+    bool shutting_down;
+    session *sessions; /* every live session, for shutdown */
+    cancel_map cancels;
+    proxy_stats stats;
+    /* One read buffer for every stream on the loop: a read is fully handed on (written,
+     * or copied into a send queue) before the next one starts. */
+    char read_buffer[SERVER_READ_BUFFER];
+} server;
+
+/* Binds every listen address and installs signal handlers. Returns 0 or -1 (logged). */
+int server_start(server *srv, uv_loop_t *loop, const config *cfg);
+/* Called by a session when it has been freed. */
+void server_session_gone(server *srv);
+void server_log_stats(const server *srv);
+
+#endif

@@ -1,0 +1,625 @@
+/* session: see session.h. */
+#include "proxy/session.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/log.h"
+
+#define STARTUP_BUFFER_MAX (PGWIRE_STARTUP_MAX + SERVER_READ_BUFFER)
+/* Held messages: authentication requests and key data during startup. */
+#define HOLD_MAX 65536
+/* A queue holds at most one read plus one held message (backpressure stops the rest). */
+#define SENDQ_MAX (SERVER_READ_BUFFER + HOLD_MAX + 4096)
+/* How long a closing session waits for its last bytes to reach the client. */
+#define DRAIN_TIMEOUT_MS 5000
+
+static void session_close(session *s);
+static void session_finish(session *s);
+static void update_reading(session *s);
+static void on_client_gone(session *s);
+static void on_server_gone(session *s);
+
+static uint64_t next_session_id = 1;
+
+/* ---- small helpers */
+
+static uint64_t now_ms(const session *s) { return uv_now(s->srv->loop); }
+
+static void copy_name(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* Sends a proxy-made ErrorResponse to the client. Only call at a message boundary of the
+ * server-to-client stream. */
+static void send_client_error(session *s, const char *severity, const char *sqlstate,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void send_client_error(session *s, const char *severity, const char *sqlstate,
+                              const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    pgbuf msg;
+    pgbuf_init(&msg, 4096);
+    pgwire_put_error_detail(&msg, severity, sqlstate, message, NULL, NULL);
+    if (!msg.failed)
+        sendq_send(&s->to_client, msg.data, msg.len);
+    pgbuf_free(&msg);
+}
+
+/* FATAL to the client (if it can still be told), then close once it is flushed. */
+static void fail_session(session *s, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_session(session *s, const char *sqlstate, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    log_warn("client %llu: %s (%s)", (unsigned long long)s->id, message, sqlstate);
+    if (!s->client_eof && pgscan_at_boundary(&s->from_server))
+        send_client_error(s, "FATAL", sqlstate, "%s", message);
+    session_finish(s);
+}
+
+/* Asks the database to cancel whatever this session's backend is running. */
+static void cancel_backend_query(session *s)
+{
+    if (!s->have_backend_key || s->syncs_pending <= 0)
+        return;
+    s->srv->stats.cancels_total++;
+    cancel_send(s->srv->loop, &s->srv->cfg->backend, s->backend_pid, s->backend_key);
+}
+
+/* Tells the backend the client is leaving, when the client's stream is at a boundary. */
+static void send_server_terminate(session *s)
+{
+    static const char terminate[5] = {'X', 0, 0, 0, 4};
+    if (s->state == SESSION_READY && !s->terminate_seen && pgscan_at_boundary(&s->from_client))
+        sendq_send(&s->to_server, terminate, sizeof terminate);
+    s->terminate_seen = true;
+}
+
+/* ---- closing */
+
+static void session_handle_closed(session *s)
+{
+    if (--s->open_handles > 0)
+        return;
+    server *srv = s->srv;
+    if (s->cancel.pid)
+        cancel_map_remove(&srv->cancels, &s->cancel);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->stats.clients_active--;
+    sendq_free(&s->to_client);
+    sendq_free(&s->to_server);
+    pgscan_free(&s->from_client);
+    pgscan_free(&s->from_server);
+    pgbuf_free(&s->startup);
+    free(s);
+    server_session_gone(srv);
+}
+
+static void on_handle_closed(uv_handle_t *h) { session_handle_closed(h->data); }
+
+static void on_backend_closed(uv_handle_t *h)
+{
+    backend_conn *bc = h->data;
+    session *s = bc->data;
+    if (bc->connected)
+        s->srv->stats.servers_active--;
+    session_handle_closed(s);
+}
+
+static void session_close(session *s)
+{
+    if (s->state == SESSION_CLOSED)
+        return;
+    log_info("client %llu closed after %.3f s", (unsigned long long)s->id,
+             (double)(now_ms(s) - s->started_ms) / 1000.0);
+    s->state = SESSION_CLOSED;
+    s->open_handles = 2;
+    uv_close((uv_handle_t *)&s->client, on_handle_closed);
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    if (backend_close(&s->backend, on_backend_closed))
+        s->open_handles++;
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    session *s = t->data;
+    log_warn("client %llu: could not deliver final messages in time", (unsigned long long)s->id);
+    session_close(s);
+}
+
+/* Stops reading, lets both queues flush, then closes. */
+static void session_finish(session *s)
+{
+    if (s->state >= SESSION_DRAINING)
+        return;
+    s->state = SESSION_DRAINING;
+    update_reading(s);
+    if (!sendq_busy(&s->to_client) && !sendq_busy(&s->to_server)) {
+        session_close(s);
+        return;
+    }
+    uv_timer_start(&s->timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+}
+
+void session_terminate(session *s, const char *sqlstate, const char *message)
+{
+    if (s->state >= SESSION_DRAINING)
+        return;
+    cancel_backend_query(s);
+    send_server_terminate(s);
+    fail_session(s, sqlstate, "%s", message);
+}
+
+/* ---- reading */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    session *s = h->data;
+    *buf = uv_buf_init(s->srv->read_buffer, sizeof s->srv->read_buffer);
+}
+
+static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_server_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void update_reading(session *s)
+{
+    bool relaying = s->state == SESSION_AUTH || s->state == SESSION_READY;
+    bool want_client = (s->state == SESSION_STARTUP || relaying) && !s->client_eof &&
+                       !sendq_busy(&s->to_server);
+    bool want_server = relaying && !s->server_eof && !sendq_busy(&s->to_client);
+
+    if (want_client != s->reading_client) {
+        if (want_client)
+            uv_read_start((uv_stream_t *)&s->client, on_alloc, on_client_read);
+        else
+            uv_read_stop((uv_stream_t *)&s->client);
+        s->reading_client = want_client;
+    }
+    if (s->backend.connected && want_server != s->reading_server) {
+        if (want_server)
+            uv_read_start(&s->backend.h.stream, on_alloc, on_server_read);
+        else
+            uv_read_stop(&s->backend.h.stream);
+        s->reading_server = want_server;
+    }
+}
+
+static void on_queue_drained(sendq *q, int status)
+{
+    session *s = q->data;
+    if (s->state == SESSION_CLOSED)
+        return;
+    if (status < 0) {
+        if (q == &s->to_client)
+            on_client_gone(s);
+        else
+            on_server_gone(s);
+        return;
+    }
+    if (s->state == SESSION_DRAINING) {
+        if (!sendq_busy(&s->to_client) && !sendq_busy(&s->to_server))
+            session_close(s);
+        return;
+    }
+    update_reading(s);
+}
+
+/* ---- client → server */
+
+static bool is_frontend_type(char type)
+{
+    switch (type) {
+    case 'B': case 'C': case 'c': case 'd': case 'D': case 'E': case 'f': case 'F':
+    case 'H': case 'P': case 'p': case 'Q': case 'S': case 'X':
+        return true;
+    default:
+        return false;
+    }
+}
+
+static enum pgscan_verdict client_on_header(void *ctx, char type, uint32_t len)
+{
+    session *s = ctx;
+    if (!is_frontend_type(type)) {
+        fail_session(s, "08P01", "invalid frontend message type %d", (unsigned char)type);
+        return PGSCAN_STOP;
+    }
+    if (len < 4) {
+        fail_session(s, "08P01", "invalid message length %u", len);
+        return PGSCAN_STOP;
+    }
+    if (len > s->srv->cfg->max_message_size) {
+        fail_session(s, "08P01", "message of %u bytes exceeds max_message_size (%u)", len,
+                     s->srv->cfg->max_message_size);
+        return PGSCAN_STOP;
+    }
+    switch (type) {
+    case 'Q':
+        s->srv->stats.queries_total++;
+        s->syncs_pending++;
+        break;
+    case 'E':
+        s->srv->stats.queries_total++;
+        break;
+    case 'S':
+    case 'F':
+        s->syncs_pending++;
+        break;
+    case 'X':
+        s->terminate_seen = true;
+        break;
+    }
+    return PGSCAN_PASS;
+}
+
+static int client_on_pass(void *ctx, const char *data, size_t len)
+{
+    session *s = ctx;
+    return sendq_send(&s->to_server, data, len);
+}
+
+static int client_on_message(void *ctx, const char *msg, size_t len)
+{
+    /* nothing from the client is held yet: the write path will hold statements here */
+    return client_on_pass(ctx, msg, len);
+}
+
+static const pgscan_ops client_ops = {client_on_header, client_on_pass, client_on_message};
+
+/* Feeds bytes from the client to the relay and handles the outcome. */
+static void relay_from_client(session *s, const char *data, size_t len)
+{
+    int rc = pgscan_feed(&s->from_client, &client_ops, s, data, len);
+    if (s->state >= SESSION_DRAINING)
+        return;
+    if (s->to_server.error) {
+        on_server_gone(s);
+        return;
+    }
+    if (rc == PGSCAN_TOO_LARGE || rc == PGSCAN_BAD_LENGTH) {
+        fail_session(s, "08P01", "invalid message from client");
+        return;
+    }
+    update_reading(s);
+}
+
+/* ---- server → client */
+
+static enum pgscan_verdict server_on_header(void *ctx, char type, uint32_t len)
+{
+    session *s = ctx;
+    if (len < 4) {
+        log_error("client %llu: invalid message from the database (type %d, length %u)",
+                  (unsigned long long)s->id, (unsigned char)type, len);
+        send_server_terminate(s);
+        fail_session(s, "08006", "invalid message from the database server");
+        return PGSCAN_STOP;
+    }
+    s->last_server_type = type;
+    if (type == 'Z') {
+        if (s->syncs_pending > 0)
+            s->syncs_pending--;
+        if (s->state == SESSION_AUTH) {
+            s->state = SESSION_READY;
+            uv_timer_stop(&s->timer);
+            pgbuf_free(&s->from_server.hold);
+            log_info("client %llu: session ready (user=%s database=%s)",
+                     (unsigned long long)s->id, s->user, s->database);
+        }
+        return PGSCAN_PASS;
+    }
+    if (s->state == SESSION_AUTH && (type == 'R' || type == 'K'))
+        return PGSCAN_HOLD;
+    return PGSCAN_PASS;
+}
+
+static int server_on_pass(void *ctx, const char *data, size_t len)
+{
+    session *s = ctx;
+    return sendq_send(&s->to_client, data, len);
+}
+
+/* AuthenticationSASL without SCRAM-SHA-256-PLUS: channel binding cannot work through a
+ * proxy that terminates the client's connection. */
+static int send_sasl_without_plus(session *s, const char *msg, size_t len)
+{
+    pgread r;
+    pgread_init(&r, msg + 9, len - 9);
+    pgbuf out;
+    pgbuf_init(&out, HOLD_MAX);
+    size_t start = pgbuf_begin_message(&out, 'R');
+    pgbuf_put_int32(&out, PGWIRE_AUTH_SASL);
+    for (;;) {
+        const char *mech = pgread_string(&r);
+        if (!mech || mech[0] == '\0')
+            break;
+        if (strcmp(mech, "SCRAM-SHA-256-PLUS") != 0)
+            pgbuf_put_string(&out, mech);
+    }
+    pgbuf_put_byte(&out, 0);
+    pgbuf_end_message(&out, start);
+    int rc = r.failed || out.failed ? -1 : sendq_send(&s->to_client, out.data, out.len);
+    pgbuf_free(&out);
+    return rc;
+}
+
+static int server_on_message(void *ctx, const char *msg, size_t len)
+{
+    session *s = ctx;
+    if (msg[0] == 'R' && len >= 9 && pgwire_get_int32(msg + 5) == PGWIRE_AUTH_SASL)
+        return send_sasl_without_plus(s, msg, len);
+    if (msg[0] == 'K' && len == 13) {
+        s->backend_pid = pgwire_get_int32(msg + 5);
+        s->backend_key = pgwire_get_int32(msg + 9);
+        s->have_backend_key = true;
+        if (!s->cancel.pid && cancel_map_add(&s->srv->cancels, &s->cancel) < 0) {
+            log_error("client %llu: no randomness for a cancel key", (unsigned long long)s->id);
+            return -1;
+        }
+        char key[13] = {'K', 0, 0, 0, 12};
+        pgwire_set_int32(key + 5, s->cancel.pid);
+        pgwire_set_int32(key + 9, s->cancel.key);
+        return sendq_send(&s->to_client, key, sizeof key);
+    }
+    return sendq_send(&s->to_client, msg, len);
+}
+
+static const pgscan_ops server_ops = {server_on_header, server_on_pass, server_on_message};
+
+static void on_server_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    backend_conn *bc = stream->data;
+    session *s = bc->data;
+    if (s->state >= SESSION_DRAINING)
+        return;
+    if (nread < 0) {
+        on_server_gone(s);
+        return;
+    }
+    s->srv->stats.bytes_server += (uint64_t)nread;
+    int rc = pgscan_feed(&s->from_server, &server_ops, s, buf->base, (size_t)nread);
+    if (s->state >= SESSION_DRAINING)
+        return;
+    if (s->to_client.error) {
+        on_client_gone(s);
+        return;
+    }
+    if (rc != PGSCAN_OK) {
+        log_error("client %llu: invalid message from the database", (unsigned long long)s->id);
+        send_server_terminate(s);
+        session_finish(s); /* mid-message: the client cannot be told more */
+        return;
+    }
+    update_reading(s);
+}
+
+/* The database side closed or failed. */
+static void on_server_gone(session *s)
+{
+    if (s->state >= SESSION_DRAINING)
+        return;
+    s->server_eof = true;
+    if (s->terminate_seen || s->client_eof) {
+        session_finish(s);
+        return;
+    }
+    /* After its own FATAL ErrorResponse the database closes; the client already knows. */
+    if (s->last_server_type == 'E') {
+        log_info("client %llu: database closed the connection after an error",
+                 (unsigned long long)s->id);
+        session_finish(s);
+        return;
+    }
+    fail_session(s, "08006", "connection to the database server was lost");
+}
+
+/* The client closed or failed. */
+static void on_client_gone(session *s)
+{
+    if (s->state >= SESSION_DRAINING)
+        return;
+    s->client_eof = true;
+    if (!s->terminate_seen)
+        log_info("client %llu: client disconnected%s", (unsigned long long)s->id,
+                 s->syncs_pending > 0 ? " during a query: cancelling it" : "");
+    if (!s->terminate_seen)
+        cancel_backend_query(s);
+    send_server_terminate(s);
+    session_finish(s);
+}
+
+/* ---- startup */
+
+static void on_backend_connected(backend_conn *bc, int status)
+{
+    session *s = bc->data;
+    if (s->state != SESSION_CONNECTING)
+        return; /* closing: nothing to do */
+    if (status < 0) {
+        fail_session(s, "08001", "could not connect to the database server at %s: %s",
+                     config_database_label(s->srv->cfg), uv_strerror(status));
+        return;
+    }
+    s->srv->stats.servers_active++;
+    s->state = SESSION_AUTH;
+    sendq_init(&s->to_server, &bc->h.stream, SENDQ_MAX, on_queue_drained, s);
+    uint32_t len = pgwire_startup_length(s->startup.data, s->startup.len);
+    if (sendq_send(&s->to_server, s->startup.data, len) < 0) {
+        on_server_gone(s);
+        return;
+    }
+    pgbuf_consume(&s->startup, len);
+    if (s->startup.len > 0)
+        relay_from_client(s, s->startup.data, s->startup.len);
+    pgbuf_free(&s->startup);
+    if (s->state == SESSION_AUTH)
+        update_reading(s);
+}
+
+static void handle_cancel_request(session *s, const pgwire_startup *st)
+{
+    cancel_entry *e = cancel_map_find(&s->srv->cancels, st->cancel_pid, st->cancel_key);
+    if (!e) {
+        log_info("client %llu: cancel request with an unknown key", (unsigned long long)s->id);
+        return;
+    }
+    session *target = (session *)((char *)e - offsetof(session, cancel));
+    log_info("client %llu: cancel request for client %llu", (unsigned long long)s->id,
+             (unsigned long long)target->id);
+    target->srv->stats.cancels_total++;
+    cancel_send(s->srv->loop, &s->srv->cfg->backend, target->backend_pid, target->backend_key);
+}
+
+/* Consumes complete startup packets from s->startup; returns when more bytes are needed
+ * or the session has moved on. */
+static void process_startup(session *s)
+{
+    while (s->state == SESSION_STARTUP) {
+        if (s->startup.len < 4)
+            return;
+        uint32_t len = pgwire_startup_length(s->startup.data, s->startup.len);
+        if (len < 8 || len > PGWIRE_STARTUP_MAX) {
+            fail_session(s, "08P01", "invalid length of startup packet");
+            return;
+        }
+        if (s->startup.len < len)
+            return;
+        pgwire_startup st;
+        int rc = pgwire_parse_startup(s->startup.data, len, &st);
+        if (rc == PGWIRE_STARTUP_BAD_LENGTH) {
+            fail_session(s, "08P01", "invalid length of startup packet");
+            return;
+        }
+        if (rc == PGWIRE_STARTUP_MALFORMED) {
+            fail_session(s, "08P01", "invalid startup packet layout: expected terminator as last byte");
+            return;
+        }
+        if (st.code == PGWIRE_SSL_REQUEST || st.code == PGWIRE_GSSENC_REQUEST) {
+            pgbuf_consume(&s->startup, len);
+            sendq_send(&s->to_client, "N", 1);
+            continue;
+        }
+        if (st.code == PGWIRE_CANCEL_REQUEST) {
+            handle_cancel_request(s, &st);
+            session_finish(s);
+            return;
+        }
+        if (st.code >> 16 != 3) {
+            fail_session(s, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+                         st.code >> 16, st.code & 0xffff);
+            return;
+        }
+        copy_name(s->user, sizeof s->user, st.user);
+        copy_name(s->database, sizeof s->database, st.database ? st.database : st.user);
+        log_info("client %llu: login user=%s database=%s application=%s", (unsigned long long)s->id,
+                 s->user, s->database, st.application_name ? st.application_name : "");
+        s->state = SESSION_CONNECTING;
+        update_reading(s);
+        int crc = backend_connect(s->srv->loop, &s->backend, &s->srv->cfg->backend,
+                                  on_backend_connected, s);
+        if (crc < 0)
+            fail_session(s, "08001", "could not connect to the database server at %s: %s",
+                         config_database_label(s->srv->cfg), uv_strerror(crc));
+        return;
+    }
+}
+
+static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    session *s = stream->data;
+    if (s->state >= SESSION_DRAINING)
+        return;
+    if (nread < 0) {
+        on_client_gone(s);
+        return;
+    }
+    s->srv->stats.bytes_client += (uint64_t)nread;
+    if (s->state == SESSION_STARTUP) {
+        pgbuf_put(&s->startup, buf->base, (size_t)nread);
+        if (s->startup.failed) {
+            fail_session(s, "08P01", "invalid length of startup packet");
+            return;
+        }
+        process_startup(s);
+        return;
+    }
+    relay_from_client(s, buf->base, (size_t)nread);
+}
+
+static void on_startup_timeout(uv_timer_t *t)
+{
+    session *s = t->data;
+    fail_session(s, "08P01", "canceling authentication due to timeout");
+}
+
+void session_accept(server *srv, uv_stream_t *listener)
+{
+    session *s = calloc(1, sizeof *s);
+    if (!s) {
+        log_error("out of memory accepting a client");
+        return;
+    }
+    s->srv = srv;
+    s->id = next_session_id++;
+    s->started_ms = uv_now(srv->loop);
+    uv_tcp_init(srv->loop, &s->client);
+    uv_timer_init(srv->loop, &s->timer);
+    s->client.data = s;
+    s->timer.data = s;
+    sendq_init(&s->to_client, (uv_stream_t *)&s->client, SENDQ_MAX, on_queue_drained, s);
+    pgscan_init(&s->from_client, HOLD_MAX);
+    pgscan_init(&s->from_server, HOLD_MAX);
+    pgbuf_init(&s->startup, STARTUP_BUFFER_MAX);
+    s->next = srv->sessions;
+    if (s->next)
+        s->next->prev = s;
+    srv->sessions = s;
+    srv->stats.clients_active++;
+    srv->stats.clients_total++;
+
+    if (uv_accept(listener, (uv_stream_t *)&s->client) < 0) {
+        session_close(s);
+        return;
+    }
+    uv_tcp_nodelay(&s->client, 1);
+    struct sockaddr_storage addr;
+    int alen = sizeof addr;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&s->client, (struct sockaddr *)&addr, &alen) == 0) {
+        if (addr.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&addr, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&addr, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
+        }
+    }
+    snprintf(s->peer, sizeof s->peer, "%s:%d", host, port);
+    log_info("client %llu: connected from %s", (unsigned long long)s->id, s->peer);
+
+    if (srv->stats.clients_active > srv->cfg->max_client_conn) {
+        fail_session(s, "53300", "sorry, too many clients already");
+        return;
+    }
+    uv_timer_start(&s->timer, on_startup_timeout, (uint64_t)(srv->cfg->startup_timeout * 1000), 0);
+    update_reading(s);
+}

@@ -1,0 +1,75 @@
+/*
+ * session: one client connection and its backend connection (session mode), relayed.
+ *
+ * State advances STARTUP → CONNECTING → AUTH → READY, then DRAINING → CLOSED:
+ *  - STARTUP:    reading the startup packet; SSLRequest/GSSENCRequest answered 'N';
+ *                a CancelRequest is looked up and forwarded, then the connection closed.
+ *  - CONNECTING: client reads paused while the backend connection opens.
+ *  - AUTH:       the startup packet went to the database with the client's parameters;
+ *                authentication is relayed message by message, except that
+ *                SCRAM-SHA-256-PLUS is removed from AuthenticationSASL and BackendKeyData
+ *                is replaced by the proxy's own key.
+ *  - READY:      both directions stream through pgscan: only headers are read, bytes are
+ *                forwarded as they came. A side is not read while the queue towards the
+ *                other side is busy (backpressure).
+ *  - DRAINING:   a final message is being flushed; then every handle is closed and the
+ *                session freed.
+ * Protocol violations by the client get FATAL 08P01, a lost database connection FATAL
+ * 08006; a client that vanishes while its query runs gets that query cancelled.
+ */
+#ifndef APIGRES_SESSION_H
+#define APIGRES_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/backend.h"
+#include "proxy/cancel.h"
+#include "proxy/pgwire.h"
+#include "proxy/sendq.h"
+#include "proxy/server.h"
+
+enum session_state {
+    SESSION_STARTUP,
+    SESSION_CONNECTING,
+    SESSION_AUTH,
+    SESSION_READY,
+    SESSION_DRAINING,
+    SESSION_CLOSED,
+};
+
+struct session {
+    server *srv;
+    session *prev, *next; /* srv->sessions */
+    uint64_t id;
+    enum session_state state;
+    uv_tcp_t client;
+    backend_conn backend;
+    uv_timer_t timer; /* startup timeout, then drain timeout */
+    sendq to_client;
+    sendq to_server;
+    pgscan from_client;
+    pgscan from_server;
+    pgbuf startup;       /* the startup packet as it arrives */
+    cancel_entry cancel; /* the key the client was given */
+    uint32_t backend_pid, backend_key;
+    bool have_backend_key;
+    int syncs_pending; /* Query/Sync/FunctionCall sent without ReadyForQuery back yet */
+    char last_server_type;
+    bool reading_client, reading_server;
+    bool client_eof, server_eof, terminate_seen;
+    int open_handles;
+    uint64_t started_ms;
+    char peer[64];
+    char user[64];
+    char database[64];
+};
+
+/* Accepts a pending connection from listener; logs and drops it on failure. */
+void session_accept(server *srv, uv_stream_t *listener);
+/* Ends a session on behalf of the proxy (shutdown): the client gets FATAL with this
+ * SQLSTATE and message where the protocol allows it, a running query is cancelled. */
+void session_terminate(session *s, const char *sqlstate, const char *message);
+
+#endif

@@ -1,0 +1,4 @@
+#ifndef APIGRES_VERSION_H
+#define APIGRES_VERSION_H
+#define APIGRES_VERSION "0.1.0"
+#endif

@@ -1,0 +1,50 @@
+# Source this file from a test script run by tests/run.sh. Every check prints one line,
+# "ok - what" or "not ok - what"; tests/run.sh counts them. A script's exit status is
+# non-zero when any of its checks failed.
+#
+# Environment provided by tests/run.sh:
+#   PG_PORT      the real Postgres (127.0.0.1)      PROXY_PORT  apigres in front of it
+#   PGHOST PGDATABASE PGUSER                         defaults for psql/libpq (superuser, trust)
+#   APIGRES      path of the apigres binary          APIGRES_PID APIGRES_LOG (running instance)
+#   PG_DIR       the cluster's directory (socket, data, postgres.log)
+#   TEST_TMP     a scratch directory for this run    TEST_BIN    compiled test programs
+#   APP_USER/APP_PASSWORD   SCRAM role;   MD5_USER/MD5_PASSWORD   md5 role
+
+TEST_FAILED=0
+
+ok()     { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; TEST_FAILED=1; }
+
+# check "description" command args...   passes when the command exits 0
+check() {
+  local desc=$1; shift
+  if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+# check_eq "description" expected actual
+check_eq() {
+  if [ "$2" == "$3" ]; then ok "$1"; else
+    not_ok "$1"; printf '#   expected: %q\n#   actual:   %q\n' "$2" "$3"; fi
+}
+
+psql_direct() { psql -X -v ON_ERROR_STOP=1 -p "$PG_PORT" "$@"; }
+psql_proxy()  { psql -X -v ON_ERROR_STOP=1 -p "$PROXY_PORT" "$@"; }
+
+# proxy_rss_kb PID   resident set size of a process in KiB
+proxy_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${1:-$APIGRES_PID}/status"; }
+
+# proxy_stats   asks the running proxy for its counters (SIGUSR1) and prints the stats line
+proxy_stats() {
+  local before; before=$(grep -c 'stats:' "$APIGRES_LOG" || true)
+  kill -USR1 "$APIGRES_PID"
+  for _ in $(seq 100); do
+    [ "$(grep -c 'stats:' "$APIGRES_LOG" || true)" -gt "$before" ] && break
+    sleep 0.02
+  done
+  grep 'stats:' "$APIGRES_LOG" | tail -n 1
+}
+
+# stat_value NAME   one counter from proxy_stats, e.g. stat_value clients_active
+stat_value() { proxy_stats | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+test_done() { exit "$TEST_FAILED"; }
