@@ -15,7 +15,7 @@ UNIT_SRC  := $(wildcard tests/unit/unit_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
 TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test check-asan run bench fuzz clean
+.PHONY: all deps test test-programs check-asan run bench fuzz clean
 all: apigres
 
 apigres: $(BUILD)/apigres
@@ -36,7 +36,7 @@ $(BUILD)/tests/%: tests/integration/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-test-programs: $(TEST_BINS)
+test-programs: $(TEST_BINS) $(BUILD)/fuzz/fuzz_pgwire
 
 deps:
 	bash scripts/deps.sh
@@ -60,3 +60,15 @@ bench: deps all
 
 clean:
 	rm -rf build build-asan apigres
+
+# libFuzzer targets (clang); FUZZ_SECONDS per target, corpus in tests/fuzz/corpus/NAME.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -I. $(shell pkg-config --cflags $(PKGS))
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c proxy/pgwire.c proxy/pgwire.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< proxy/pgwire.c
+
+fuzz: deps $(BUILD)/fuzz/fuzz_pgwire
+	@mkdir -p $(BUILD)/fuzz/corpus-pgwire
+	$(BUILD)/fuzz/fuzz_pgwire -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  $(BUILD)/fuzz/corpus-pgwire tests/fuzz/corpus/pgwire

@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(build-essential pkg-config git python3 ca-certificates
       libuv1-dev libpq-dev libpg-query-dev libprotobuf-c-dev libcurl4-openssl-dev
       libcjson-dev libssl-dev
-      postgresql postgresql-client postgresql-contrib pgbouncer procps)
+      postgresql postgresql-client postgresql-contrib pgbouncer procps
+      clang libclang-rt-14-dev)
 [ "${APIGRES_DEPS_EXTRA:-}" ] && PKGS+=(${APIGRES_DEPS_EXTRA})
 
 missing=()
