@@ -207,19 +207,19 @@ static void on_queue_drained(sendq *q, int status)
     session *s = q->data;
     if (s->state == SESSION_CLOSED)
         return;
-    if (status < 0) {
+    if (status < 0 && s->state < SESSION_DRAINING) {
         if (q == &s->to_client)
             on_client_gone(s);
         else
             on_server_gone(s);
+    }
+    if (s->state < SESSION_DRAINING) {
+        update_reading(s);
         return;
     }
-    if (s->state == SESSION_DRAINING) {
-        if (!sendq_busy(&s->to_client) && !sendq_busy(&s->to_server))
-            session_close(s);
-        return;
-    }
-    update_reading(s);
+    /* draining: a failed queue counts as flushed, there is nothing more to wait for */
+    if (s->state == SESSION_DRAINING && !sendq_busy(&s->to_client) && !sendq_busy(&s->to_server))
+        session_close(s);
 }
 
 /* ---- client → server */
