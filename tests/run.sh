@@ -93,9 +93,12 @@ SQL
 pgbench -q -i -s 1 -p "$PG_PORT" apigres_test >/dev/null 2>&1 || { echo "not ok - pgbench -i"; exit 1; }
 
 # start_proxy PORT DATABASE LOG [extra args]: starts apigres, waits for it to listen, prints its pid
+# Meant for pid=$(start_proxy ...): in that subshell the caller's EXIT trap must not run,
+# and the proxy must not hold the substitution's stdout open.
 start_proxy() {
+  [ "$BASH_SUBSHELL" -gt 0 ] && trap - EXIT
   local port=$1 db=$2 log=$3; shift 3
-  "$APIGRES" --listen "127.0.0.1:$port" --database "$db" --log-level debug "$@" 2>"$log" &
+  "$APIGRES" --listen "127.0.0.1:$port" --database "$db" --log-level debug "$@" >/dev/null 2>"$log" &
   local pid=$!
   for _ in $(seq 200); do
     grep -q 'listening on' "$log" 2>/dev/null && { echo "$pid"; return 0; }
