@@ -64,7 +64,7 @@ clean:
 
 # libFuzzer targets (clang); FUZZ_SECONDS per target, corpus in tests/fuzz/corpus/NAME.
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -I. $(shell pkg-config --cflags $(PKGS))
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. $(shell pkg-config --cflags $(PKGS))
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c proxy/pgwire.c proxy/pgwire.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< proxy/pgwire.c

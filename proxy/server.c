@@ -117,6 +117,7 @@ int server_start(server *srv, uv_loop_t *loop, const config *cfg)
     memset(srv, 0, sizeof *srv);
     srv->loop = loop;
     srv->cfg = cfg;
+    loop->data = srv;
     cancel_map_init(&srv->cancels);
     uv_timer_init(loop, &srv->shutdown_timer);
     srv->shutdown_timer.data = srv;

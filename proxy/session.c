@@ -170,10 +170,12 @@ void session_terminate(session *s, const char *sqlstate, const char *message)
 
 /* ---- reading */
 
+/* For client and backend streams alike: the buffer is the loop's (loop->data is the
+ * server), not the handle's, whose data differs between the two kinds of stream. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    session *s = h->data;
-    *buf = uv_buf_init(s->srv->read_buffer, sizeof s->srv->read_buffer);
+    server *srv = h->loop->data;
+    *buf = uv_buf_init(srv->read_buffer, sizeof srv->read_buffer);
 }
 
 static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
