@@ -19,8 +19,9 @@ TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(ITEST_SRC:tests/integ
 .PHONY: all deps test test-programs check-asan run bench fuzz clean
 all: apigres
 
+# copied through a rename so that a running ./apigres does not make cp fail
 apigres: $(BUILD)/apigres
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/apigres: $(BUILD)/proxy/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

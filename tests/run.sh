@@ -92,9 +92,10 @@ CREATE DATABASE apigres_test OWNER $APP_USER;
 SQL
 pgbench -q -i -s 1 -p "$PG_PORT" apigres_test >/dev/null 2>&1 || { echo "not ok - pgbench -i"; exit 1; }
 
-# start_proxy PORT DATABASE LOG [extra args]: starts apigres, waits for it to listen, prints its pid
-# Meant for pid=$(start_proxy ...): in that subshell the caller's EXIT trap must not run,
-# and the proxy must not hold the substitution's stdout open.
+# start_proxy PORT DATABASE LOG [extra args]: starts apigres, waits for it to listen, prints
+# its pid. Call it in the shell itself and take $! to be able to wait for the proxy; when it
+# is called in $(...) the caller's EXIT trap must not run in that subshell, and the proxy
+# must not hold the substitution's stdout open.
 start_proxy() {
   [ "$BASH_SUBSHELL" -gt 0 ] && trap - EXIT
   local port=$1 db=$2 log=$3; shift 3
@@ -109,10 +110,12 @@ start_proxy() {
 }
 export -f start_proxy
 
-if ! APIGRES_PID=$(start_proxy "$PROXY_PORT" "host=127.0.0.1 port=$PG_PORT" "$APIGRES_LOG"); then
+# started in this shell so that it is our child and its exit status can be waited for
+if ! start_proxy "$PROXY_PORT" "host=127.0.0.1 port=$PG_PORT" "$APIGRES_LOG" >/dev/null; then
   echo "not ok - start apigres"; failed=$((failed + 1))
   echo "$passed passed, $failed failed"; exit 1
 fi
+APIGRES_PID=$!
 export APIGRES_PID
 
 # --- integration tests, in name order; each may use the shared proxy and cluster
