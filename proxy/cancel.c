@@ -27,14 +27,13 @@ static bool pid_in_use(const cancel_map *m, uint32_t pid)
     return false;
 }
 
-int cancel_map_add(cancel_map *m, cancel_entry *e)
+int cancel_map_add(cancel_map *m, cancel_entry *e, uint32_t pid)
 {
     if (getrandom(&e->key, sizeof e->key, 0) != sizeof e->key)
         return -1;
-    /* skip pids still in use after a wrap-around */
-    do {
+    e->pid = pid;
+    while (e->pid == 0 || pid_in_use(m, e->pid))
         e->pid = m->next_pid++ & 0x7fffffff;
-    } while (e->pid == 0 || pid_in_use(m, e->pid));
     cancel_entry **head = &m->buckets[e->pid % CANCEL_BUCKETS];
     e->next = *head;
     *head = e;

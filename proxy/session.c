@@ -372,7 +372,7 @@ static int server_on_message(void *ctx, const char *msg, size_t len)
         s->backend_pid = pgwire_get_int32(msg + 5);
         s->backend_key = pgwire_get_int32(msg + 9);
         s->have_backend_key = true;
-        if (!s->cancel.pid && cancel_map_add(&s->srv->cancels, &s->cancel) < 0) {
+        if (!s->cancel.pid && cancel_map_add(&s->srv->cancels, &s->cancel, s->backend_pid) < 0) {
             log_error("client %llu: no randomness for a cancel key", (unsigned long long)s->id);
             return -1;
         }

@@ -7,8 +7,8 @@
  *  - CONNECTING: client reads paused while the backend connection opens.
  *  - AUTH:       the startup packet went to the database with the client's parameters;
  *                authentication is relayed message by message, except that
- *                SCRAM-SHA-256-PLUS is removed from AuthenticationSASL and BackendKeyData
- *                is replaced by the proxy's own key.
+ *                SCRAM-SHA-256-PLUS is removed from AuthenticationSASL and the secret in
+ *                BackendKeyData is replaced by the proxy's own (see cancel.h).
  *  - READY:      both directions stream through pgscan: only headers are read, bytes are
  *                forwarded as they came. A side is not read while the queue towards the
  *                other side is busy (backpressure).
