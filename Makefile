@@ -34,7 +34,7 @@ $(BUILD)/tests/unit_%: tests/unit/unit_%.c tests/unit/unit.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/integration/%.c
+$(BUILD)/tests/%: tests/integration/%.c tests/integration/itest.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
