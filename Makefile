@@ -1,7 +1,7 @@
 # apigres build. `make` builds ./apigres; see README.md for the other targets.
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv libpq libcjson
+PKGS    := libuv libpq libcjson libcurl
 CFLAGS  ?= -O2 -g
 # CFLAGS/LDFLAGS are the caller's (optimisation, sanitizers); the rest is always on.
 ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -10,7 +10,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lcrypto
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PROXY_SRC := $(wildcard proxy/*.c)
-LIB_SRC   := $(filter-out proxy/main.c,$(PROXY_SRC))
+LIB_SRC   := $(filter-out proxy/main.c,$(PROXY_SRC)) $(wildcard upstream/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/unit_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
@@ -26,7 +26,7 @@ apigres: $(BUILD)/apigres
 $(BUILD)/apigres: $(BUILD)/proxy/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: %.c $(wildcard proxy/*.h)
+$(BUILD)/%.o: %.c $(wildcard proxy/*.h upstream/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -34,9 +34,9 @@ $(BUILD)/tests/unit_%: tests/unit/unit_%.c tests/unit/unit.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/integration/%.c tests/integration/itest.h
+$(BUILD)/tests/%: tests/integration/%.c tests/integration/itest.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
 test-programs: $(TEST_BINS) $(BUILD)/fuzz/fuzz_pgwire
 

@@ -1,0 +1,129 @@
+/* Unit tests for upstream/: the rate limiter's window, the retry policy, header lookup. */
+#include <string.h>
+
+#include "tests/unit/unit.h"
+#include "upstream/http.h"
+#include "upstream/ratelimit.h"
+#include "upstream/retry.h"
+
+/* Simulates a client that starts a request whenever the limiter allows, for `ms`
+ * milliseconds of virtual time; returns how many started. Requests finish at once. */
+static int simulate(ratelimit *rl, uint64_t ms)
+{
+    int started = 0;
+    for (uint64_t now = 0; now < ms;) {
+        int64_t wait = ratelimit_wait_ms(rl, now);
+        if (wait == 0) {
+            ratelimit_take(rl, now);
+            rl->in_flight--;
+            started++;
+        } else {
+            now += (uint64_t)wait;
+        }
+    }
+    return started;
+}
+
+static void test_window(void)
+{
+    ratelimit rl;
+    CHECK(ratelimit_init(&rl, NULL, 100, 1.0, 0) == 0, "ratelimit init 100/s");
+    int n = simulate(&rl, 30000);
+    CHECK(n == 3000, "100 per 1 s held exactly over 30 s of virtual time (%d)", n);
+    ratelimit_close(&rl);
+
+    CHECK(ratelimit_init(&rl, NULL, 5, 10.0, 0) == 0, "ratelimit init 5/10s");
+    for (int i = 0; i < 5; i++)
+        ratelimit_take(&rl, 1000 + (uint64_t)i);
+    CHECK(ratelimit_wait_ms(&rl, 1010) == 9990, "a full window waits until its oldest start leaves");
+    CHECK(ratelimit_wait_ms(&rl, 11000) == 0, "then admits one");
+    ratelimit_close(&rl);
+
+    /* any window of `interval` holds at most `allowed` starts, also for bursts */
+    CHECK(ratelimit_init(&rl, NULL, 7, 0.5, 0) == 0, "ratelimit init 7/0.5s");
+    uint64_t starts[200];
+    int k = 0;
+    for (uint64_t now = 0; k < 200;) {
+        int64_t wait = ratelimit_wait_ms(&rl, now);
+        if (wait == 0) {
+            ratelimit_take(&rl, now);
+            starts[k++] = now;
+        } else {
+            now += (uint64_t)wait;
+        }
+    }
+    int worst = 0;
+    for (int i = 0; i < 200; i++) {
+        int in = 0;
+        for (int j = i; j < 200 && starts[j] < starts[i] + 500; j++)
+            in++;
+        if (in > worst)
+            worst = in;
+    }
+    CHECK(worst == 7, "no 0.5 s window holds more than 7 starts (worst %d)", worst);
+    ratelimit_close(&rl);
+
+    CHECK(ratelimit_init(&rl, NULL, 0, 0, 2) == 0, "concurrency-only limiter");
+    ratelimit_take(&rl, 0);
+    ratelimit_take(&rl, 0);
+    CHECK(ratelimit_wait_ms(&rl, 0) == -1, "max_concurrent reached: only a release unblocks");
+    rl.in_flight--;
+    CHECK(ratelimit_wait_ms(&rl, 0) == 0, "a release frees a slot");
+    ratelimit_close(&rl);
+
+    CHECK(ratelimit_init(&rl, NULL, 10, 0, 0) < 0, "a rate without an interval is refused");
+}
+
+static void test_retry(void)
+{
+    CHECK(retry_is_retryable(HTTP_CONNECT_FAILED, 0, true), "nothing sent: always retryable");
+    CHECK(retry_is_retryable(HTTP_OK, 429, true) && retry_is_retryable(HTTP_OK, 503, true),
+          "429 and 503 are retryable even for a create without idempotency key");
+    CHECK(retry_is_retryable(HTTP_OK, 500, false) && !retry_is_retryable(HTTP_OK, 500, true),
+          "500 only when a repeat cannot duplicate");
+    CHECK(retry_is_retryable(HTTP_TIMED_OUT, 0, false) && !retry_is_retryable(HTTP_TIMED_OUT, 0, true),
+          "a timeout only when a repeat cannot duplicate");
+    CHECK(!retry_is_retryable(HTTP_OK, 400, false) && !retry_is_retryable(HTTP_OK, 404, false) &&
+              !retry_is_retryable(HTTP_OK, 401, false),
+          "client errors are final");
+
+    retry_policy p;
+    retry_policy_default(&p);
+    CHECK(retry_delay_ms(&p, 1, -1, 0.999) < 250 && retry_delay_ms(&p, 3, -1, 0.999) > 990 &&
+              retry_delay_ms(&p, 3, -1, 0.999) < 1000,
+          "backoff ceilings double: 250 ms, 500 ms, 1 s");
+    CHECK(retry_delay_ms(&p, 30, -1, 0.999) <= p.max_delay_ms, "backoff is capped");
+    CHECK(retry_delay_ms(&p, 1, 5000, 0.1) == 5000, "Retry-After is honoured when longer");
+    CHECK(retry_parse_retry_after("7", 0) == 7000, "Retry-After in seconds");
+    CHECK(retry_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470) == 10000,
+          "Retry-After as an HTTP-date");
+    CHECK(retry_parse_retry_after("soon", 0) < 0 && retry_parse_retry_after("", 0) < 0,
+          "an invalid Retry-After is ignored");
+}
+
+static void test_headers(void)
+{
+    http_response r;
+    memset(&r, 0, sizeof r);
+    pgbuf_init(&r.headers, 4096);
+    const char *h = "Content-Type: application/json\r\nRequest-Id:  req_123 \r\nretry-after: 2\r\n\r\n";
+    pgbuf_put(&r.headers, h, strlen(h));
+    char v[64];
+    CHECK(http_response_header(&r, "request-id", v, sizeof v) == 0 && strcmp(v, "req_123") == 0,
+          "header lookup is case-insensitive and trims");
+    CHECK(http_response_header(&r, "Retry-After", v, sizeof v) == 0 && strcmp(v, "2") == 0,
+          "Retry-After found");
+    CHECK(http_response_header(&r, "Request", v, sizeof v) < 0, "a prefix is not a header name");
+    char small[4];
+    CHECK(http_response_header(&r, "content-type", small, sizeof small) == 0 && strlen(small) == 3,
+          "a long value is truncated to the buffer");
+    pgbuf_free(&r.headers);
+}
+
+int main(void)
+{
+    test_window();
+    test_retry();
+    test_headers();
+    return unit_done();
+}
