@@ -1,8 +1,13 @@
 /* Unit tests for upstream/: the rate limiter's window, the retry policy, header lookup. */
 #include <string.h>
 
+#include <cJSON.h>
+
 #include "tests/unit/unit.h"
+#include "upstream/error.h"
+#include "upstream/form.h"
 #include "upstream/http.h"
+#include "upstream/stripe.h"
 #include "upstream/ratelimit.h"
 #include "upstream/retry.h"
 
@@ -120,10 +125,117 @@ static void test_headers(void)
     pgbuf_free(&r.headers);
 }
 
+static void test_form(void)
+{
+    cJSON *o = cJSON_Parse("{\"email\": \"a+b@x.co\", \"name\": \"Ann Lee\", "
+                           "\"metadata\": {\"plan\": \"pro/1\", \"n\": 3}, "
+                           "\"items\": [{\"price\": \"price_1\"}, {\"price\": \"price_2\"}], "
+                           "\"expand\": [\"customer\"], \"livemode\": false, \"description\": null}");
+    pgbuf out;
+    pgbuf_init(&out, 4096);
+    int rc = form_encode(&out, o);
+    pgbuf_put_byte(&out, 0);
+    CHECK(rc == 0 && strcmp(out.data,
+                            "email=a%2Bb%40x.co&name=Ann%20Lee&metadata%5Bplan%5D=pro%2F1&metadata%5Bn%5D=3"
+                            "&items%5B0%5D%5Bprice%5D=price_1&items%5B1%5D%5Bprice%5D=price_2"
+                            "&expand%5B0%5D=customer&livemode=false&description=") == 0,
+          "form encoding: escapes, nested objects, arrays, booleans, null clears (%s)", out.data);
+    cJSON_Delete(o);
+    pgbuf_reset(&out);
+    cJSON *arr = cJSON_Parse("[1]");
+    CHECK(form_encode(&out, arr) < 0, "form encoding refuses a non-object");
+    cJSON_Delete(arr);
+    pgbuf_free(&out);
+}
+
+static void test_redact(void)
+{
+    char s[] = "Invalid API Key provided: sk_test_4eC39HqLyjWDarjtT1zdp7dc; Bearer abc.def "
+               "session 00D5e000000ABCD!AQ0AQH0dMHZfz9x rk_live_zzz";
+    upstream_redact(s);
+    CHECK(strstr(s, "4eC39") == NULL && strstr(s, "abc.def") == NULL && strstr(s, "AQ0AQ") == NULL &&
+              strstr(s, "zzz") == NULL && strstr(s, "sk_test_****") != NULL,
+          "keys and tokens are masked: %s", s);
+    char plain[] = "Invalid email address: not-an-email";
+    upstream_redact(plain);
+    CHECK(strcmp(plain, "Invalid email address: not-an-email") == 0, "ordinary text is untouched");
+}
+
+static http_response fake_response(long status, const char *body, const char *headers)
+{
+    http_response r;
+    memset(&r, 0, sizeof r);
+    r.status = status;
+    pgbuf_init(&r.body, 1 << 16);
+    pgbuf_init(&r.headers, 4096);
+    pgbuf_put(&r.body, body, strlen(body));
+    pgbuf_put(&r.headers, headers, strlen(headers));
+    return r;
+}
+
+static void test_stripe_errors(void)
+{
+    upstream_error e;
+    http_response r = fake_response(
+        400,
+        "{\"error\": {\"type\": \"invalid_request_error\", \"code\": \"email_invalid\", "
+        "\"param\": \"email\", \"message\": \"Invalid email address: not-an-email\"}}",
+        "Request-Id: req_abc123\r\n");
+    stripe_error_from_response(&r, &e);
+    CHECK(strcmp(e.sqlstate, "23514") == 0 && strcmp(e.message, "Invalid email address: not-an-email") == 0 &&
+              strcmp(e.detail, "stripe invalid_request_error email_invalid param=email status=400 request=req_abc123") == 0,
+          "stripe email_invalid → 23514 with the API's message and a DETAIL (%s | %s)", e.sqlstate, e.detail);
+    pgbuf_free(&r.body);
+    pgbuf_free(&r.headers);
+
+    r = fake_response(401, "{\"error\": {\"type\": \"invalid_request_error\", \"message\": "
+                           "\"Invalid API Key provided: sk_test_1234567890abcdef\"}}", "");
+    stripe_error_from_response(&r, &e);
+    CHECK(strcmp(e.sqlstate, "42501") == 0 && strstr(e.message, "1234567890") == NULL,
+          "stripe 401 → 42501 and the key never appears (%s)", e.message);
+    pgbuf_free(&r.body);
+    pgbuf_free(&r.headers);
+
+    r = fake_response(404, "{\"error\": {\"type\": \"invalid_request_error\", \"code\": "
+                           "\"resource_missing\", \"param\": \"id\", \"message\": \"No such customer: 'cus_x'\"}}", "");
+    stripe_error_from_response(&r, &e);
+    CHECK(e.not_found, "stripe resource_missing on id → not found upstream");
+    pgbuf_free(&r.body);
+    pgbuf_free(&r.headers);
+
+    r = fake_response(502, "<html>bad gateway</html>", "");
+    stripe_error_from_response(&r, &e);
+    CHECK(strcmp(e.sqlstate, "57P03") == 0, "a non-JSON 502 → 57P03");
+    pgbuf_free(&r.body);
+    pgbuf_free(&r.headers);
+
+    bool nf;
+    CHECK(strcmp(stripe_sqlstate(400, "invalid_request_error", "parameter_missing", "name", "", &nf), "23502") == 0 &&
+              strcmp(stripe_sqlstate(400, "invalid_request_error", "parameter_unknown", "foo", "", &nf), "42703") == 0 &&
+              strcmp(stripe_sqlstate(400, "invalid_request_error", "resource_missing", "customer", "", &nf), "23503") == 0 &&
+              strcmp(stripe_sqlstate(400, "invalid_request_error", "resource_already_exists", NULL, "", &nf), "23505") == 0 &&
+              strcmp(stripe_sqlstate(400, "invalid_request_error", "parameter_invalid_integer", "amount", "", &nf), "22023") == 0 &&
+              strcmp(stripe_sqlstate(400, "invalid_request_error", NULL, "name", "Invalid string: aaa...; must be at most 256 characters", &nf), "22001") == 0 &&
+              strcmp(stripe_sqlstate(429, "invalid_request_error", "rate_limit", NULL, "", &nf), "40001") == 0 &&
+              strcmp(stripe_sqlstate(409, "idempotency_error", NULL, NULL, "", &nf), "40001") == 0 &&
+              strcmp(stripe_sqlstate(500, "api_error", NULL, NULL, "", &nf), "57P03") == 0,
+          "stripe mapping table: missing, unknown, reference, duplicate, invalid, too long, rate limit, conflict, server");
+
+    http_response t;
+    memset(&t, 0, sizeof t);
+    t.outcome = HTTP_TIMED_OUT;
+    t.elapsed_ms = 30000;
+    stripe_error_from_response(&t, &e);
+    CHECK(strcmp(e.sqlstate, "57014") == 0 && strstr(e.message, "30000 ms"), "a timeout → 57014 with the elapsed time");
+}
+
 int main(void)
 {
     test_window();
     test_retry();
     test_headers();
+    test_form();
+    test_redact();
+    test_stripe_errors();
     return unit_done();
 }

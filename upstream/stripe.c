@@ -1,0 +1,107 @@
+/* stripe: see stripe.h. */
+#include "upstream/stripe.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The mapping table (README.md "Error mapping: Stripe"). */
+const char *stripe_sqlstate(long status, const char *type, const char *code, const char *param,
+                            const char *message, bool *not_found)
+{
+    *not_found = false;
+    if (status == 401 || (type && strcmp(type, "authentication_error") == 0))
+        return "42501";
+    if (status == 403 || (type && strcmp(type, "permission_error") == 0))
+        return "42501";
+    if (status == 429 || (code && strcmp(code, "rate_limit") == 0))
+        return "40001";
+    if (status == 409 || (type && strcmp(type, "idempotency_error") == 0) ||
+        (code && (strcmp(code, "lock_timeout") == 0 || strcmp(code, "idempotency_key_in_use") == 0)))
+        return "40001";
+    if (code && strcmp(code, "resource_missing") == 0) {
+        /* the record addressed by the URL is gone; another one it refers to is a
+         * foreign-key failure */
+        if (!param || strcmp(param, "id") == 0) {
+            *not_found = true;
+            return "02000";
+        }
+        return "23503";
+    }
+    if (status == 404) {
+        *not_found = true;
+        return "02000";
+    }
+    if (status >= 500 || (type && strcmp(type, "api_error") == 0))
+        return "57P03";
+    if (code) {
+        if (strcmp(code, "parameter_missing") == 0)
+            return "23502";
+        if (strcmp(code, "parameter_unknown") == 0)
+            return "42703";
+        if (strcmp(code, "resource_already_exists") == 0)
+            return "23505";
+        if (strcmp(code, "email_invalid") == 0)
+            return "23514";
+        if (starts_with(code, "parameter_invalid") || strcmp(code, "invalid_characters") == 0 ||
+            strcmp(code, "url_invalid") == 0 || strcmp(code, "country_code_invalid") == 0 ||
+            strcmp(code, "amount_too_large") == 0 || strcmp(code, "amount_too_small") == 0)
+            return "22023";
+    }
+    if (message && strstr(message, "must be at most"))
+        return "22001"; /* "Invalid string: ...; must be at most N characters" */
+    if (type && strcmp(type, "card_error") == 0)
+        return "22023";
+    return status >= 400 && status < 500 ? "22023" : "XX000";
+}
+
+static const char *json_string(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+void stripe_error_from_response(const http_response *resp, upstream_error *err)
+{
+    if (resp->outcome != HTTP_OK) {
+        upstream_error_from_transport("stripe", resp, err);
+        return;
+    }
+    cJSON *root = cJSON_ParseWithLength(resp->body.data ? resp->body.data : "", resp->body.len);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    if (!cJSON_IsObject(e)) {
+        if (!upstream_error_from_transport("stripe", resp, err)) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "unexpected response from stripe (HTTP %ld)", resp->status);
+            upstream_error_set(err, "XX000", msg, "stripe body is not an error object");
+        }
+        cJSON_Delete(root);
+        return;
+    }
+    const char *type = json_string(e, "type");
+    const char *code = json_string(e, "code");
+    const char *param = json_string(e, "param");
+    const char *message = json_string(e, "message");
+    char request_id[80] = "";
+    http_response_header(resp, "request-id", request_id, sizeof request_id);
+    bool not_found;
+    const char *state = stripe_sqlstate(resp->status, type, code, param, message, &not_found);
+    char detail[512];
+    int n = snprintf(detail, sizeof detail, "stripe %s", type ? type : "error");
+    if (code)
+        n += snprintf(detail + n, sizeof detail - (size_t)n, " %s", code);
+    if (param && n < (int)sizeof detail)
+        n += snprintf(detail + n, sizeof detail - (size_t)n, " param=%s", param);
+    if (n < (int)sizeof detail)
+        n += snprintf(detail + n, sizeof detail - (size_t)n, " status=%ld", resp->status);
+    if (request_id[0] && n < (int)sizeof detail)
+        snprintf(detail + n, sizeof detail - (size_t)n, " request=%s", request_id);
+    upstream_error_set(err, state, message ? message : "stripe error", detail);
+    err->not_found = not_found;
+    cJSON_Delete(root);
+}
