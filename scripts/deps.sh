@@ -9,6 +9,8 @@ PKGS=(build-essential pkg-config git python3 ca-certificates
       postgresql postgresql-client postgresql-contrib pgbouncer procps
       clang libclang-rt-14-dev)
 [ "${APIGRES_DEPS_EXTRA:-}" ] && PKGS+=(${APIGRES_DEPS_EXTRA})
+# The API fakes and their fidelity tests run on Node; use Debian's unless one is installed.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 
 missing=()
 for p in "${PKGS[@]}"; do

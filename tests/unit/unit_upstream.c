@@ -7,6 +7,7 @@
 #include "upstream/error.h"
 #include "upstream/form.h"
 #include "upstream/http.h"
+#include "upstream/salesforce.h"
 #include "upstream/stripe.h"
 #include "upstream/ratelimit.h"
 #include "upstream/retry.h"
@@ -229,8 +230,48 @@ static void test_stripe_errors(void)
     CHECK(strcmp(e.sqlstate, "57014") == 0 && strstr(e.message, "30000 ms"), "a timeout → 57014 with the elapsed time");
 }
 
+static void test_salesforce_errors(void)
+{
+    upstream_error e;
+    http_response r = fake_response(
+        400, "[{\"message\": \"Email: invalid email address: x\", \"errorCode\": \"INVALID_EMAIL_ADDRESS\", "
+             "\"fields\": [\"Email\"]}]",
+        "Sforce-Limit-Info: api-usage=18/15000\r\n");
+    salesforce_error_from_response(&r, &e);
+    CHECK(strcmp(e.sqlstate, "23514") == 0 && strcmp(e.message, "Email: invalid email address: x") == 0 &&
+              strcmp(e.detail, "salesforce INVALID_EMAIL_ADDRESS fields=Email status=400 api-usage=18/15000") == 0,
+          "salesforce INVALID_EMAIL_ADDRESS → 23514 (%s | %s)", e.sqlstate, e.detail);
+    pgbuf_free(&r.body);
+    pgbuf_free(&r.headers);
+
+    r = fake_response(400, "{\"error\": \"invalid_grant\", \"error_description\": \"expired access/refresh token\"}", "");
+    salesforce_error_from_response(&r, &e);
+    CHECK(strcmp(e.sqlstate, "42501") == 0 && strcmp(e.message, "expired access/refresh token") == 0,
+          "salesforce OAuth invalid_grant → 42501");
+    pgbuf_free(&r.body);
+    pgbuf_free(&r.headers);
+
+    r = fake_response(404, "[{\"message\": \"The requested resource does not exist\", \"errorCode\": \"NOT_FOUND\"}]", "");
+    salesforce_error_from_response(&r, &e);
+    CHECK(e.not_found, "salesforce NOT_FOUND → not found upstream");
+    pgbuf_free(&r.body);
+    pgbuf_free(&r.headers);
+
+    bool nf;
+    CHECK(strcmp(salesforce_sqlstate(400, "REQUIRED_FIELD_MISSING", &nf), "23502") == 0 &&
+              strcmp(salesforce_sqlstate(400, "STRING_TOO_LONG", &nf), "22001") == 0 &&
+              strcmp(salesforce_sqlstate(400, "DUPLICATE_VALUE", &nf), "23505") == 0 &&
+              strcmp(salesforce_sqlstate(400, "INVALID_CROSS_REFERENCE_KEY", &nf), "23503") == 0 &&
+              strcmp(salesforce_sqlstate(400, "INVALID_FIELD_FOR_INSERT_UPDATE", &nf), "428C9") == 0 &&
+              strcmp(salesforce_sqlstate(401, "INVALID_SESSION_ID", &nf), "42501") == 0 &&
+              strcmp(salesforce_sqlstate(403, "REQUEST_LIMIT_EXCEEDED", &nf), "40001") == 0 &&
+              strcmp(salesforce_sqlstate(503, NULL, &nf), "57P03") == 0,
+          "salesforce mapping table: required, too long, duplicate, reference, read-only, session, limit, unavailable");
+}
+
 int main(void)
 {
+    test_salesforce_errors();
     test_window();
     test_retry();
     test_headers();
