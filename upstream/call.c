@@ -169,6 +169,7 @@ upstream_call *upstream_call_start(upstream_target *t, const http_options *opts,
     c->opts.url = c->url;
     c->opts.body = c->body;
     c->opts.headers = (const char *const *)c->headers;
+    c->opts.fresh_connection = opts->fresh_connection || may_duplicate;
     c->t = t;
     c->prio = prio;
     c->may_duplicate = may_duplicate;

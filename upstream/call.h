@@ -4,7 +4,9 @@
  * retry waiting its backoff and queueing for the rate limit again.
  *
  * A request that could act twice if repeated (a POST that creates) must say so with
- * may_duplicate unless it carries an idempotency key (upstream_idempotency_key makes one).
+ * may_duplicate unless it carries an idempotency key (upstream_idempotency_key makes one);
+ * such a request is never repeated after an ambiguous failure, not even by libcurl on a
+ * reused connection (it gets a fresh one).
  */
 #ifndef APIGRES_CALL_H
 #define APIGRES_CALL_H

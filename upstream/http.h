@@ -52,6 +52,9 @@ typedef struct http_options {
     long timeout_ms;           /* whole exchange; 0 = 30 s */
     long connect_timeout_ms;   /* 0 = 10 s */
     size_t max_body;           /* 0 = 64 MiB */
+    /* Use a new connection: libcurl silently re-sends a request whose reused connection
+     * closed before any answer, which must not happen to a create that could act twice. */
+    bool fresh_connection;
 } http_options;
 
 /* Returns NULL on failure. max_host_connections 0 = libcurl's default (unlimited). */

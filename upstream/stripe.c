@@ -3,7 +3,10 @@
 
 #include <cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "upstream/form.h"
 
 static bool starts_with(const char *s, const char *prefix)
 {
@@ -105,3 +108,115 @@ void stripe_error_from_response(const http_response *resp, upstream_error *err)
     err->not_found = not_found;
     cJSON_Delete(root);
 }
+
+/* ---- lists */
+
+struct stripe_list {
+    upstream_target *t;
+    stripe_page_cb on_page;
+    stripe_list_done_cb on_done;
+    void *ctx;
+    char *base, *path;
+    char auth[256];
+    char cursor[256];
+    enum ratelimit_priority priority;
+    int limit;
+    int pages;
+};
+
+static void list_free(stripe_list *l)
+{
+    free(l->base);
+    free(l->path);
+    free(l);
+}
+
+static void list_fetch(stripe_list *l);
+
+static void on_list_page(upstream_call *call, http_response *resp, int attempts, void *data)
+{
+    stripe_list *l = data;
+    upstream_error err;
+    if (resp->outcome != HTTP_OK || resp->status != 200) {
+        stripe_error_from_response(resp, &err);
+        l->on_done(l, &err, l->pages, l->ctx);
+        list_free(l);
+        return;
+    }
+    cJSON *root = cJSON_ParseWithLength(resp->body.data, resp->body.len);
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(root, "data");
+    if (!cJSON_IsArray(items)) {
+        upstream_error_set(&err, "XX000", "stripe list response without a data array", NULL);
+        cJSON_Delete(root);
+        l->on_done(l, &err, l->pages, l->ctx);
+        list_free(l);
+        return;
+    }
+    l->pages++;
+    const cJSON *last = cJSON_GetArrayItem(items, cJSON_GetArraySize(items) - 1);
+    const char *last_id = cJSON_IsObject(last) ? json_string(last, "id") : NULL;
+    bool more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "has_more")) && last_id;
+    if (last_id)
+        snprintf(l->cursor, sizeof l->cursor, "%s", last_id);
+    int stop = l->on_page(l, items, l->ctx);
+    cJSON_Delete(root);
+    if (more && !stop) {
+        list_fetch(l);
+        return;
+    }
+    l->on_done(l, NULL, l->pages, l->ctx);
+    list_free(l);
+}
+
+static void list_fetch(stripe_list *l)
+{
+    pgbuf url;
+    pgbuf_init(&url, 8192);
+    pgbuf_put(&url, l->base, strlen(l->base));
+    pgbuf_put(&url, l->path, strlen(l->path));
+    char q[64];
+    snprintf(q, sizeof q, "%slimit=%d", strchr(l->path, '?') ? "&" : "?", l->limit);
+    pgbuf_put(&url, q, strlen(q));
+    if (l->cursor[0]) {
+        pgbuf_put(&url, "&starting_after=", 16);
+        form_escape(&url, l->cursor);
+    }
+    pgbuf_put_byte(&url, 0);
+    const char *headers[] = {l->auth, "Stripe-Version: " STRIPE_API_VERSION, NULL};
+    http_options o = {.method = "GET", .url = url.data, .headers = headers};
+    upstream_call *c = url.failed ? NULL : upstream_call_start(l->t, &o, l->priority, false, on_list_page, l);
+    pgbuf_free(&url);
+    if (!c) {
+        upstream_error err;
+        upstream_error_set(&err, "53200", "out of memory starting a stripe list request", NULL);
+        l->on_done(l, &err, l->pages, l->ctx);
+        list_free(l);
+    }
+}
+
+stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
+                               stripe_page_cb on_page, stripe_list_done_cb on_done, void *ctx)
+{
+    stripe_list *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->t = t;
+    l->on_page = on_page;
+    l->on_done = on_done;
+    l->ctx = ctx;
+    l->base = strdup(o->base);
+    l->path = strdup(o->path);
+    l->priority = o->priority;
+    l->limit = o->limit > 0 && o->limit <= 100 ? o->limit : 100;
+    snprintf(l->auth, sizeof l->auth, "Authorization: Bearer %s", o->secret_key);
+    if (o->starting_after)
+        snprintf(l->cursor, sizeof l->cursor, "%s", o->starting_after);
+    if (!l->base || !l->path) {
+        list_free(l);
+        return NULL;
+    }
+    list_fetch(l);
+    return l;
+}
+
+const char *stripe_list_cursor(const stripe_list *l) { return l->cursor; }

@@ -9,6 +9,9 @@
 #ifndef APIGRES_STRIPE_H
 #define APIGRES_STRIPE_H
 
+#include <cJSON.h>
+
+#include "upstream/call.h"
 #include "upstream/error.h"
 #include "upstream/http.h"
 
@@ -21,5 +24,28 @@ void stripe_error_from_response(const http_response *resp, upstream_error *err);
 /* The SQLSTATE for a Stripe error; sets *not_found for a missing record. */
 const char *stripe_sqlstate(long status, const char *type, const char *code, const char *param,
                             const char *message, bool *not_found);
+
+/* ---- lists: GET base+path?limit=100&starting_after=<last id>, until has_more is false */
+
+typedef struct stripe_list stripe_list;
+/* One page's "data" array (borrowed, valid during the call). Return nonzero to stop. */
+typedef int (*stripe_page_cb)(stripe_list *l, const cJSON *data, void *ctx);
+/* The end: err is NULL after the last page, else why the listing stopped. */
+typedef void (*stripe_list_done_cb)(stripe_list *l, const upstream_error *err, int pages, void *ctx);
+
+typedef struct stripe_list_options {
+    const char *base;          /* e.g. https://api.stripe.com */
+    const char *path;          /* e.g. /v1/customers, may carry a query: /v1/events?type=x */
+    const char *secret_key;
+    const char *starting_after; /* resume after this id (a cursor), or NULL */
+    enum ratelimit_priority priority;
+    int limit;                 /* page size, 1..100; 0 = 100, the largest Stripe allows */
+} stripe_list_options;
+
+/* Starts listing; callbacks run on the loop. Returns NULL on allocation failure. */
+stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
+                               stripe_page_cb on_page, stripe_list_done_cb on_done, void *ctx);
+/* The id of the last object handed over: where a resumed listing starts. Borrowed. */
+const char *stripe_list_cursor(const stripe_list *l);
 
 #endif
