@@ -16,7 +16,7 @@ UNIT_SRC  := $(wildcard tests/unit/unit_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
 TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-programs check-asan run bench fuzz clean
+.PHONY: all deps test test-programs check-asan run bench bench-upstream fuzz clean
 all: apigres
 
 # copied through a rename so that a running ./apigres does not make cp fail
@@ -59,6 +59,13 @@ run: deps all
 
 bench: deps all
 	bash bench/pgbench
+
+$(BUILD)/bench/upstream_client: bench/upstream_client.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
+bench-upstream: deps $(BUILD)/bench/upstream_client
+	bash bench/upstream
 
 clean:
 	rm -rf build build-asan apigres
