@@ -11,11 +11,51 @@
 
 #include <stdbool.h>
 
+#include <cJSON.h>
+
+#include "upstream/call.h"
 #include "upstream/error.h"
 #include "upstream/http.h"
 
 void salesforce_error_from_response(const http_response *resp, upstream_error *err);
 /* The SQLSTATE for a Salesforce errorCode; sets *not_found for a missing record. */
 const char *salesforce_sqlstate(long status, const char *error_code, bool *not_found);
+
+/* ---- the client: OAuth 2 bearer with the refresh-token flow, requests, SOQL paging */
+
+typedef struct salesforce_client salesforce_client;
+
+typedef struct salesforce_options {
+    const char *instance_url;  /* e.g. https://example.my.salesforce.com; NULL until refreshed */
+    const char *api_version;   /* e.g. "59.0" */
+    const char *access_token;  /* a static token, or NULL to start with a refresh */
+    const char *login_url;     /* e.g. https://login.salesforce.com (for the refresh flow) */
+    const char *client_id;
+    const char *client_secret;
+    const char *refresh_token; /* NULL: no refresh, a 401 is final */
+} salesforce_options;
+
+/* Copies the options; NULL on allocation failure. */
+salesforce_client *salesforce_client_new(upstream_target *t, const salesforce_options *o);
+void salesforce_client_free(salesforce_client *sf);
+
+/* A finished request: status and parsed JSON body (NULL for 204), or err. Borrowed. */
+typedef void (*salesforce_done_cb)(long status, const cJSON *body, const upstream_error *err,
+                                   void *ctx);
+/* method + path below /services/data/vXX.X (e.g. "/sobjects/Contact/003..."), or a full
+ * path starting with /services/; body is JSON or NULL. A 401 INVALID_SESSION_ID refreshes
+ * the token once and repeats the request. */
+int salesforce_request(salesforce_client *sf, const char *method, const char *path,
+                       const char *body, enum ratelimit_priority prio, salesforce_done_cb cb,
+                       void *ctx);
+
+/* SOQL: every page's "records" array (borrowed) until done; nonzero from on_records stops. */
+typedef int (*salesforce_records_cb)(const cJSON *records, long total_size, void *ctx);
+typedef void (*salesforce_query_done_cb)(const upstream_error *err, int pages, void *ctx);
+int salesforce_query(salesforce_client *sf, const char *soql, bool include_deleted,
+                     enum ratelimit_priority prio, salesforce_records_cb on_records,
+                     salesforce_query_done_cb on_done, void *ctx);
+/* The current access token, for tests that check a refresh happened. Borrowed. */
+const char *salesforce_access_token(const salesforce_client *sf);
 
 #endif
