@@ -94,3 +94,17 @@ bool upstream_error_from_transport(const char *provider, const http_response *re
         return true;
     }
 }
+
+void upstream_error_context(upstream_error *err, const char *verb, const char *object,
+                            const char *id)
+{
+    char prefix[300];
+    int n = snprintf(prefix, sizeof prefix, "Error %s %s%s%s: ", verb, object, id ? " " : "", id ? id : "");
+    size_t plen = n < 0 ? 0 : (size_t)n >= sizeof prefix ? sizeof prefix - 1 : (size_t)n;
+    size_t mlen = strlen(err->message);
+    if (plen + mlen >= sizeof err->message)
+        mlen = sizeof err->message - plen - 1; /* keep the prefix, cut the API's message */
+    memmove(err->message + plen, err->message, mlen);
+    memcpy(err->message, prefix, plen);
+    err->message[plen + mlen] = '\0';
+}

@@ -28,6 +28,10 @@ typedef struct upstream_error {
 void upstream_redact(char *s);
 void upstream_error_set(upstream_error *err, const char *sqlstate, const char *message,
                         const char *detail);
+/* Prefixes the message with what was being done, as the client will read it:
+ * "Error updating customer cus_123: <the API's message>". id may be NULL (a create). */
+void upstream_error_context(upstream_error *err, const char *verb, const char *object,
+                            const char *id);
 /* For responses that never reached the provider's error format (no response, timeouts,
  * bodies that are not the provider's JSON). Returns true when it filled err. */
 bool upstream_error_from_transport(const char *provider, const http_response *resp,

@@ -46,4 +46,11 @@ const char *field_type_sql(enum field_type t);
 const provider_collection *provider_find(const provider_collection *const *list, const char *name);
 const provider_field *provider_field_find(const provider_collection *c, const char *name);
 
+struct upstream_error;
+/* Checks that every member of the JSON object `fields` may be sent when creating (or
+ * updating): an unknown field → 42703, one the API does not accept → 428C9, a required
+ * field missing on create → 23502. Returns 0, or -1 with err filled, before any call. */
+int provider_check_fields(const provider_collection *c, const void *fields /* cJSON */, bool create,
+                          struct upstream_error *err);
+
 #endif

@@ -220,3 +220,159 @@ stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
 }
 
 const char *stripe_list_cursor(const stripe_list *l) { return l->cursor; }
+
+/* ---- records */
+
+struct stripe_client {
+    upstream_target *t;
+    char *base;
+    char auth[256];
+};
+
+stripe_client *stripe_client_new(upstream_target *t, const char *base, const char *secret_key)
+{
+    stripe_client *sc = calloc(1, sizeof *sc);
+    if (!sc)
+        return NULL;
+    sc->t = t;
+    sc->base = strdup(base);
+    snprintf(sc->auth, sizeof sc->auth, "Authorization: Bearer %s", secret_key);
+    if (!sc->base) {
+        free(sc);
+        return NULL;
+    }
+    return sc;
+}
+
+void stripe_client_free(stripe_client *sc)
+{
+    if (!sc)
+        return;
+    memset(sc->auth, 0, sizeof sc->auth); /* the key does not outlive the client */
+    free(sc->base);
+    free(sc);
+}
+
+typedef struct record_op {
+    stripe_record_cb cb;
+    void *ctx;
+    const char *verb; /* "creating", "updating", ... for the error message */
+    const char *object;
+    char id[128];
+} record_op;
+
+static void on_record(upstream_call *call, http_response *resp, int attempts, void *data)
+{
+    record_op *op = data;
+    upstream_error err;
+    if (resp->outcome != HTTP_OK || resp->status >= 300) {
+        stripe_error_from_response(resp, &err);
+        upstream_error_context(&err, op->verb, op->object, op->id[0] ? op->id : NULL);
+        op->cb(NULL, &err, op->ctx);
+        free(op);
+        return;
+    }
+    cJSON *record = cJSON_ParseWithLength(resp->body.data, resp->body.len);
+    if (!cJSON_IsObject(record)) {
+        upstream_error_set(&err, "XX000", "stripe answered with something that is not an object", NULL);
+        upstream_error_context(&err, op->verb, op->object, op->id[0] ? op->id : NULL);
+        op->cb(NULL, &err, op->ctx);
+    } else {
+        op->cb(record, NULL, op->ctx);
+    }
+    cJSON_Delete(record);
+    free(op);
+}
+
+/* Replaces "{id}" in a path template with the escaped id. */
+static void put_path(pgbuf *url, const char *base, const char *tmpl, const char *id)
+{
+    pgbuf_put(url, base, strlen(base));
+    const char *at = id ? strstr(tmpl, "{id}") : NULL;
+    if (!at) {
+        pgbuf_put(url, tmpl, strlen(tmpl));
+    } else {
+        pgbuf_put(url, tmpl, (size_t)(at - tmpl));
+        form_escape(url, id);
+        pgbuf_put(url, at + 4, strlen(at + 4));
+    }
+    pgbuf_put_byte(url, 0);
+}
+
+static int record_call(stripe_client *sc, const provider_collection *c, const char *method,
+                       const char *tmpl, const char *id, const cJSON *fields, bool create,
+                       const char *verb, enum ratelimit_priority prio, stripe_record_cb cb, void *ctx)
+{
+    upstream_error err;
+    if (!tmpl) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "stripe %s records cannot be %s", c->name,
+                 strcmp(verb, "deleting") == 0 ? "deleted" : create ? "created" : "updated");
+        upstream_error_set(&err, "0A000", msg, NULL);
+        cb(NULL, &err, ctx);
+        return -1;
+    }
+    if (fields && provider_check_fields(c, fields, create, &err) < 0) {
+        cb(NULL, &err, ctx);
+        return -1;
+    }
+    record_op *op = calloc(1, sizeof *op);
+    pgbuf url, body;
+    pgbuf_init(&url, 8192);
+    pgbuf_init(&body, 1 << 20);
+    put_path(&url, sc->base, tmpl, id);
+    int rc = fields ? form_encode(&body, fields) : 0;
+    char idem[64] = "";
+    if (create) {
+        char key[37];
+        upstream_idempotency_key(key);
+        snprintf(idem, sizeof idem, "Idempotency-Key: %s", key);
+    }
+    const char *headers[] = {sc->auth, "Stripe-Version: " STRIPE_API_VERSION, idem[0] ? idem : NULL, NULL};
+    http_options o = {.method = method, .url = url.data, .headers = headers,
+                      .body = fields ? (body.data ? body.data : "") : NULL, .body_len = body.len};
+    upstream_call *call = NULL;
+    if (op && rc == 0 && !url.failed) {
+        op->cb = cb;
+        op->ctx = ctx;
+        op->verb = verb;
+        op->object = c->object;
+        if (id)
+            snprintf(op->id, sizeof op->id, "%s", id);
+        call = upstream_call_start(sc->t, &o, prio, false, on_record, op);
+    }
+    pgbuf_free(&url);
+    pgbuf_free(&body);
+    if (!call) {
+        free(op);
+        upstream_error_set(&err, rc < 0 ? "54000" : "53200",
+                           rc < 0 ? "request too large for stripe" : "out of memory starting a stripe call", NULL);
+        cb(NULL, &err, ctx);
+        return -1;
+    }
+    return 0;
+}
+
+int stripe_create(stripe_client *sc, const provider_collection *c, const cJSON *fields,
+                  enum ratelimit_priority prio, stripe_record_cb cb, void *ctx)
+{
+    return record_call(sc, c, "POST", c->create_path, NULL, fields, true, "creating", prio, cb, ctx);
+}
+
+int stripe_update(stripe_client *sc, const provider_collection *c, const char *id,
+                  const cJSON *fields, enum ratelimit_priority prio, stripe_record_cb cb, void *ctx)
+{
+    return record_call(sc, c, "POST", c->update_path, id, fields, false, "updating", prio, cb, ctx);
+}
+
+int stripe_retrieve(stripe_client *sc, const provider_collection *c, const char *id,
+                    enum ratelimit_priority prio, stripe_record_cb cb, void *ctx)
+{
+    return record_call(sc, c, "GET", c->item_path, id, NULL, false, "retrieving", prio, cb, ctx);
+}
+
+int stripe_delete(stripe_client *sc, const provider_collection *c, const char *id,
+                  enum ratelimit_priority prio, stripe_record_cb cb, void *ctx)
+{
+    return record_call(sc, c, "DELETE", c->delete_path, id, NULL, false, "deleting", prio, cb, ctx);
+}

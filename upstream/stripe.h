@@ -14,6 +14,7 @@
 #include "upstream/call.h"
 #include "upstream/error.h"
 #include "upstream/http.h"
+#include "upstream/provider.h"
 
 #define STRIPE_API_VERSION "2023-08-16"
 #define STRIPE_DEFAULT_BASE "https://api.stripe.com"
@@ -24,6 +25,28 @@ void stripe_error_from_response(const http_response *resp, upstream_error *err);
 /* The SQLSTATE for a Stripe error; sets *not_found for a missing record. */
 const char *stripe_sqlstate(long status, const char *type, const char *code, const char *param,
                             const char *message, bool *not_found);
+
+/* ---- records */
+
+typedef struct stripe_client stripe_client;
+/* base: e.g. https://api.stripe.com (or a fake); the key is kept only in memory. */
+stripe_client *stripe_client_new(upstream_target *t, const char *base, const char *secret_key);
+void stripe_client_free(stripe_client *sc);
+
+/* The API's record after the call (borrowed, valid during the callback), or err (with
+ * err->not_found for a record that does not exist upstream). */
+typedef void (*stripe_record_cb)(const cJSON *record, const upstream_error *err, void *ctx);
+/* fields: a JSON object of exactly the assigned fields, checked against the collection
+ * first (provider_check_fields). A create carries a fresh Idempotency-Key, so its
+ * retries never create twice. Each returns 0, or -1 with the callback already run. */
+int stripe_create(stripe_client *sc, const struct provider_collection *c, const cJSON *fields,
+                  enum ratelimit_priority prio, stripe_record_cb cb, void *ctx);
+int stripe_update(stripe_client *sc, const struct provider_collection *c, const char *id,
+                  const cJSON *fields, enum ratelimit_priority prio, stripe_record_cb cb, void *ctx);
+int stripe_retrieve(stripe_client *sc, const struct provider_collection *c, const char *id,
+                    enum ratelimit_priority prio, stripe_record_cb cb, void *ctx);
+int stripe_delete(stripe_client *sc, const struct provider_collection *c, const char *id,
+                  enum ratelimit_priority prio, stripe_record_cb cb, void *ctx);
 
 /* ---- lists: GET base+path?limit=100&starting_after=<last id>, until has_more is false */
 

@@ -7,6 +7,7 @@
 #include "upstream/error.h"
 #include "upstream/form.h"
 #include "upstream/http.h"
+#include "upstream/provider.h"
 #include "upstream/salesforce.h"
 #include "upstream/stripe.h"
 #include "upstream/ratelimit.h"
@@ -269,8 +270,52 @@ static void test_salesforce_errors(void)
           "salesforce mapping table: required, too long, duplicate, reference, read-only, session, limit, unavailable");
 }
 
+static void test_provider_checks(void)
+{
+    static const provider_field fields[] = {
+        {"id", FIELD_TEXT, false, false, false, "Unique identifier"},
+        {"created", FIELD_TIMESTAMPTZ, false, false, false, "Creation time"},
+        {"currency", FIELD_TEXT, true, false, true, "Three-letter ISO code"},
+        {"nickname", FIELD_TEXT, true, true, false, "A brief description"},
+    };
+    static const provider_collection price = {"stripe", "price", "price", "/v1/prices", "/v1/prices/{id}",
+                                              "/v1/prices", "/v1/prices/{id}", NULL, "Prices", fields, 4};
+    upstream_error e;
+    cJSON *f = cJSON_Parse("{\"currency\": \"usd\", \"nickname\": \"x\"}");
+    CHECK(provider_check_fields(&price, f, true, &e) == 0, "assigned fields accepted on create");
+    CHECK(provider_check_fields(&price, f, false, &e) < 0 && strcmp(e.sqlstate, "428C9") == 0 &&
+              strstr(e.message, "price.currency cannot be updated"),
+          "a field the API does not take on update → 428C9 (%s)", e.message);
+    cJSON_Delete(f);
+    f = cJSON_Parse("{\"nickname\": \"x\"}");
+    CHECK(provider_check_fields(&price, f, true, &e) < 0 && strcmp(e.sqlstate, "23502") == 0,
+          "a required field missing on create → 23502 (%s)", e.message);
+    cJSON_Delete(f);
+    f = cJSON_Parse("{\"colour\": \"x\"}");
+    CHECK(provider_check_fields(&price, f, false, &e) < 0 && strcmp(e.sqlstate, "42703") == 0,
+          "an unknown field → 42703 (%s)", e.message);
+    cJSON_Delete(f);
+    f = cJSON_Parse("{\"id\": \"price_2\"}");
+    CHECK(provider_check_fields(&price, f, false, &e) < 0 && strcmp(e.sqlstate, "428C9") == 0,
+          "id cannot be assigned → 428C9");
+    cJSON_Delete(f);
+    CHECK(strcmp(field_type_sql(FIELD_TIMESTAMPTZ), "timestamptz") == 0 && provider_field_find(&price, "created"),
+          "field lookup and SQL type names");
+
+    upstream_error_set(&e, "23514", "Invalid email address: not-an-email", NULL);
+    upstream_error_context(&e, "updating", "customer", "cus_123");
+    CHECK(strcmp(e.message, "Error updating customer cus_123: Invalid email address: not-an-email") == 0,
+          "error context: %s", e.message);
+    memset(e.message, 'x', sizeof e.message - 1);
+    e.message[sizeof e.message - 1] = 0;
+    upstream_error_context(&e, "creating", "customer", NULL);
+    CHECK(strncmp(e.message, "Error creating customer: xxx", 28) == 0 && strlen(e.message) == sizeof e.message - 1,
+          "error context keeps the prefix and cuts a long message");
+}
+
 int main(void)
 {
+    test_provider_checks();
     test_salesforce_errors();
     test_window();
     test_retry();
