@@ -20,6 +20,8 @@ const char *field_type_sql(enum field_type t)
         return "boolean";
     case FIELD_TIMESTAMPTZ:
         return "timestamptz";
+    case FIELD_DATE:
+        return "date";
     case FIELD_JSONB:
         return "jsonb";
     }

@@ -15,6 +15,7 @@ enum field_type {
     FIELD_NUMERIC,
     FIELD_BOOLEAN,
     FIELD_TIMESTAMPTZ, /* Stripe unix-time seconds, Salesforce ISO date-times */
+    FIELD_DATE,        /* Salesforce date */
     FIELD_JSONB,       /* nested objects, arrays, polymorphic values */
 };
 

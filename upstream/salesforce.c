@@ -373,3 +373,238 @@ int salesforce_query(salesforce_client *sf, const char *soql, bool include_delet
         free(q);
     return rc;
 }
+
+/* ---- describe */
+
+static enum field_type sf_type(const char *t)
+{
+    if (!t)
+        return FIELD_TEXT;
+    if (strcmp(t, "boolean") == 0)
+        return FIELD_BOOLEAN;
+    if (strcmp(t, "int") == 0 || strcmp(t, "long") == 0)
+        return FIELD_BIGINT;
+    if (strcmp(t, "double") == 0 || strcmp(t, "currency") == 0 || strcmp(t, "percent") == 0)
+        return FIELD_NUMERIC;
+    if (strcmp(t, "datetime") == 0)
+        return FIELD_TIMESTAMPTZ;
+    if (strcmp(t, "date") == 0)
+        return FIELD_DATE;
+    if (strcmp(t, "address") == 0 || strcmp(t, "location") == 0 || strcmp(t, "anyType") == 0)
+        return FIELD_JSONB;
+    return FIELD_TEXT; /* id, reference, string, email, phone, url, textarea, picklist, ... */
+}
+
+void salesforce_collection_free(provider_collection *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->nfields; i++) {
+        free((char *)c->fields[i].name);
+        free((char *)c->fields[i].description);
+    }
+    free((provider_field *)c->fields);
+    free((char *)c->name);
+    free((char *)c->object);
+    free((char *)c->list_path);
+    free((char *)c->item_path);
+    free((char *)c->create_path);
+    free((char *)c->update_path);
+    free((char *)c->delete_path);
+    free((char *)c->description);
+    free(c);
+}
+
+static char *fmt_path(const char *fmt, const char *object)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, fmt, object);
+    return strdup(buf);
+}
+
+static bool flag(const cJSON *o, const char *k) { return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k)); }
+
+provider_collection *salesforce_collection_from_describe(const cJSON *d)
+{
+    const char *object = json_string(d, "name");
+    const cJSON *fields = cJSON_GetObjectItemCaseSensitive(d, "fields");
+    if (!object || !cJSON_IsArray(fields))
+        return NULL;
+    provider_collection *c = calloc(1, sizeof *c);
+    int n = cJSON_GetArraySize(fields);
+    provider_field *pf = calloc((size_t)(n ? n : 1), sizeof *pf);
+    if (!c || !pf) {
+        free(c);
+        free(pf);
+        return NULL;
+    }
+    c->provider = "salesforce";
+    c->fields = pf;
+    char lower[256];
+    snprintf(lower, sizeof lower, "%s", object);
+    for (char *p = lower; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    c->name = strdup(lower);
+    c->object = strdup(object);
+    c->list_path = fmt_path("/sobjects/%s", object);
+    c->item_path = fmt_path("/sobjects/%s/{id}", object);
+    if (flag(d, "createable"))
+        c->create_path = fmt_path("/sobjects/%s/", object);
+    if (flag(d, "updateable"))
+        c->update_path = fmt_path("/sobjects/%s/{id}", object);
+    if (flag(d, "deletable"))
+        c->delete_path = fmt_path("/sobjects/%s/{id}", object);
+    const char *label = json_string(d, "label");
+    c->description = strdup(label ? label : object);
+    const cJSON *f;
+    cJSON_ArrayForEach(f, fields)
+    {
+        const char *name = json_string(f, "name");
+        if (!name)
+            continue;
+        provider_field *x = &pf[c->nfields++];
+        x->name = strdup(name);
+        x->type = sf_type(json_string(f, "type"));
+        x->create = flag(f, "createable");
+        x->update = flag(f, "updateable");
+        /* required: Salesforce insists on it and will not default it */
+        x->required = x->create && !flag(f, "nillable") && !flag(f, "defaultedOnCreate") &&
+                      strcmp(json_string(f, "type") ? json_string(f, "type") : "", "boolean") != 0;
+        const char *flabel = json_string(f, "label");
+        x->description = strdup(flabel ? flabel : name);
+    }
+    return c;
+}
+
+/* ---- composite sObject collections */
+
+typedef struct sf_batch {
+    salesforce_batch_cb cb;
+    void *ctx;
+    int n;
+} sf_batch;
+
+static void on_batch(long status, const cJSON *body, const upstream_error *err, void *ctx)
+{
+    sf_batch *b = ctx;
+    if (err || !cJSON_IsArray(body)) {
+        upstream_error e;
+        if (!err)
+            upstream_error_set(&e, "XX000", "salesforce composite response is not a list", NULL);
+        b->cb(0, NULL, NULL, err ? err : &e, b->ctx);
+        free(b);
+        return;
+    }
+    int n = cJSON_GetArraySize(body);
+    const char **ids = calloc((size_t)(n ? n : 1), sizeof *ids);
+    upstream_error *errs = calloc((size_t)(n ? n : 1), sizeof *errs);
+    if (!ids || !errs) {
+        upstream_error e;
+        upstream_error_set(&e, "53200", "out of memory reading a salesforce composite response", NULL);
+        b->cb(0, NULL, NULL, &e, b->ctx);
+    } else {
+        int i = 0;
+        const cJSON *r;
+        cJSON_ArrayForEach(r, body)
+        {
+            ids[i] = json_string(r, "id");
+            if (!flag(r, "success")) {
+                const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "errors"), 0);
+                const char *code = json_string(first, "statusCode");
+                bool nf;
+                char detail[256];
+                snprintf(detail, sizeof detail, "salesforce %s record=%d", code ? code : "error", i);
+                upstream_error_set(&errs[i], salesforce_sqlstate(400, code, &nf),
+                                   json_string(first, "message"), detail);
+                errs[i].not_found = nf;
+            }
+            i++;
+        }
+        b->cb(n, ids, errs, NULL, b->ctx);
+    }
+    free(ids);
+    free(errs);
+    free(b);
+}
+
+int salesforce_batch_write(salesforce_client *sf, const char *method, const char *sobject,
+                           const cJSON *records, bool all_or_none, enum ratelimit_priority prio,
+                           salesforce_batch_cb cb, void *ctx)
+{
+    if (!cJSON_IsArray(records) || cJSON_GetArraySize(records) > SALESFORCE_BATCH_MAX)
+        return -1;
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddBoolToObject(body, "allOrNone", all_or_none);
+    cJSON *list = cJSON_AddArrayToObject(body, "records");
+    const cJSON *r;
+    cJSON_ArrayForEach(r, records)
+    {
+        cJSON *copy = cJSON_Duplicate(r, 1);
+        cJSON *attrs = cJSON_CreateObject();
+        cJSON_AddStringToObject(attrs, "type", sobject);
+        cJSON_AddItemToObject(copy, "attributes", attrs);
+        cJSON_AddItemToArray(list, copy);
+    }
+    char *text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    sf_batch *b = calloc(1, sizeof *b);
+    int rc = -1;
+    if (text && b) {
+        b->cb = cb;
+        b->ctx = ctx;
+        rc = salesforce_request(sf, method, "/composite/sobjects", text, prio, on_batch, b);
+    }
+    if (rc < 0)
+        free(b);
+    free(text);
+    return rc;
+}
+
+int salesforce_batch_delete(salesforce_client *sf, const char *const *ids, int n, bool all_or_none,
+                            enum ratelimit_priority prio, salesforce_batch_cb cb, void *ctx)
+{
+    if (n < 1 || n > SALESFORCE_BATCH_MAX)
+        return -1;
+    pgbuf path;
+    pgbuf_init(&path, 8192);
+    const char *p0 = "/composite/sobjects?ids=";
+    pgbuf_put(&path, p0, strlen(p0));
+    for (int i = 0; i < n; i++) {
+        if (i)
+            pgbuf_put_byte(&path, ',');
+        form_escape(&path, ids[i]);
+    }
+    const char *aon = all_or_none ? "&allOrNone=true" : "&allOrNone=false";
+    pgbuf_put(&path, aon, strlen(aon));
+    pgbuf_put_byte(&path, 0);
+    sf_batch *b = calloc(1, sizeof *b);
+    int rc = -1;
+    if (b && !path.failed) {
+        b->cb = cb;
+        b->ctx = ctx;
+        rc = salesforce_request(sf, "DELETE", path.data, NULL, prio, on_batch, b);
+    }
+    if (rc < 0)
+        free(b);
+    pgbuf_free(&path);
+    return rc;
+}
+
+/* ---- changes */
+
+int salesforce_changes(salesforce_client *sf, const char *sobject, bool deleted, const char *start,
+                       const char *end, enum ratelimit_priority prio, salesforce_done_cb cb, void *ctx)
+{
+    pgbuf path;
+    pgbuf_init(&path, 2048);
+    char head[300];
+    snprintf(head, sizeof head, "/sobjects/%s/%s/?start=", sobject, deleted ? "deleted" : "updated");
+    pgbuf_put(&path, head, strlen(head));
+    form_escape(&path, start);
+    pgbuf_put(&path, "&end=", 5);
+    form_escape(&path, end);
+    pgbuf_put_byte(&path, 0);
+    int rc = path.failed ? -1 : salesforce_request(sf, "GET", path.data, NULL, prio, cb, ctx);
+    pgbuf_free(&path);
+    return rc;
+}

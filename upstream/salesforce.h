@@ -16,6 +16,7 @@
 #include "upstream/call.h"
 #include "upstream/error.h"
 #include "upstream/http.h"
+#include "upstream/provider.h"
 
 void salesforce_error_from_response(const http_response *resp, upstream_error *err);
 /* The SQLSTATE for a Salesforce errorCode; sets *not_found for a missing record. */
@@ -55,6 +56,32 @@ typedef void (*salesforce_query_done_cb)(const upstream_error *err, int pages, v
 int salesforce_query(salesforce_client *sf, const char *soql, bool include_deleted,
                      enum ratelimit_priority prio, salesforce_records_cb on_records,
                      salesforce_query_done_cb on_done, void *ctx);
+/* ---- describe: an sObject's fields as a provider collection (custom objects included) */
+
+/* Builds a collection from a describe result; caller frees with
+ * salesforce_collection_free. NULL if the describe is not usable. */
+provider_collection *salesforce_collection_from_describe(const cJSON *describe);
+void salesforce_collection_free(provider_collection *c);
+
+/* ---- composite sObject collections: up to 200 records per request */
+
+#define SALESFORCE_BATCH_MAX 200
+/* One result per record, in order: the id, or err. */
+typedef void (*salesforce_batch_cb)(int n, const char *const *ids, const upstream_error *errs,
+                                    const upstream_error *request_err, void *ctx);
+/* method "POST" (create), "PATCH" (update: records carry "Id") with records a JSON array
+ * of field objects for one sObject type; all_or_none as Salesforce defines it. */
+int salesforce_batch_write(salesforce_client *sf, const char *method, const char *sobject,
+                           const cJSON *records, bool all_or_none, enum ratelimit_priority prio,
+                           salesforce_batch_cb cb, void *ctx);
+/* DELETE of up to 200 ids. */
+int salesforce_batch_delete(salesforce_client *sf, const char *const *ids, int n, bool all_or_none,
+                            enum ratelimit_priority prio, salesforce_batch_cb cb, void *ctx);
+
+/* ---- changes: getUpdated / getDeleted between two ISO 8601 instants */
+int salesforce_changes(salesforce_client *sf, const char *sobject, bool deleted, const char *start,
+                       const char *end, enum ratelimit_priority prio, salesforce_done_cb cb, void *ctx);
+
 /* The current access token, for tests that check a refresh happened. Borrowed. */
 const char *salesforce_access_token(const salesforce_client *sf);
 

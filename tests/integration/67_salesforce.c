@@ -7,6 +7,7 @@
 #include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "tests/integration/itest.h"
@@ -195,6 +196,128 @@ static void test_query(salesforce_client *sf)
     check(strncmp(bad.error, "42601", 5) == 0, "malformed SOQL → 42601 (%s)", bad.error);
 }
 
+/* ---- describe, composite collections, getUpdated / getDeleted */
+
+typedef struct batch {
+    int n, ok, failed_at;
+    char ids[SALESFORCE_BATCH_MAX][32];
+    upstream_error first_err, request_err;
+    bool request_failed;
+} batch;
+
+static void on_batch_done(int n, const char *const *ids, const upstream_error *errs,
+                          const upstream_error *request_err, void *ctx)
+{
+    batch *b = ctx;
+    b->n = n;
+    b->failed_at = -1;
+    if (request_err) {
+        b->request_failed = true;
+        b->request_err = *request_err;
+    }
+    for (int i = 0; i < n; i++) {
+        if (ids[i]) {
+            snprintf(b->ids[i], sizeof b->ids[i], "%s", ids[i]);
+            b->ok++;
+        } else if (b->failed_at < 0) {
+            b->failed_at = i;
+            b->first_err = errs[i];
+        }
+    }
+    pending--;
+}
+
+static void iso_now(char *out, size_t len, int offset_s)
+{
+    time_t t = time(NULL) + offset_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+}
+
+static void test_describe_batches_changes(salesforce_client *sf)
+{
+    result r = sf_call(sf, "GET", "/sobjects/Invoice__c/describe", NULL);
+    provider_collection *inv = r.body ? salesforce_collection_from_describe(r.body) : NULL;
+    cJSON_Delete(r.body);
+    const provider_field *amount = inv ? provider_field_find(inv, "Amount__c") : NULL;
+    const provider_field *id = inv ? provider_field_find(inv, "Id") : NULL;
+    check(inv && strcmp(inv->name, "invoice__c") == 0 && amount && amount->type == FIELD_NUMERIC &&
+              amount->create && amount->update && id && !id->create && !id->update,
+          "describe of a custom object → a collection: Amount__c numeric and writable, Id read-only");
+    salesforce_collection_free(inv);
+
+    r = sf_call(sf, "GET", "/sobjects/Contact/describe", NULL);
+    provider_collection *contact = r.body ? salesforce_collection_from_describe(r.body) : NULL;
+    cJSON_Delete(r.body);
+    const provider_field *last = contact ? provider_field_find(contact, "LastName") : NULL;
+    const provider_field *modstamp = contact ? provider_field_find(contact, "SystemModstamp") : NULL;
+    check(last && last->required && modstamp && modstamp->type == FIELD_TIMESTAMPTZ && !modstamp->update,
+          "Contact: LastName required on create, SystemModstamp a read-only timestamptz");
+    salesforce_collection_free(contact);
+
+    char start[40], end[40];
+    iso_now(start, sizeof start, -60);
+    cJSON *records = cJSON_CreateArray();
+    for (int i = 0; i < SALESFORCE_BATCH_MAX; i++) {
+        cJSON *rec = cJSON_CreateObject();
+        char name[32], email[64];
+        snprintf(name, sizeof name, "Batch%03d", i);
+        snprintf(email, sizeof email, i == 57 ? "bad-email-%d" : "batch%d@example.com", i);
+        cJSON_AddStringToObject(rec, "LastName", name);
+        cJSON_AddStringToObject(rec, "Email", email);
+        cJSON_AddItemToArray(records, rec);
+    }
+    static batch b;
+    memset(&b, 0, sizeof b);
+    pending++;
+    salesforce_batch_write(sf, "POST", "Contact", records, false, RATELIMIT_WRITE, on_batch_done, &b);
+    while (pending > 0)
+        uv_run(loop, UV_RUN_ONCE);
+    cJSON_Delete(records);
+    check(!b.request_failed && b.n == 200 && b.ok == 199 && b.failed_at == 57 &&
+              strcmp(b.first_err.sqlstate, "23514") == 0,
+          "composite create of 200 with one bad email: 199 created, record 57 → 23514 (%s)", b.first_err.message);
+
+    const char *del[3] = {b.ids[0], b.ids[1], b.ids[2]};
+    static batch d;
+    memset(&d, 0, sizeof d);
+    pending++;
+    salesforce_batch_delete(sf, del, 3, false, RATELIMIT_WRITE, on_batch_done, &d);
+    while (pending > 0)
+        uv_run(loop, UV_RUN_ONCE);
+    check(d.n == 3 && d.ok == 3, "composite delete of 3 records");
+
+    iso_now(end, sizeof end, 60);
+    pending++;
+    result upd;
+    memset(&upd, 0, sizeof upd);
+    salesforce_changes(sf, "Contact", false, start, end, RATELIMIT_SYNC, on_done, &upd);
+    while (pending > 0)
+        uv_run(loop, UV_RUN_ONCE);
+    int found = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(upd.body, "ids"))
+        found += cJSON_IsString(x) && strcmp(x->valuestring, b.ids[10]) == 0;
+    check(!upd.failed && found == 1, "getUpdated lists a record created in the window");
+    cJSON_Delete(upd.body);
+
+    result gone;
+    memset(&gone, 0, sizeof gone);
+    pending++;
+    salesforce_changes(sf, "Contact", true, start, end, RATELIMIT_SYNC, on_done, &gone);
+    while (pending > 0)
+        uv_run(loop, UV_RUN_ONCE);
+    found = 0;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(gone.body, "deletedRecords"))
+    {
+        const char *gid = str(x, "id");
+        found += strcmp(gid, b.ids[0]) == 0 || strcmp(gid, b.ids[1]) == 0 || strcmp(gid, b.ids[2]) == 0;
+    }
+    check(!gone.failed && found == 3, "getDeleted lists the 3 deleted records (%d)", found);
+    cJSON_Delete(gone.body);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -216,6 +339,7 @@ int main(int argc, char **argv)
     test_crud(sf);
     test_refresh(sf);
     test_query(sf);
+    test_describe_batches_changes(sf);
     salesforce_client_free(sf);
 
     http_client_free(target.http);
