@@ -12,6 +12,7 @@
 #include "tests/integration/itest.h"
 #include "upstream/call.h"
 #include "upstream/stripe.h"
+#include "upstream/stripe_collections.h"
 
 static uv_loop_t *loop;
 static const char *base;
@@ -388,6 +389,105 @@ static void test_rate_limit(void)
     ratelimit_close(&rl);
 }
 
+/* ---- records through the generated collection specs */
+
+typedef struct rec {
+    char id[64], email[128];
+    upstream_error err;
+    bool failed, deleted;
+} rec;
+
+static void on_rec(const cJSON *record, const upstream_error *err, void *ctx)
+{
+    rec *r = ctx;
+    memset(r, 0, sizeof *r);
+    if (err) {
+        r->failed = true;
+        r->err = *err;
+    } else {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(record, "id");
+        const cJSON *em = cJSON_GetObjectItemCaseSensitive(record, "email");
+        snprintf(r->id, sizeof r->id, "%s", cJSON_IsString(id) ? id->valuestring : "");
+        snprintf(r->email, sizeof r->email, "%s", cJSON_IsString(em) ? em->valuestring : "");
+        r->deleted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(record, "deleted"));
+    }
+    pending--;
+}
+
+static void run_pending(void)
+{
+    while (pending > 0)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+static void test_records(void)
+{
+    stripe_client *sc = stripe_client_new(&target, base, "sk_test_apigres_integration");
+    static rec r;
+    cJSON *f = cJSON_Parse("{\"email\": \"a@b.co\", \"name\": \"Ann\", \"metadata\": {\"plan\": \"pro\"}}");
+    double before = fake_stat("creates");
+    pending++;
+    stripe_create(sc, &stripe_customer, f, RATELIMIT_WRITE, on_rec, &r);
+    run_pending();
+    cJSON_Delete(f);
+    char id[64];
+    snprintf(id, sizeof id, "%s", r.id);
+    check(!r.failed && strncmp(id, "cus_", 4) == 0 && strcmp(r.email, "a@b.co") == 0 &&
+              fake_stat("creates") - before == 1,
+          "stripe_create(customer) with nested metadata → %s", id);
+
+    f = cJSON_Parse("{\"email\": \"new@example.com\"}");
+    pending++;
+    stripe_update(sc, &stripe_customer, id, f, RATELIMIT_WRITE, on_rec, &r);
+    run_pending();
+    check(!r.failed && strcmp(r.email, "new@example.com") == 0, "stripe_update sends only the assigned field");
+    cJSON_Delete(f);
+
+    f = cJSON_Parse("{\"email\": \"not-an-email\"}");
+    pending++;
+    stripe_update(sc, &stripe_customer, id, f, RATELIMIT_WRITE, on_rec, &r);
+    run_pending();
+    char want[128];
+    snprintf(want, sizeof want, "Error updating customer %s: Invalid email address: not-an-email", id);
+    check(r.failed && strcmp(r.err.sqlstate, "23514") == 0 && strcmp(r.err.message, want) == 0,
+          "the API's refusal reads as the client will see it: %s", r.err.message);
+    cJSON_Delete(f);
+
+    f = cJSON_Parse("{\"created\": 1}");
+    double requests = fake_stat("api_requests");
+    pending++;
+    stripe_update(sc, &stripe_customer, id, f, RATELIMIT_WRITE, on_rec, &r);
+    run_pending();
+    check(r.failed && strcmp(r.err.sqlstate, "428C9") == 0 && fake_stat("api_requests") == requests,
+          "a read-only field is refused before any call: %s", r.err.message);
+    cJSON_Delete(f);
+
+    f = cJSON_Parse("{\"nickname\": \"x\"}");
+    pending++;
+    stripe_update(sc, &stripe_price, "price_x", f, RATELIMIT_WRITE, on_rec, &r);
+    run_pending();
+    cJSON_Delete(f);
+    pending++;
+    stripe_delete(sc, &stripe_price, "price_x", RATELIMIT_WRITE, on_rec, &r);
+    run_pending();
+    check(r.failed && strcmp(r.err.sqlstate, "0A000") == 0, "prices cannot be deleted: %s", r.err.message);
+
+    pending++;
+    stripe_delete(sc, &stripe_customer, id, RATELIMIT_WRITE, on_rec, &r);
+    run_pending();
+    check(!r.failed, "stripe_delete(customer)");
+    pending++;
+    stripe_retrieve(sc, &stripe_customer, id, RATELIMIT_WRITE, on_rec, &r);
+    run_pending();
+    /* as Stripe documents: a deleted customer is still retrievable, marked deleted */
+    check(!r.failed && r.deleted && strcmp(r.id, id) == 0, "the deleted customer reads back as deleted");
+    pending++;
+    stripe_retrieve(sc, &stripe_customer, "cus_neverexisted", RATELIMIT_WRITE, on_rec, &r);
+    run_pending();
+    check(r.failed && r.err.not_found, "an unknown customer is not found upstream: %s", r.err.message);
+    stripe_client_free(sc);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -408,6 +508,7 @@ int main(int argc, char **argv)
     test_concurrency();
     test_pagination();
     test_errors();
+    test_records();
     test_idempotent_retries();
     test_retry_after();
     test_failures();
