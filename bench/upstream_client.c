@@ -46,10 +46,7 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     ratelimit rl;
     ratelimit_init(&rl, loop, 0, 0, 0);
-    target.loop = loop;
-    target.http = http_client_new(loop, 0);
-    target.limit = &rl;
-    retry_policy_default(&target.retry);
+    upstream_target_init(&target, loop, &rl);
     opts.method = "GET";
     opts.url = argv[1];
     opts.headers = headers;
@@ -62,7 +59,7 @@ int main(int argc, char **argv)
         uv_run(loop, UV_RUN_ONCE);
     double secs = (double)(uv_hrtime() - t0) / 1e9;
     printf("requests=%d seconds=%.3f failed=%d\n", total, secs, failed);
-    http_client_free(target.http);
+    upstream_target_close(&target);
     ratelimit_close(&rl);
     uv_run(loop, UV_RUN_DEFAULT);
     return failed ? 1 : 0;

@@ -26,6 +26,21 @@ struct upstream_call {
     char **headers;
 };
 
+int upstream_target_init(upstream_target *t, uv_loop_t *loop, ratelimit *limit)
+{
+    t->loop = loop;
+    t->limit = limit;
+    retry_policy_default(&t->retry);
+    t->http = http_client_new(loop, 0);
+    return t->http ? 0 : -1;
+}
+
+void upstream_target_close(upstream_target *t)
+{
+    http_client_free(t->http);
+    t->http = NULL;
+}
+
 static uint64_t rng_state;
 
 static double random01(void)

@@ -24,6 +24,12 @@ typedef struct upstream_target {
     retry_policy retry;
 } upstream_target;
 
+/* Fills t for loop: a new HTTP client, the default retry policy, limit as given.
+ * Returns 0 or -1 (no HTTP client). upstream_target_close frees the HTTP client; the
+ * loop must run afterwards for its handles to close. */
+int upstream_target_init(upstream_target *t, uv_loop_t *loop, ratelimit *limit);
+void upstream_target_close(upstream_target *t);
+
 typedef struct upstream_call upstream_call;
 /* The final response (valid during the callback only) and how many attempts it took. */
 typedef void (*upstream_done_cb)(upstream_call *call, http_response *resp, int attempts,

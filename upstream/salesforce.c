@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "upstream/form.h"
+#include "upstream/json.h"
 
 static const struct {
     const char *code;
@@ -63,12 +64,6 @@ const char *salesforce_sqlstate(long status, const char *error_code, bool *not_f
     if (status >= 500)
         return "57P03";
     return "22023";
-}
-
-static const char *json_string(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 void salesforce_error_from_response(const http_response *resp, upstream_error *err)
@@ -422,8 +417,6 @@ static char *fmt_path(const char *fmt, const char *object)
     return strdup(buf);
 }
 
-static bool flag(const cJSON *o, const char *k) { return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k)); }
-
 provider_collection *salesforce_collection_from_describe(const cJSON *d)
 {
     const char *object = json_string(d, "name");
@@ -448,11 +441,11 @@ provider_collection *salesforce_collection_from_describe(const cJSON *d)
     c->object = strdup(object);
     c->list_path = fmt_path("/sobjects/%s", object);
     c->item_path = fmt_path("/sobjects/%s/{id}", object);
-    if (flag(d, "createable"))
+    if (json_true(d, "createable"))
         c->create_path = fmt_path("/sobjects/%s/", object);
-    if (flag(d, "updateable"))
+    if (json_true(d, "updateable"))
         c->update_path = fmt_path("/sobjects/%s/{id}", object);
-    if (flag(d, "deletable"))
+    if (json_true(d, "deletable"))
         c->delete_path = fmt_path("/sobjects/%s/{id}", object);
     const char *label = json_string(d, "label");
     c->description = strdup(label ? label : object);
@@ -465,10 +458,10 @@ provider_collection *salesforce_collection_from_describe(const cJSON *d)
         provider_field *x = &pf[c->nfields++];
         x->name = strdup(name);
         x->type = sf_type(json_string(f, "type"));
-        x->create = flag(f, "createable");
-        x->update = flag(f, "updateable");
+        x->create = json_true(f, "createable");
+        x->update = json_true(f, "updateable");
         /* required: Salesforce insists on it and will not default it */
-        x->required = x->create && !flag(f, "nillable") && !flag(f, "defaultedOnCreate") &&
+        x->required = x->create && !json_true(f, "nillable") && !json_true(f, "defaultedOnCreate") &&
                       strcmp(json_string(f, "type") ? json_string(f, "type") : "", "boolean") != 0;
         const char *flabel = json_string(f, "label");
         x->description = strdup(flabel ? flabel : name);
@@ -508,7 +501,7 @@ static void on_batch(long status, const cJSON *body, const upstream_error *err, 
         cJSON_ArrayForEach(r, body)
         {
             ids[i] = json_string(r, "id");
-            if (!flag(r, "success")) {
+            if (!json_true(r, "success")) {
                 const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "errors"), 0);
                 const char *code = json_string(first, "statusCode");
                 bool nf;

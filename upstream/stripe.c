@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "upstream/form.h"
+#include "upstream/json.h"
 
 static bool starts_with(const char *s, const char *prefix)
 {
@@ -61,12 +62,6 @@ const char *stripe_sqlstate(long status, const char *type, const char *code, con
     if (type && strcmp(type, "card_error") == 0)
         return "22023";
     return status >= 400 && status < 500 ? "22023" : "XX000";
-}
-
-static const char *json_string(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 void stripe_error_from_response(const http_response *resp, upstream_error *err)

@@ -124,7 +124,6 @@ static void test_concurrency(void)
     double t0 = now();
     for (int i = 0; i < N; i++)
         start(&target, "GET", "/v1/customers?limit=1", NULL, NULL, false, RATELIMIT_SYNC, &r[i], 0);
-    int in_flight_peak = http_client_in_flight(http);
     run_until_done();
     double took = now() - t0;
     uv_timer_stop(&tick);
@@ -141,7 +140,6 @@ static void test_concurrency(void)
     check(took < 0.2 * N / 10, "they ran concurrently: %.2f s, far below %d x 200 ms in series", took, N);
     check(worst_lag < 250, "the loop kept turning while they were in flight (worst lag %llu ms)",
           (unsigned long long)worst_lag);
-    (void)in_flight_peak;
 }
 
 /* ---- pagination */
@@ -414,12 +412,6 @@ static void on_rec(const cJSON *record, const upstream_error *err, void *ctx)
     pending--;
 }
 
-static void run_pending(void)
-{
-    while (pending > 0)
-        uv_run(loop, UV_RUN_ONCE);
-}
-
 static void test_records(void)
 {
     stripe_client *sc = stripe_client_new(&target, base, "sk_test_apigres_integration");
@@ -428,7 +420,7 @@ static void test_records(void)
     double before = fake_stat("creates");
     pending++;
     stripe_create(sc, &stripe_customer, f, RATELIMIT_WRITE, on_rec, &r);
-    run_pending();
+    run_until_done();
     cJSON_Delete(f);
     char id[64];
     snprintf(id, sizeof id, "%s", r.id);
@@ -439,14 +431,14 @@ static void test_records(void)
     f = cJSON_Parse("{\"email\": \"new@example.com\"}");
     pending++;
     stripe_update(sc, &stripe_customer, id, f, RATELIMIT_WRITE, on_rec, &r);
-    run_pending();
+    run_until_done();
     check(!r.failed && strcmp(r.email, "new@example.com") == 0, "stripe_update sends only the assigned field");
     cJSON_Delete(f);
 
     f = cJSON_Parse("{\"email\": \"not-an-email\"}");
     pending++;
     stripe_update(sc, &stripe_customer, id, f, RATELIMIT_WRITE, on_rec, &r);
-    run_pending();
+    run_until_done();
     char want[128];
     snprintf(want, sizeof want, "Error updating customer %s: Invalid email address: not-an-email", id);
     check(r.failed && strcmp(r.err.sqlstate, "23514") == 0 && strcmp(r.err.message, want) == 0,
@@ -457,7 +449,7 @@ static void test_records(void)
     double requests = fake_stat("api_requests");
     pending++;
     stripe_update(sc, &stripe_customer, id, f, RATELIMIT_WRITE, on_rec, &r);
-    run_pending();
+    run_until_done();
     check(r.failed && strcmp(r.err.sqlstate, "428C9") == 0 && fake_stat("api_requests") == requests,
           "a read-only field is refused before any call: %s", r.err.message);
     cJSON_Delete(f);
@@ -465,25 +457,25 @@ static void test_records(void)
     f = cJSON_Parse("{\"nickname\": \"x\"}");
     pending++;
     stripe_update(sc, &stripe_price, "price_x", f, RATELIMIT_WRITE, on_rec, &r);
-    run_pending();
+    run_until_done();
     cJSON_Delete(f);
     pending++;
     stripe_delete(sc, &stripe_price, "price_x", RATELIMIT_WRITE, on_rec, &r);
-    run_pending();
+    run_until_done();
     check(r.failed && strcmp(r.err.sqlstate, "0A000") == 0, "prices cannot be deleted: %s", r.err.message);
 
     pending++;
     stripe_delete(sc, &stripe_customer, id, RATELIMIT_WRITE, on_rec, &r);
-    run_pending();
+    run_until_done();
     check(!r.failed, "stripe_delete(customer)");
     pending++;
     stripe_retrieve(sc, &stripe_customer, id, RATELIMIT_WRITE, on_rec, &r);
-    run_pending();
+    run_until_done();
     /* as Stripe documents: a deleted customer is still retrievable, marked deleted */
     check(!r.failed && r.deleted && strcmp(r.id, id) == 0, "the deleted customer reads back as deleted");
     pending++;
     stripe_retrieve(sc, &stripe_customer, "cus_neverexisted", RATELIMIT_WRITE, on_rec, &r);
-    run_pending();
+    run_until_done();
     check(r.failed && r.err.not_found, "an unknown customer is not found upstream: %s", r.err.message);
     stripe_client_free(sc);
 }
@@ -497,12 +489,9 @@ int main(int argc, char **argv)
     base = argv[1];
     itest_label = "65_upstream";
     loop = uv_default_loop();
-    http = http_client_new(loop, 0);
     ratelimit_init(&unlimited, loop, 0, 0, 0);
-    target.loop = loop;
-    target.http = http;
-    target.limit = &unlimited;
-    retry_policy_default(&target.retry);
+    upstream_target_init(&target, loop, &unlimited);
+    http = target.http;
     target.retry.base_delay_ms = 50;
 
     test_concurrency();
@@ -515,7 +504,7 @@ int main(int argc, char **argv)
     if (!getenv("UPSTREAM_SKIP_SLOW"))
         test_rate_limit();
 
-    http_client_free(http);
+    upstream_target_close(&target);
     ratelimit_close(&unlimited);
     uv_run(loop, UV_RUN_DEFAULT);
     printf("# %d checks, %d failed\n", itest_checks, itest_failures);

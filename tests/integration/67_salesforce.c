@@ -329,10 +329,7 @@ int main(int argc, char **argv)
     loop = uv_default_loop();
     ratelimit rl;
     ratelimit_init(&rl, loop, 0, 0, 0);
-    target.loop = loop;
-    target.http = http_client_new(loop, 0);
-    target.limit = &rl;
-    retry_policy_default(&target.retry);
+    upstream_target_init(&target, loop, &rl);
     target.retry.base_delay_ms = 50;
 
     salesforce_client *sf = client("fake-refresh-token");
@@ -342,7 +339,7 @@ int main(int argc, char **argv)
     test_describe_batches_changes(sf);
     salesforce_client_free(sf);
 
-    http_client_free(target.http);
+    upstream_target_close(&target);
     ratelimit_close(&rl);
     uv_run(loop, UV_RUN_DEFAULT);
     printf("# %d checks, %d failed\n", itest_checks, itest_failures);
