@@ -114,6 +114,7 @@ struct stripe_list {
     char *base, *path;
     char auth[256];
     char cursor[256];
+    bool oldest_first; /* ending_before paging: towards newer objects */
     enum ratelimit_priority priority;
     int limit;
     int pages;
@@ -128,12 +129,51 @@ static void list_free(stripe_list *l)
 
 static void list_fetch(stripe_list *l);
 
+/* Whether a failed list request names its own cursor as missing: the object it pointed
+ * at was deleted, or (for events) has passed the retention period. */
+static bool cursor_missing(const http_response *resp)
+{
+    if (resp->outcome != HTTP_OK || (resp->status != 400 && resp->status != 404))
+        return false;
+    cJSON *root = cJSON_ParseWithLength(resp->body.data ? resp->body.data : "", resp->body.len);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const char *code = json_string(e, "code"), *param = json_string(e, "param");
+    bool missing = code && strcmp(code, "resource_missing") == 0 && param &&
+                   (strcmp(param, "starting_after") == 0 || strcmp(param, "ending_before") == 0);
+    cJSON_Delete(root);
+    return missing;
+}
+
+/* Reverses a cJSON array in place (a page is at most 100 items). */
+static void reverse_array(cJSON *items)
+{
+    cJSON *head = NULL, *item = items->child;
+    while (item) {
+        cJSON *next = item->next;
+        item->next = head;
+        if (head)
+            head->prev = item;
+        head = item;
+        item = next;
+    }
+    /* cJSON keeps the tail in the head's prev */
+    if (head) {
+        cJSON *tail = head;
+        while (tail->next)
+            tail = tail->next;
+        head->prev = tail;
+    }
+    items->child = head;
+}
+
 static void on_list_page(upstream_call *call, http_response *resp, int attempts, void *data)
 {
     stripe_list *l = data;
     upstream_error err;
     if (resp->outcome != HTTP_OK || resp->status != 200) {
         stripe_error_from_response(resp, &err);
+        if (cursor_missing(resp))
+            err.not_found = true;
         l->on_done(l, &err, l->pages, l->ctx);
         list_free(l);
         return;
@@ -148,6 +188,10 @@ static void on_list_page(upstream_call *call, http_response *resp, int attempts,
         return;
     }
     l->pages++;
+    /* Stripe answers newest first in both directions; an oldest-first listing goes on
+     * from the newest object of the page and hands the page over reversed. */
+    if (l->oldest_first)
+        reverse_array((cJSON *)items);
     const cJSON *last = cJSON_GetArrayItem(items, cJSON_GetArraySize(items) - 1);
     const char *last_id = cJSON_IsObject(last) ? json_string(last, "id") : NULL;
     bool more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "has_more")) && last_id;
@@ -173,7 +217,8 @@ static void list_fetch(stripe_list *l)
     snprintf(q, sizeof q, "%slimit=%d", strchr(l->path, '?') ? "&" : "?", l->limit);
     pgbuf_put(&url, q, strlen(q));
     if (l->cursor[0]) {
-        pgbuf_put(&url, "&starting_after=", 16);
+        const char *param = l->oldest_first ? "&ending_before=" : "&starting_after=";
+        pgbuf_put(&url, param, strlen(param));
         form_escape(&url, l->cursor);
     }
     pgbuf_put_byte(&url, 0);
@@ -204,8 +249,9 @@ stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
     l->priority = o->priority;
     l->limit = o->limit > 0 && o->limit <= 100 ? o->limit : 100;
     snprintf(l->auth, sizeof l->auth, "Authorization: Bearer %s", o->secret_key);
-    if (o->starting_after)
-        snprintf(l->cursor, sizeof l->cursor, "%s", o->starting_after);
+    l->oldest_first = o->ending_before != NULL;
+    if (o->starting_after || o->ending_before)
+        snprintf(l->cursor, sizeof l->cursor, "%s", l->oldest_first ? o->ending_before : o->starting_after);
     if (!l->base || !l->path) {
         list_free(l);
         return NULL;

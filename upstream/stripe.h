@@ -48,12 +48,17 @@ int stripe_retrieve(stripe_client *sc, const struct provider_collection *c, cons
 int stripe_delete(stripe_client *sc, const struct provider_collection *c, const char *id,
                   enum ratelimit_priority prio, stripe_record_cb cb, void *ctx);
 
-/* ---- lists: GET base+path?limit=100&starting_after=<last id>, until has_more is false */
+/* ---- lists: GET base+path?limit=100&starting_after=<last id>, until has_more is false.
+ * With ending_before instead, the listing goes towards newer objects
+ * (ending_before=<newest id so far>) and hands each page over oldest first, so that its
+ * cursor is always the newest object handed over: how /v1/events is followed. */
 
 typedef struct stripe_list stripe_list;
 /* One page's "data" array (borrowed, valid during the call). Return nonzero to stop. */
 typedef int (*stripe_page_cb)(stripe_list *l, const cJSON *data, void *ctx);
-/* The end: err is NULL after the last page, else why the listing stopped. */
+/* The end: err is NULL after the last page, else why the listing stopped;
+ * err->not_found means the cursor object no longer exists upstream (deleted, or an event
+ * past its retention): the listing cannot resume from it. */
 typedef void (*stripe_list_done_cb)(stripe_list *l, const upstream_error *err, int pages, void *ctx);
 
 typedef struct stripe_list_options {
@@ -61,6 +66,7 @@ typedef struct stripe_list_options {
     const char *path;          /* e.g. /v1/customers, may carry a query: /v1/events?type=x */
     const char *secret_key;
     const char *starting_after; /* resume after this id (a cursor), or NULL */
+    const char *ending_before;  /* or: list the objects newer than this id, oldest first */
     enum ratelimit_priority priority;
     int limit;                 /* page size, 1..100; 0 = 100, the largest Stripe allows */
 } stripe_list_options;

@@ -2,7 +2,7 @@
  * upstream/ against the local Stripe fake: many requests on one loop without blocking it,
  * pagination over 10,000 records, retries that never create twice, Retry-After, the rate
  * limit held over 30 seconds with writes served before sync traffic, connection failures
- * and timeouts. Usage: 65_upstream BASE_URL (the fake, e.g. http://127.0.0.1:12111).
+ * and timeouts, /v1/events followed from a cursor. Usage: 65_upstream BASE_URL (the fake, e.g. http://127.0.0.1:12111).
  */
 #include <cJSON.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "upstream/call.h"
 #include "upstream/stripe.h"
 #include "upstream/stripe_collections.h"
+#include "upstream/stripe_events.h"
 
 static uv_loop_t *loop;
 static const char *base;
@@ -480,6 +481,135 @@ static void test_records(void)
     stripe_client_free(sc);
 }
 
+/* ---- /v1/events: a cursor that resumes exactly, oldest first, and expires */
+
+typedef struct events_state {
+    cJSON *seen;       /* event ids handed over */
+    char order[64][64]; /* the first 64 customer ids of customer.created events, in order */
+    int created, updated, deleted, dups, count, stop_after;
+    long long last_created;
+    bool out_of_order, done, expired;
+    char cursor[256], error[600];
+} events_state;
+
+static int on_event(const cJSON *event, void *ctx)
+{
+    events_state *st = ctx;
+    const char *id = cJSON_GetObjectItemCaseSensitive(event, "id")->valuestring;
+    if (cJSON_GetObjectItemCaseSensitive(st->seen, id))
+        st->dups++;
+    else
+        cJSON_AddTrueToObject(st->seen, id);
+    long long created = (long long)cJSON_GetObjectItemCaseSensitive(event, "created")->valuedouble;
+    if (created < st->last_created)
+        st->out_of_order = true;
+    st->last_created = created;
+    const char *type = cJSON_GetObjectItemCaseSensitive(event, "type")->valuestring;
+    const cJSON *obj = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(event, "data"), "object");
+    if (strcmp(type, "customer.created") == 0 && st->created < 64)
+        snprintf(st->order[st->created], sizeof st->order[0], "%s",
+                 cJSON_GetObjectItemCaseSensitive(obj, "id")->valuestring);
+    st->created += strcmp(type, "customer.created") == 0;
+    st->updated += strcmp(type, "customer.updated") == 0;
+    st->deleted += strcmp(type, "customer.deleted") == 0;
+    st->count++;
+    return st->stop_after && st->count == st->stop_after;
+}
+
+static void on_events_done(const upstream_error *err, bool expired, const char *cursor, int count, void *ctx)
+{
+    events_state *st = ctx;
+    st->done = true;
+    st->expired = expired;
+    snprintf(st->cursor, sizeof st->cursor, "%s", cursor);
+    if (err)
+        snprintf(st->error, sizeof st->error, "%s %s", err->sqlstate, err->message);
+    pending--;
+}
+
+static void poll_events(const char *after, int stop_after, events_state *st)
+{
+    cJSON_Delete(st->seen);
+    memset(st, 0, sizeof *st);
+    st->seen = cJSON_CreateObject();
+    st->stop_after = stop_after;
+    stripe_events_options o = {.base = base, .secret_key = "sk_test_apigres_integration",
+                               .after = after, .priority = RATELIMIT_SYNC};
+    pending++;
+    stripe_events_poll(&target, &o, on_event, on_events_done, st);
+    run_until_done();
+}
+
+static void test_events(void)
+{
+    reply r = call_json("POST", "/_fake/reset", "{}");
+    cJSON_Delete(r.json);
+    static events_state st;
+    poll_events(NULL, 0, &st);
+    check(st.done && !st.error[0] && st.cursor[0] == '\0' && st.count == 0,
+          "events from now on an account without events: empty cursor %s", st.error);
+
+    /* 250 customers created one after another, one updated, one deleted */
+    enum { N = 250 };
+    static char ids[N][64];
+    for (int i = 0; i < N; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "email=e%d@example.com&name=Event+%d", i, i);
+        start(&target, "POST", "/v1/customers", body, NULL, false, RATELIMIT_WRITE, &r, 0);
+        run_until_done();
+        snprintf(ids[i], sizeof ids[i], "%s", r.json ? cJSON_GetObjectItem(r.json, "id")->valuestring : "");
+        cJSON_Delete(r.json);
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/v1/customers/%s", ids[7]);
+    start(&target, "POST", path, "name=Renamed", NULL, false, RATELIMIT_WRITE, &r, 0);
+    run_until_done();
+    cJSON_Delete(r.json);
+    snprintf(path, sizeof path, "/v1/customers/%s", ids[8]);
+    start(&target, "DELETE", path, NULL, NULL, false, RATELIMIT_WRITE, &r, 0);
+    run_until_done();
+    cJSON_Delete(r.json);
+
+    poll_events("", 0, &st);
+    bool in_order = true;
+    for (int i = 0; i < 64; i++)
+        in_order &= strcmp(st.order[i], ids[i]) == 0;
+    check(!st.error[0] && st.count == N + 2 && st.created == N && st.updated == 1 && st.deleted == 1 &&
+              st.dups == 0 && !st.out_of_order && in_order,
+          "events from the beginning: %d (%d created, %d updated, %d deleted), oldest first, "
+          "in creation order, no duplicates %s", st.count, st.created, st.updated, st.deleted, st.error);
+    char end[256];
+    snprintf(end, sizeof end, "%s", st.cursor);
+
+    poll_events(end, 0, &st);
+    check(!st.error[0] && st.count == 0 && strcmp(st.cursor, end) == 0,
+          "a poll from the newest event hands over nothing and keeps the cursor");
+
+    /* stop after 10 events (a crash after storing that cursor), then resume from it */
+    poll_events("", 10, &st);
+    char mid[256];
+    snprintf(mid, sizeof mid, "%s", st.cursor);
+    check(st.count == 10 && st.cursor[0], "stopped after 10 events at %s", mid);
+    poll_events(mid, 0, &st);
+    check(!st.error[0] && st.count == N + 2 - 10 && st.dups == 0 && strcmp(st.cursor, end) == 0 &&
+              strcmp(st.order[0], ids[10]) == 0,
+          "resumed from that cursor: the other %d events, starting with the 11th customer", st.count);
+
+    poll_events(NULL, 0, &st);
+    check(!st.error[0] && st.count == 0 && strcmp(st.cursor, end) == 0,
+          "events from now: the cursor is the newest event");
+
+    /* a cursor past retention cannot resume: the caller must re-list */
+    fake_config("{\"event_retention_seconds\": 1}");
+    uv_sleep(1100);
+    poll_events(end, 0, &st);
+    check(st.done && st.expired && !st.error[0] && st.count == 0 && strcmp(st.cursor, end) == 0,
+          "a cursor older than the events retention is reported expired");
+    fake_config("{\"event_retention_seconds\": 2592000}");
+    cJSON_Delete(st.seen);
+    st.seen = NULL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -498,6 +628,7 @@ int main(int argc, char **argv)
     test_pagination();
     test_errors();
     test_records();
+    test_events();
     test_idempotent_retries();
     test_retry_after();
     test_failures();
