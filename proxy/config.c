@@ -25,6 +25,39 @@ void config_free(config *c)
 {
     free(c->database);
     c->database = NULL;
+    for (int i = 0; i < c->nsyncs; i++)
+        sync_config_free(&c->syncs[i]);
+    c->nsyncs = 0;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, const char *arg);
+
+/* "syncs": a list; names and schemas are unique across it. */
+static int apply_syncs(config *c, const cJSON *list, char *err, size_t errlen)
+{
+    if (!cJSON_IsArray(list))
+        return fail(err, errlen, "syncs: expected a list of objects%s", NULL);
+    for (int i = 0; i < c->nsyncs; i++)
+        sync_config_free(&c->syncs[i]);
+    c->nsyncs = 0;
+    const cJSON *each;
+    cJSON_ArrayForEach(each, list)
+    {
+        if (c->nsyncs == CONFIG_MAX_SYNCS)
+            return fail(err, errlen, "syncs: at most 16%s", NULL);
+        sync_config *s = &c->syncs[c->nsyncs];
+        int rc = sync_config_parse(s, each, err, errlen);
+        c->nsyncs++; /* parsed or not, it holds memory config_free releases */
+        if (rc < 0)
+            return -1;
+        for (int i = 0; i < c->nsyncs - 1; i++) {
+            if (strcmp(c->syncs[i].name, s->name) == 0)
+                return fail(err, errlen, "syncs: two syncs are named \"%s\"", s->name);
+            if (strcmp(c->syncs[i].schema, s->schema) == 0)
+                return fail(err, errlen, "syncs: two syncs use the schema \"%s\"", s->schema);
+        }
+    }
+    return 0;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *arg)
@@ -261,6 +294,8 @@ static int apply_key(config *c, const cJSON *item, char *err, size_t errlen)
     } else if (strcmp(key, "max_message_size") == 0) {
         if ((rc = json_number(item, key, 1024, 0x3fffffff, &d, err, errlen)) == 0)
             c->max_message_size = (uint32_t)d;
+    } else if (strcmp(key, "syncs") == 0) {
+        rc = apply_syncs(c, item, err, errlen);
     } else if (strcmp(key, "max_client_conn") == 0) {
         if ((rc = json_number(item, key, 1, 1000000, &d, err, errlen)) == 0)
             c->max_client_conn = (int)d;

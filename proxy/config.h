@@ -13,8 +13,10 @@
 #include <stdint.h>
 
 #include "proxy/log.h"
+#include "proxy/sync_config.h"
 
 #define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_SYNCS 16
 
 typedef struct listen_addr {
     char host[256];
@@ -39,6 +41,8 @@ typedef struct config {
     double shutdown_timeout; /* seconds clients get to finish after SIGTERM/SIGINT */
     uint32_t max_message_size;
     int max_client_conn;
+    sync_config syncs[CONFIG_MAX_SYNCS]; /* the APIs mirrored into the database */
+    int nsyncs;
 } config;
 
 void config_init(config *c);

@@ -160,8 +160,13 @@ int main(int argc, char **argv)
         goto bad;
     log_set_level(cfg.log_level);
     if (check_only) {
-        printf("configuration ok: %d listen address(es), database at %s\n", cfg.nlisten,
-               config_database_label(&cfg));
+        printf("configuration ok: %d listen address(es), database at %s, %d sync(s)\n", cfg.nlisten,
+               config_database_label(&cfg), cfg.nsyncs);
+        for (int i = 0; i < cfg.nsyncs; i++) {
+            char line[1024];
+            sync_config_describe(&cfg.syncs[i], line, sizeof line);
+            printf("%s\n", line);
+        }
         rc = 0;
         goto out;
     }
@@ -170,6 +175,11 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     static server srv; /* large: holds the loop's read buffer */
     log_info("apigres %s starting", APIGRES_VERSION);
+    for (int i = 0; i < cfg.nsyncs; i++) {
+        char line[1024];
+        sync_config_describe(&cfg.syncs[i], line, sizeof line);
+        log_info("%s", line);
+    }
     if (server_start(&srv, loop, &cfg) < 0) {
         uv_walk(loop, (uv_walk_cb)uv_close, NULL);
         uv_run(loop, UV_RUN_DEFAULT);

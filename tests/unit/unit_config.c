@@ -1,4 +1,5 @@
-/* Unit tests for proxy/config: listen addresses, connection strings, env references, files. */
+/* Unit tests for proxy/config: listen addresses, connection strings, env references, files,
+ * the syncs list. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -119,11 +120,129 @@ static void test_file(void)
     unlink(path);
 }
 
+/* Loads text as a config file; returns config_load_file's result (err filled). */
+static int load(config *c, const char *text, char *err, size_t errlen)
+{
+    char path[] = "/tmp/apigres-unit-syncs-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    write_file(path, text);
+    config_init(c);
+    int rc = config_load_file(c, path, err, errlen);
+    unlink(path);
+    return rc;
+}
+
+static void test_syncs(void)
+{
+    char err[512];
+    config c;
+    setenv("APIGRES_UNIT_SK", "sk_test_unitsecret42", 1);
+    setenv("APIGRES_UNIT_RT", "5Aep861refreshsecret", 1);
+    int rc = load(&c, "{\"syncs\": [{\"name\": \"billing\", \"provider\": \"stripe\", \"schema\": \"stripe\","
+                      " \"collection_ids\": [\"stripe:customer\", \"stripe:price\"],"
+                      " \"credential\": {\"secret_key\": \"${APIGRES_UNIT_SK}\"},"
+                      " \"rate_limit\": {\"allowed_requests\": 10, \"interval\": 2, \"max_concurrent_requests\": 4},"
+                      " \"api_base\": \"http://127.0.0.1:12111/\"},"
+                      " {\"provider\": \"salesforce\", \"api_base\": \"https://x.my.salesforce.com\","
+                      " \"credential\": {\"client_id\": \"cid\", \"client_secret\": \"cs\", \"refresh_token\": \"${APIGRES_UNIT_RT}\"}}]}",
+                 err, sizeof err);
+    sync_config *st = &c.syncs[0], *sf = &c.syncs[1];
+    CHECK(rc == 0 && c.nsyncs == 2, "two syncs load (%s)", rc ? err : "");
+    if (rc == 0) {
+        CHECK(strcmp(st->name, "billing") == 0 && st->provider == SYNC_STRIPE && strcmp(st->schema, "stripe") == 0 &&
+                  st->ncollections == 2 && strcmp(st->collections[1], "price") == 0 &&
+                  strcmp(st->secret_key, "sk_test_unitsecret42") == 0 && st->allowed_requests == 10 &&
+                  st->interval == 2 && st->max_concurrent == 4 &&
+                  strcmp(st->api_base, "http://127.0.0.1:12111") == 0,
+              "stripe sync: every key, the key from the environment, the base without its trailing slash");
+        CHECK(sync_config_has_collection(st, "customer") && !sync_config_has_collection(st, "coupon"),
+              "collection_ids select the collections");
+        CHECK(strcmp(sf->name, "salesforce") == 0 && strcmp(sf->schema, "salesforce") == 0 &&
+                  sf->ncollections == 0 && sync_config_has_collection(sf, "invoice__c") &&
+                  strcmp(sf->login_url, "https://login.salesforce.com") == 0 &&
+                  strcmp(sf->api_version, "59.0") == 0 && sf->allowed_requests == 15000 &&
+                  sf->interval == 86400 && sf->max_concurrent == 25,
+              "salesforce sync: name and schema default to the provider, every collection, "
+              "the login URL, API version and daily limit by default");
+        char line[1024];
+        sync_config_describe(st, line, sizeof line);
+        CHECK(strstr(line, "billing") && strstr(line, "customer,price") && !strstr(line, "unitsecret") &&
+                  !strstr(line, "sk_test"),
+              "the description names the sync but not the key: %s", line);
+        sync_config_describe(sf, line, sizeof line);
+        CHECK(!strstr(line, "refreshsecret"), "nor the refresh token: %s", line);
+    }
+    config_free(&c);
+
+    load(&c, "{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_live_x\"}}]}", err, sizeof err);
+    CHECK(c.nsyncs == 1 && c.syncs[0].allowed_requests == 100 && c.syncs[0].interval == 1 &&
+              strcmp(c.syncs[0].api_base, "https://api.stripe.com") == 0,
+          "a live Stripe key gets Stripe's live limit (100/s) and the real API by default");
+    config_free(&c);
+    load(&c, "{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}}]}", err, sizeof err);
+    CHECK(c.nsyncs == 1 && c.syncs[0].allowed_requests == 25, "a test key gets the test-mode limit (25/s)");
+    config_free(&c);
+
+    static const struct {
+        const char *json, *want, *name;
+    } bad[] = {
+        {"{\"syncs\": {}}", "expected a list", "syncs not a list"},
+        {"{\"syncs\": [{\"credential\": {\"secret_key\": \"sk_test_x\"}}]}", "provider", "no provider"},
+        {"{\"syncs\": [{\"provider\": \"hubspot\"}]}", "unknown provider", "unknown provider"},
+        {"{\"syncs\": [{\"provider\": \"stripe\"}]}", "credential", "no credential"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"pk_test_publishable\"}}]}",
+         "not a Stripe secret", "a publishable key"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"collection_ids\": [\"stripe:charge\"]}]}", "no collection \"charge\"", "an unknown Stripe collection"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"collection_ids\": [\"salesforce:contact\"]}]}", "not a stripe collection", "another provider's collection"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"collection_ids\": [\"stripe:customer\", \"stripe:customer\"]}]}", "twice", "a collection listed twice"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"schema\": \"Bad-Name\"}]}", "identifier", "a schema that needs quoting"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"rate_limit\": {\"allowed_requests\": -1}}]}", "allowed_requests", "a negative rate"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"rate_limit\": {\"per_second\": 5}}]}", "per_second", "an unknown rate_limit key"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"api_base\": \"ftp://x\"}]}", "URL", "a base that is not http(s)"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"api_base\": \"https://sk_test_inurl@api.stripe.com\"}]}", "credential", "credentials in the URL"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"colection_ids\": []}]}", "colection_ids", "a misspelt key"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"access_token\": \"x\"}}]}", "unknown key",
+         "a Salesforce credential on Stripe"},
+        {"{\"syncs\": [{\"provider\": \"salesforce\", \"credential\": {\"access_token\": \"00Dx!tok\"}}]}",
+         "instance URL", "a static token without the instance URL"},
+        {"{\"syncs\": [{\"provider\": \"salesforce\", \"api_base\": \"https://x\", "
+         "\"credential\": {\"client_id\": \"a\", \"refresh_token\": \"r\"}}]}", "client_secret", "half a refresh flow"},
+        {"{\"syncs\": [{\"provider\": \"salesforce\", \"api_base\": \"https://x\", \"api_version\": \"v59\", "
+         "\"credential\": {\"access_token\": \"t\"}}]}", "version", "a malformed API version"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_a\"}}, "
+         "{\"provider\": \"stripe\", \"schema\": \"s2\", \"credential\": {\"secret_key\": \"sk_test_b\"}}]}",
+         "named \"stripe\"", "two syncs with one name"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_a\"}}, "
+         "{\"name\": \"s2\", \"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_b\"}}]}",
+         "schema \"stripe\"", "two syncs in one schema"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"${APIGRES_UNIT_UNSET}\"}}]}",
+         "APIGRES_UNIT_UNSET", "an unset environment variable"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        rc = load(&c, bad[i].json, err, sizeof err);
+        CHECK(rc < 0 && strstr(err, bad[i].want) && !strstr(err, "sk_test_") && !strstr(err, "pk_test_"),
+              "refused: %s (%s)", bad[i].name, err);
+        config_free(&c);
+    }
+}
+
 int main(void)
 {
     test_listen();
     test_database();
     test_env();
     test_file();
+    test_syncs();
     return unit_done();
 }
