@@ -234,6 +234,8 @@ int sync_config_parse(sync_config *s, const cJSON *obj, char *err, size_t errlen
 {
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "?");
+    s->request_timeout = 30; /* as upstream/http's defaults */
+    s->connect_timeout = 10;
     if (!cJSON_IsObject(obj))
         return fail(err, errlen, "syncs: expected a list of objects");
     const cJSON *provider = cJSON_GetObjectItemCaseSensitive(obj, "provider");
@@ -271,6 +273,10 @@ int sync_config_parse(sync_config *s, const cJSON *obj, char *err, size_t errlen
         } else if (strcmp(k, "rate_limit") == 0) {
             have_rate_limit = true;
             rc = parse_rate_limit(s, item, err, errlen);
+        } else if (strcmp(k, "request_timeout") == 0) {
+            rc = get_number(item, what, 0.1, 3600, false, &s->request_timeout, err, errlen);
+        } else if (strcmp(k, "connect_timeout") == 0) {
+            rc = get_number(item, what, 0.1, 600, false, &s->connect_timeout, err, errlen);
         } else if (strcmp(k, "api_base") == 0) {
             rc = parse_url(item, what, &s->api_base, err, errlen);
         } else if (strcmp(k, "login_url") == 0 && s->provider == SYNC_SALESFORCE) {

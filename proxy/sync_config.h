@@ -40,6 +40,8 @@ typedef struct sync_config {
     uint32_t allowed_requests; /* per interval; 0 = no rate limit */
     double interval;           /* seconds */
     int max_concurrent;        /* 0 = no limit */
+    double request_timeout;    /* seconds for one whole request (each retry gets its own) */
+    double connect_timeout;    /* seconds to establish the connection */
 } sync_config;
 
 /* Fills s from one JSON object of "syncs", with the provider's defaults for what is not

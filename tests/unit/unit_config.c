@@ -143,6 +143,7 @@ static void test_syncs(void)
                       " \"collection_ids\": [\"stripe:customer\", \"stripe:price\"],"
                       " \"credential\": {\"secret_key\": \"${APIGRES_UNIT_SK}\"},"
                       " \"rate_limit\": {\"allowed_requests\": 10, \"interval\": 2, \"max_concurrent_requests\": 4},"
+                      " \"request_timeout\": 5, \"connect_timeout\": 1.5,"
                       " \"api_base\": \"http://127.0.0.1:12111/\"},"
                       " {\"provider\": \"salesforce\", \"api_base\": \"https://x.my.salesforce.com\","
                       " \"credential\": {\"client_id\": \"cid\", \"client_secret\": \"cs\", \"refresh_token\": \"${APIGRES_UNIT_RT}\"}}]}",
@@ -154,7 +155,8 @@ static void test_syncs(void)
                   st->ncollections == 2 && strcmp(st->collections[1], "price") == 0 &&
                   strcmp(st->secret_key, "sk_test_unitsecret42") == 0 && st->allowed_requests == 10 &&
                   st->interval == 2 && st->max_concurrent == 4 &&
-                  strcmp(st->api_base, "http://127.0.0.1:12111") == 0,
+                  strcmp(st->api_base, "http://127.0.0.1:12111") == 0 && st->request_timeout == 5 &&
+                  st->connect_timeout == 1.5 && sf->request_timeout == 30 && sf->connect_timeout == 10,
               "stripe sync: every key, the key from the environment, the base without its trailing slash");
         CHECK(sync_config_has_collection(st, "customer") && !sync_config_has_collection(st, "coupon"),
               "collection_ids select the collections");
@@ -207,6 +209,8 @@ static void test_syncs(void)
          "\"rate_limit\": {\"per_second\": 5}}]}", "per_second", "an unknown rate_limit key"},
         {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
          "\"api_base\": \"ftp://x\"}]}", "URL", "a base that is not http(s)"},
+        {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
+         "\"request_timeout\": 0}]}", "request_timeout", "a zero timeout"},
         {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
          "\"api_base\": \"https://sk_test_inurl@api.stripe.com\"}]}", "credential", "credentials in the URL"},
         {"{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_test_x\"}, "
