@@ -6,14 +6,16 @@ CFLAGS  ?= -O2 -g
 # CFLAGS/LDFLAGS are the caller's (optimisation, sanitizers); the rest is always on.
 ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wmissing-prototypes -Wstrict-prototypes -I. $(shell pkg-config --cflags $(PKGS))
-LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lcrypto
+# libpg_query (Debian libpg-query-dev) has no .pc file; it carries its own protobuf-c.
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lcrypto -lpg_query
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PROXY_SRC := $(wildcard proxy/*.c)
-LIB_SRC   := $(filter-out proxy/main.c,$(PROXY_SRC)) $(wildcard upstream/*.c)
+LIB_SRC   := $(filter-out proxy/main.c,$(PROXY_SRC)) $(wildcard upstream/*.c sync/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/unit_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
+FUZZ_BINS := $(BUILD)/fuzz/fuzz_pgwire $(BUILD)/fuzz/fuzz_classify
 TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test test-programs check-asan run bench bench-upstream fuzz clean
@@ -26,7 +28,7 @@ apigres: $(BUILD)/apigres
 $(BUILD)/apigres: $(BUILD)/proxy/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: %.c $(wildcard proxy/*.h upstream/*.h)
+$(BUILD)/%.o: %.c $(wildcard proxy/*.h upstream/*.h sync/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -38,7 +40,7 @@ $(BUILD)/tests/%: tests/integration/%.c tests/integration/itest.h $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
-test-programs: $(TEST_BINS) $(BUILD)/fuzz/fuzz_pgwire
+test-programs: $(TEST_BINS) $(FUZZ_BINS)
 
 deps:
 	bash scripts/deps.sh
@@ -77,7 +79,13 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c proxy/pgwire.c proxy/pgwire.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< proxy/pgwire.c
 
-fuzz: deps $(BUILD)/fuzz/fuzz_pgwire
-	@mkdir -p $(BUILD)/fuzz/corpus-pgwire
-	$(BUILD)/fuzz/fuzz_pgwire -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  $(BUILD)/fuzz/corpus-pgwire tests/fuzz/corpus/pgwire
+$(BUILD)/fuzz/fuzz_classify: tests/fuzz/fuzz_classify.c parser/classify.c parser/classify.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< parser/classify.c -lpg_query
+
+fuzz: deps $(FUZZ_BINS)
+	@for t in $(FUZZ_BINS); do \
+	  name=$${t##*/fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$name; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    $(BUILD)/fuzz/corpus-$$name tests/fuzz/corpus/$$name || exit 1; \
+	done

@@ -1,0 +1,136 @@
+/* schema: see schema.h. */
+#include "sync/schema.h"
+
+#include <string.h>
+
+int schema_column_name(const char *field, char *out, size_t outlen)
+{
+    size_t n = strlen(field);
+    if (n == 0 || n > 63 || n >= outlen)
+        return -1;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)(field[i] >= 'A' && field[i] <= 'Z' ? field[i] + ('a' - 'A') : field[i]);
+    return 0;
+}
+
+static void put(pgbuf *out, const char *s) { pgbuf_put(out, s, strlen(s)); }
+
+void schema_quote_ident(pgbuf *out, const char *name)
+{
+    pgbuf_put_byte(out, '"');
+    for (const char *p = name; *p; p++) {
+        if (*p == '"')
+            pgbuf_put_byte(out, '"');
+        pgbuf_put_byte(out, (uint8_t)*p);
+    }
+    pgbuf_put_byte(out, '"');
+}
+
+void schema_quote_literal(pgbuf *out, const char *text)
+{
+    put(out, "E'");
+    for (const char *p = text; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            pgbuf_put_byte(out, (uint8_t)*p);
+        pgbuf_put_byte(out, (uint8_t)*p);
+    }
+    pgbuf_put_byte(out, '\'');
+}
+
+static void put_table(pgbuf *out, const char *schema, const char *table)
+{
+    schema_quote_ident(out, schema);
+    pgbuf_put_byte(out, '.');
+    schema_quote_ident(out, table);
+}
+
+void schema_service_sql(pgbuf *out)
+{
+    /* current_user inside the trigger is whoever runs the statement (or the definer of a
+     * SECURITY DEFINER function that does): only the table's owner passes. */
+    put(out,
+        "CREATE SCHEMA IF NOT EXISTS " SCHEMA_SERVICE ";\n"
+        "CREATE OR REPLACE FUNCTION " SCHEMA_SERVICE ".guard_synced_table() RETURNS trigger\n"
+        "LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $guard$\n"
+        "BEGIN\n"
+        "  IF current_user <> (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN\n"
+        "    RAISE EXCEPTION 'cannot % %.%: it mirrors an API and is written only through apigres',\n"
+        "      lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME\n"
+        "      USING ERRCODE = '42501',\n"
+        "            HINT = 'Connect through apigres: INSERT, UPDATE and DELETE on synced tables become API calls.';\n"
+        "  END IF;\n"
+        "  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;\n"
+        "  RETURN NEW;\n"
+        "END\n"
+        "$guard$;\n");
+}
+
+int schema_collection_sql(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    char col[64];
+    for (int i = 0; i < c->nfields; i++)
+        if (schema_column_name(c->fields[i].name, col, sizeof col) < 0)
+            return -1;
+    if (schema_column_name(c->name, col, sizeof col) < 0 || strcmp(col, c->name) != 0)
+        return -1;
+
+    put(out, "CREATE SCHEMA IF NOT EXISTS ");
+    schema_quote_ident(out, schema);
+    put(out, ";\nCREATE TABLE IF NOT EXISTS ");
+    put_table(out, schema, c->name);
+    put(out, " (id text PRIMARY KEY, " SCHEMA_COL_UPDATED_AT " timestamptz, " SCHEMA_COL_SYNCED_AT
+             " timestamptz NOT NULL DEFAULT now());\n");
+
+    /* one ALTER for every field: a field that is new upstream becomes a column */
+    bool any = false;
+    for (int i = 0; i < c->nfields; i++) {
+        schema_column_name(c->fields[i].name, col, sizeof col);
+        if (strcmp(col, "id") == 0)
+            continue;
+        put(out, any ? ",\n  ADD COLUMN IF NOT EXISTS " : "ALTER TABLE ");
+        if (!any) {
+            put_table(out, schema, c->name);
+            put(out, "\n  ADD COLUMN IF NOT EXISTS ");
+        }
+        any = true;
+        schema_quote_ident(out, col);
+        pgbuf_put_byte(out, ' ');
+        put(out, field_type_sql(c->fields[i].type));
+    }
+    if (any)
+        put(out, ";\n");
+
+    if (c->description) {
+        put(out, "COMMENT ON TABLE ");
+        put_table(out, schema, c->name);
+        put(out, " IS ");
+        schema_quote_literal(out, c->description);
+        put(out, ";\n");
+    }
+    for (int i = 0; i < c->nfields; i++) {
+        if (!c->fields[i].description || !c->fields[i].description[0])
+            continue;
+        schema_column_name(c->fields[i].name, col, sizeof col);
+        put(out, "COMMENT ON COLUMN ");
+        put_table(out, schema, c->name);
+        pgbuf_put_byte(out, '.');
+        schema_quote_ident(out, col);
+        put(out, " IS ");
+        schema_quote_literal(out, c->fields[i].description);
+        put(out, ";\n");
+    }
+    put(out, "COMMENT ON COLUMN ");
+    put_table(out, schema, c->name);
+    put(out, "." SCHEMA_COL_UPDATED_AT " IS 'apigres: the upstream version this row reflects';\n"
+             "COMMENT ON COLUMN ");
+    put_table(out, schema, c->name);
+    put(out, "." SCHEMA_COL_SYNCED_AT " IS 'apigres: when this row was last written from the API';\n");
+
+    put(out, "CREATE OR REPLACE TRIGGER apigres_guard BEFORE INSERT OR UPDATE OR DELETE ON ");
+    put_table(out, schema, c->name);
+    put(out, " FOR EACH ROW EXECUTE FUNCTION " SCHEMA_SERVICE ".guard_synced_table();\n"
+             "CREATE OR REPLACE TRIGGER apigres_guard_truncate BEFORE TRUNCATE ON ");
+    put_table(out, schema, c->name);
+    put(out, " FOR EACH STATEMENT EXECUTE FUNCTION " SCHEMA_SERVICE ".guard_synced_table();\n");
+    return out->failed ? -1 : 0;
+}

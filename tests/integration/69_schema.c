@@ -1,0 +1,176 @@
+/*
+ * sync/schema against a real PostgreSQL: every Stripe collection becomes a typed table
+ * with comments, applying the SQL again changes nothing, a field new upstream becomes a
+ * column without losing rows, and a write that bypasses apigres is refused by the
+ * database itself, for a granted role and a superuser alike.
+ * Usage: 69_schema SERVICE_CONNINFO SUPERUSER_CONNINFO APP_CONNINFO
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync/schema.h"
+#include "tests/integration/itest.h"
+#include "upstream/stripe_collections.h"
+
+static PGconn *connect_or_die(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        printf("not ok - 69_schema: connect: %s", PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(PQexec(c, "SET client_min_messages = warning")); /* "already exists, skipping" */
+    return c;
+}
+
+/* Runs sql; returns the SQLSTATE of its error, or "" on success. */
+static const char *run(PGconn *c, const char *sql, char *message, size_t len)
+{
+    static char state[6];
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    state[0] = '\0';
+    if (message)
+        message[0] = '\0';
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        snprintf(state, sizeof state, "%s", s ? s : "?????");
+        if (message)
+            snprintf(message, len, "%s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+    }
+    PQclear(r);
+    return state;
+}
+
+static char *value(PGconn *c, const char *sql)
+{
+    static char buf[1024];
+    PGresult *r = PQexec(c, sql);
+    snprintf(buf, sizeof buf, "%s",
+             PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "(error)");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        printf("# %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return buf;
+}
+
+static int apply_all(PGconn *c, const provider_collection *extra)
+{
+    pgbuf sql;
+    pgbuf_init(&sql, 8u << 20);
+    schema_service_sql(&sql);
+    int rc = 0;
+    for (const provider_collection *const *p = stripe_collections; *p; p++)
+        rc |= schema_collection_sql(&sql, "stripe", *p);
+    if (extra)
+        rc |= schema_collection_sql(&sql, "stripe", extra);
+    pgbuf_put_byte(&sql, 0);
+    char msg[512];
+    const char *state = rc ? "local" : run(c, sql.data, msg, sizeof msg);
+    if (state[0])
+        printf("# applying the schema: %s %s\n", state, msg);
+    pgbuf_free(&sql);
+    return state[0] ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s SERVICE SUPERUSER APP\n", argv[0]);
+        return 2;
+    }
+    itest_label = "69_schema";
+    PGconn *svc = connect_or_die(argv[1]);
+    PGconn *su = connect_or_die(argv[2]);
+    PGconn *app = connect_or_die(argv[3]);
+
+    check(apply_all(svc, NULL) == 0, "the service role creates every Stripe collection's table");
+    int ncoll = 0;
+    for (const provider_collection *const *p = stripe_collections; *p; p++)
+        ncoll++;
+    char want[64];
+    snprintf(want, sizeof want, "%d", ncoll);
+    check(strcmp(value(svc, "SELECT count(*) FROM pg_tables WHERE schemaname = 'stripe' "
+                            "AND tableowner = 'apigres_service'"), want) == 0,
+          "%s tables in schema stripe, owned by the service role", want);
+    const char *cols = value(svc, "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_name) "
+                                  "FROM information_schema.columns WHERE table_schema = 'stripe' AND table_name = 'customer' "
+                                  "AND column_name IN ('id', 'email', 'balance', 'created', 'livemode', 'metadata', "
+                                  "'_apigres_synced_at')");
+    check(strcmp(cols, "_apigres_synced_at timestamp with time zone, balance bigint, created timestamp with time zone, "
+                       "email text, id text, livemode boolean, metadata jsonb") == 0,
+          "customer columns are typed from the spec: %s", cols);
+    check(strcmp(value(svc, "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'stripe.customer'::regclass AND i.indisprimary"),
+                 "id") == 0,
+          "id is the primary key");
+    const char *comment = value(svc, "SELECT col_description('stripe.customer'::regclass, "
+                                     "(SELECT attnum FROM pg_attribute WHERE attrelid = 'stripe.customer'::regclass "
+                                     "AND attname = 'email'))");
+    check(strstr(comment, "email") != NULL || strstr(comment, "Email") != NULL,
+          "columns carry the API's description: %.80s", comment);
+    check(strcmp(value(svc, "SELECT obj_description('stripe.price'::regclass, 'pg_class') IS NOT NULL"), "t") == 0,
+          "tables carry the API's description");
+
+    check(strcmp(run(svc, "INSERT INTO stripe.customer (id, email, metadata) VALUES "
+                          "('cus_1', 'a@b.co', '{\"k\": \"v\"}')", NULL, 0), "") == 0,
+          "the owner (the service role) writes a row");
+    char before[64];
+    snprintf(before, sizeof before, "%s", value(svc, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+                                                     "'stripe.customer'::regclass AND attnum > 0 AND NOT attisdropped"));
+    check(apply_all(svc, NULL) == 0 &&
+              strcmp(value(svc, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'stripe.customer'::regclass "
+                                "AND attnum > 0 AND NOT attisdropped"), before) == 0,
+          "applying it again changes nothing (%s columns)", before);
+
+    /* a field that appeared upstream: the same collection with one more field */
+    provider_collection grown = stripe_customer;
+    provider_field *fields = calloc((size_t)grown.nfields + 1, sizeof *fields);
+    memcpy(fields, grown.fields, sizeof *fields * (size_t)grown.nfields);
+    fields[grown.nfields] = (provider_field){.name = "Loyalty_Tier", .type = FIELD_TEXT,
+                                             .description = "It's new: \"quotes\" and \\backslashes\\"};
+    grown.fields = fields;
+    grown.nfields++;
+    pgbuf one;
+    pgbuf_init(&one, 8u << 20);
+    schema_collection_sql(&one, "stripe", &grown);
+    pgbuf_put_byte(&one, 0);
+    char msg[512];
+    const char *st = run(svc, one.data, msg, sizeof msg);
+    check(st[0] == '\0' && strcmp(value(svc, "SELECT email || ' ' || coalesce(loyalty_tier, 'null') FROM stripe.customer "
+                                             "WHERE id = 'cus_1'"), "a@b.co null") == 0,
+          "a new upstream field becomes a column; the rows stay %s", msg);
+    check(strcmp(value(svc, "SELECT col_description('stripe.customer'::regclass, (SELECT attnum FROM pg_attribute "
+                            "WHERE attrelid = 'stripe.customer'::regclass AND attname = 'loyalty_tier'))"),
+                 "It's new: \"quotes\" and \\backslashes\\") == 0,
+          "descriptions are quoted faithfully");
+    pgbuf_free(&one);
+    free(fields);
+
+    /* writes around the proxy */
+    run(svc, "GRANT USAGE ON SCHEMA stripe TO PUBLIC; GRANT ALL ON ALL TABLES IN SCHEMA stripe TO PUBLIC", NULL, 0);
+    static const char *const bypass[] = {
+        "INSERT INTO stripe.customer (id, email) VALUES ('cus_2', 'x@y.co')",
+        "UPDATE stripe.customer SET email = 'evil@example.com' WHERE id = 'cus_1'",
+        "DELETE FROM stripe.customer WHERE id = 'cus_1'",
+        "TRUNCATE stripe.customer",
+    };
+    PGconn *who[] = {app, su};
+    const char *names[] = {"a role with every privilege", "a superuser"};
+    for (int w = 0; w < 2; w++)
+        for (size_t i = 0; i < sizeof bypass / sizeof bypass[0]; i++) {
+            st = run(who[w], bypass[i], msg, sizeof msg);
+            check(strcmp(st, "42501") == 0 && strstr(msg, "only through apigres"),
+                  "%s is refused for %s: %s %s", strtok(strdupa(bypass[i]), " "), names[w], st, msg);
+        }
+    check(strcmp(value(svc, "SELECT count(*) || ' ' || min(email) FROM stripe.customer"), "1 a@b.co") == 0,
+          "the mirror is unchanged");
+    check(strcmp(value(app, "SELECT email FROM stripe.customer WHERE id = 'cus_1'"), "a@b.co") == 0,
+          "reading stays an ordinary grant");
+
+    PQfinish(svc);
+    PQfinish(su);
+    PQfinish(app);
+    printf("# %d checks, %d failed\n", itest_checks, itest_failures);
+    return itest_failures ? 1 : 0;
+}
