@@ -11,7 +11,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lcrypto -lpg_query
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PROXY_SRC := $(wildcard proxy/*.c)
-LIB_SRC   := $(filter-out proxy/main.c,$(PROXY_SRC)) $(wildcard upstream/*.c sync/*.c)
+LIB_SRC   := $(filter-out proxy/main.c,$(PROXY_SRC)) $(wildcard upstream/*.c sync/*.c parser/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/unit_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
@@ -28,7 +28,7 @@ apigres: $(BUILD)/apigres
 $(BUILD)/apigres: $(BUILD)/proxy/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: %.c $(wildcard proxy/*.h upstream/*.h sync/*.h)
+$(BUILD)/%.o: %.c $(wildcard proxy/*.h upstream/*.h sync/*.h parser/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 

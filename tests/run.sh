@@ -60,17 +60,19 @@ for t in "$TEST_BIN"/unit_*; do
   [ -x "$t" ] && run_logged "$(basename "$t")" "$t"
 done
 
-# --- a short fuzz run of the protocol entry points (make fuzz runs longer)
-if [ -x "$BUILD/fuzz/fuzz_pgwire" ]; then
-  echo "# fuzz_pgwire"
-  corpus=$TEST_TMP/fuzz-corpus; mkdir -p "$corpus"
-  if "$BUILD/fuzz/fuzz_pgwire" -max_total_time="${FUZZ_SECONDS:-15}" -max_len=4096 \
-       "$corpus" "$ROOT/tests/fuzz/corpus/pgwire" >"$TEST_TMP/fuzz.log" 2>&1; then
-    echo "ok - fuzz_pgwire: $(grep -o 'Done [0-9]* runs' "$TEST_TMP/fuzz.log") without a finding"; passed=$((passed + 1))
+# --- a short fuzz run of the entry points that read untrusted bytes (make fuzz runs longer)
+for target in pgwire classify; do
+  fuzzer=$BUILD/fuzz/fuzz_$target
+  [ -x "$fuzzer" ] || continue
+  echo "# fuzz_$target"
+  corpus=$TEST_TMP/fuzz-corpus-$target; mkdir -p "$corpus"
+  if "$fuzzer" -max_total_time="${FUZZ_SECONDS:-15}" -max_len=4096 \
+       "$corpus" "$ROOT/tests/fuzz/corpus/$target" >"$TEST_TMP/fuzz-$target.log" 2>&1; then
+    echo "ok - fuzz_$target: $(grep -o 'Done [0-9]* runs' "$TEST_TMP/fuzz-$target.log") without a finding"; passed=$((passed + 1))
   else
-    echo "not ok - fuzz_pgwire found a crash"; tail -n 30 "$TEST_TMP/fuzz.log"; failed=$((failed + 1))
+    echo "not ok - fuzz_$target found a crash"; tail -n 30 "$TEST_TMP/fuzz-$target.log"; failed=$((failed + 1))
   fi
-fi
+done
 
 # --- the real database
 mkdir -p "$PG_DIR"

@@ -1,0 +1,1 @@
+COPY stripe.customer FROM STDIN; COPY (SELECT 1) TO STDOUT; TRUNCATE mine, stripe.charge

@@ -1,0 +1,1 @@
+WITH d AS (DELETE FROM stripe.customer RETURNING *) SELECT * FROM d; SELECT 1

@@ -1,0 +1,1 @@
+DELETE FROM stripe.customer c USING doomed d WHERE c.id = d.id AND c.x = ANY(ARRAY[1,2]) RETURNING c.id

@@ -1,0 +1,1 @@
+DO $$ BEGIN UPDATE stripe.customer SET name = 'x;'; END $$; EXPLAIN ANALYZE DELETE FROM customer

@@ -1,0 +1,1 @@
+SELECT a$b$; UPDATE t SET x = 1; SELECT $b$ x $b$

@@ -1,0 +1,1 @@
+EXECUTE p('a', 2); DELETE FROM stripe.customer WHERE CURRENT OF c; UPDATE gone SET x = 1

@@ -1,0 +1,1 @@
+CREATE FUNCTION f() RETURNS void BEGIN ATOMIC; UPDATE stripe.customer SET a = 1; END; CALL f()

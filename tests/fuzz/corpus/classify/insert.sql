@@ -1,0 +1,1 @@
+INSERT INTO salesforce.contact (first_name, last_name) VALUES ('a', 'b'), ($1, $2) ON CONFLICT DO NOTHING

@@ -1,0 +1,1 @@
+MERGE INTO stripe.customer c USING src s ON c.id = s.id WHEN MATCHED THEN UPDATE SET name = s.name WHEN NOT MATCHED THEN INSERT VALUES (s.id)

@@ -1,0 +1,1 @@
+INSERT INTO stripe.customer SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 + 4 * 5 :: int

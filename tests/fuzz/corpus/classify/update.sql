@@ -1,0 +1,1 @@
+UPDATE stripe.customer SET name = $1, email = lower($2) WHERE id = $3 RETURNING *
