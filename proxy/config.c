@@ -25,6 +25,8 @@ void config_free(config *c)
 {
     free(c->database);
     c->database = NULL;
+    free(c->service_database);
+    c->service_database = NULL;
     for (int i = 0; i < c->nsyncs; i++)
         sync_config_free(&c->syncs[i]);
     c->nsyncs = 0;
@@ -294,6 +296,29 @@ static int apply_key(config *c, const cJSON *item, char *err, size_t errlen)
     } else if (strcmp(key, "max_message_size") == 0) {
         if ((rc = json_number(item, key, 1024, 0x3fffffff, &d, err, errlen)) == 0)
             c->max_message_size = (uint32_t)d;
+    } else if (strcmp(key, "service_database") == 0) {
+        free(c->service_database);
+        c->service_database = NULL;
+        if ((rc = json_string(item, key, &s, err, errlen)) == 0) {
+            char *perr = NULL;
+            PQconninfoOption *o = PQconninfoParse(s, &perr);
+            if (!o)
+                rc = fail(err, errlen, "service_database: invalid connection string%s", NULL);
+            PQconninfoFree(o);
+            PQfreemem(perr);
+            if (rc == 0) {
+                c->service_database = s;
+                s = NULL;
+            }
+        }
+    } else if (strcmp(key, "read_role") == 0) {
+        if ((rc = json_string(item, key, &s, err, errlen)) == 0) {
+            size_t n = strlen(s);
+            if (n == 0 || n > 63 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") != n)
+                rc = fail(err, errlen, "read_role: \"%s\" is not a lower-case role name", s);
+            else
+                snprintf(c->read_role, sizeof c->read_role, "%s", s);
+        }
     } else if (strcmp(key, "syncs") == 0) {
         rc = apply_syncs(c, item, err, errlen);
     } else if (strcmp(key, "max_client_conn") == 0) {

@@ -43,6 +43,8 @@ typedef struct config {
     int max_client_conn;
     sync_config syncs[CONFIG_MAX_SYNCS]; /* the APIs mirrored into the database */
     int nsyncs;
+    char *service_database; /* the service role's connection (may hold a secret); NULL = database */
+    char read_role[64];     /* granted SELECT on the synced tables; "" = none */
 } config;
 
 void config_init(config *c);

@@ -14,6 +14,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "sync/worker.h"
 #include "proxy/version.h"
 
 static void usage(FILE *out)
@@ -185,7 +186,14 @@ int main(int argc, char **argv)
         uv_run(loop, UV_RUN_DEFAULT);
         goto out;
     }
+    /* the sync workers run beside the proxy, each on its own thread and loop */
+    sync_worker *workers[CONFIG_MAX_SYNCS] = {0};
+    for (int i = 0; i < cfg.nsyncs; i++)
+        workers[i] = sync_worker_start(&cfg.syncs[i], cfg.service_database ? cfg.service_database : cfg.database,
+                                       cfg.read_role);
     uv_run(loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < cfg.nsyncs; i++)
+        sync_worker_stop(workers[i]);
     uv_loop_close(loop);
     log_info("apigres stopped");
     rc = 0;

@@ -236,6 +236,7 @@ int sync_config_parse(sync_config *s, const cJSON *obj, char *err, size_t errlen
     snprintf(s->name, sizeof s->name, "?");
     s->request_timeout = 30; /* as upstream/http's defaults */
     s->connect_timeout = 10;
+    s->poll_interval = 5;
     if (!cJSON_IsObject(obj))
         return fail(err, errlen, "syncs: expected a list of objects");
     const cJSON *provider = cJSON_GetObjectItemCaseSensitive(obj, "provider");
@@ -273,6 +274,8 @@ int sync_config_parse(sync_config *s, const cJSON *obj, char *err, size_t errlen
         } else if (strcmp(k, "rate_limit") == 0) {
             have_rate_limit = true;
             rc = parse_rate_limit(s, item, err, errlen);
+        } else if (strcmp(k, "poll_interval") == 0) {
+            rc = get_number(item, what, 0.1, 86400, false, &s->poll_interval, err, errlen);
         } else if (strcmp(k, "request_timeout") == 0) {
             rc = get_number(item, what, 0.1, 3600, false, &s->request_timeout, err, errlen);
         } else if (strcmp(k, "connect_timeout") == 0) {

@@ -42,6 +42,7 @@ typedef struct sync_config {
     int max_concurrent;        /* 0 = no limit */
     double request_timeout;    /* seconds for one whole request (each retry gets its own) */
     double connect_timeout;    /* seconds to establish the connection */
+    double poll_interval;      /* seconds between two polls for changes */
 } sync_config;
 
 /* Fills s from one JSON object of "syncs", with the provider's defaults for what is not

@@ -41,7 +41,7 @@ void upstream_target_close(upstream_target *t)
     t->http = NULL;
 }
 
-static uint64_t rng_state;
+static _Thread_local uint64_t rng_state; /* per loop thread */
 
 static double random01(void)
 {

@@ -2,6 +2,7 @@
 #include "upstream/http.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,7 +42,12 @@ struct http_client {
     bool freeing;
 };
 
-static int curl_global_ready;
+/* curl_global_init is not thread-safe: once per process, whichever thread (the proxy's
+ * loop or a sync worker's) makes the first client. */
+static pthread_once_t curl_global_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_global_status;
+
+static void curl_global_setup(void) { curl_global_status = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 /* ---- completion */
 
@@ -338,11 +344,9 @@ int http_client_in_flight(const http_client *hc) { return hc->in_flight; }
 
 http_client *http_client_new(uv_loop_t *loop, long max_host_connections)
 {
-    if (!curl_global_ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return NULL;
-        curl_global_ready = 1;
-    }
+    pthread_once(&curl_global_once, curl_global_setup);
+    if (curl_global_status != CURLE_OK)
+        return NULL;
     http_client *hc = calloc(1, sizeof *hc);
     if (!hc)
         return NULL;

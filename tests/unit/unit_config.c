@@ -143,7 +143,7 @@ static void test_syncs(void)
                       " \"collection_ids\": [\"stripe:customer\", \"stripe:price\"],"
                       " \"credential\": {\"secret_key\": \"${APIGRES_UNIT_SK}\"},"
                       " \"rate_limit\": {\"allowed_requests\": 10, \"interval\": 2, \"max_concurrent_requests\": 4},"
-                      " \"request_timeout\": 5, \"connect_timeout\": 1.5,"
+                      " \"request_timeout\": 5, \"connect_timeout\": 1.5, \"poll_interval\": 0.5,"
                       " \"api_base\": \"http://127.0.0.1:12111/\"},"
                       " {\"provider\": \"salesforce\", \"api_base\": \"https://x.my.salesforce.com\","
                       " \"credential\": {\"client_id\": \"cid\", \"client_secret\": \"cs\", \"refresh_token\": \"${APIGRES_UNIT_RT}\"}}]}",
@@ -156,7 +156,8 @@ static void test_syncs(void)
                   strcmp(st->secret_key, "sk_test_unitsecret42") == 0 && st->allowed_requests == 10 &&
                   st->interval == 2 && st->max_concurrent == 4 &&
                   strcmp(st->api_base, "http://127.0.0.1:12111") == 0 && st->request_timeout == 5 &&
-                  st->connect_timeout == 1.5 && sf->request_timeout == 30 && sf->connect_timeout == 10,
+                  st->connect_timeout == 1.5 && sf->request_timeout == 30 && sf->connect_timeout == 10 &&
+                  st->poll_interval == 0.5 && sf->poll_interval == 5,
               "stripe sync: every key, the key from the environment, the base without its trailing slash");
         CHECK(sync_config_has_collection(st, "customer") && !sync_config_has_collection(st, "coupon"),
               "collection_ids select the collections");
@@ -175,6 +176,19 @@ static void test_syncs(void)
         sync_config_describe(sf, line, sizeof line);
         CHECK(!strstr(line, "refreshsecret"), "nor the refresh token: %s", line);
     }
+    config_free(&c);
+
+    rc = load(&c, "{\"service_database\": \"host=/tmp port=5 user=apigres password=pw\", \"read_role\": \"app_read\"}",
+              err, sizeof err);
+    CHECK(rc == 0 && strcmp(c.service_database, "host=/tmp port=5 user=apigres password=pw") == 0 &&
+              strcmp(c.read_role, "app_read") == 0,
+          "service_database and read_role");
+    config_free(&c);
+    CHECK(load(&c, "{\"service_database\": \"host='oops password=hunter2\"}", err, sizeof err) < 0 &&
+              !strstr(err, "hunter2"),
+          "a bad service_database is refused without echoing it (%s)", err);
+    config_free(&c);
+    CHECK(load(&c, "{\"read_role\": \"Bad Role\"}", err, sizeof err) < 0, "a read_role that needs quoting is refused");
     config_free(&c);
 
     load(&c, "{\"syncs\": [{\"provider\": \"stripe\", \"credential\": {\"secret_key\": \"sk_live_x\"}}]}", err, sizeof err);

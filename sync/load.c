@@ -1,0 +1,114 @@
+/* load: see load.h. */
+#include "sync/load.h"
+
+#include <string.h>
+
+#include "sync/schema.h"
+
+static void put(pgbuf *out, const char *s) { pgbuf_put(out, s, strlen(s)); }
+
+static void put_table(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    schema_quote_ident(out, schema);
+    pgbuf_put_byte(out, '.');
+    schema_quote_ident(out, c->name);
+}
+
+/* r->>'Field' (or r->'Field') converted to the column's type. */
+static void put_value(pgbuf *out, const provider_collection *c, const provider_field *f)
+{
+    bool unix_times = strcmp(c->provider, "stripe") == 0;
+    if (f->type == FIELD_JSONB) {
+        put(out, "nullif(r->");
+        schema_quote_literal(out, f->name);
+        put(out, ", 'null'::jsonb)");
+        return;
+    }
+    put(out, f->type == FIELD_TIMESTAMPTZ && unix_times ? "to_timestamp((r->>" : "(r->>");
+    schema_quote_literal(out, f->name);
+    switch (f->type) {
+    case FIELD_TEXT:
+        put(out, ")");
+        break;
+    case FIELD_TIMESTAMPTZ:
+        put(out, unix_times ? ")::double precision)" : ")::timestamptz");
+        break;
+    default:
+        put(out, ")::");
+        put(out, field_type_sql(f->type));
+        break;
+    }
+}
+
+int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    char col[64];
+    const provider_field *id = NULL;
+    for (int i = 0; i < c->nfields; i++) {
+        if (schema_column_name(c->fields[i].name, col, sizeof col) < 0)
+            return -1;
+        if (strcmp(col, "id") == 0)
+            id = &c->fields[i];
+    }
+    put(out, "INSERT INTO ");
+    put_table(out, schema, c);
+    put(out, " AS t (id");
+    for (int i = 0; i < c->nfields; i++) {
+        if (&c->fields[i] == id)
+            continue;
+        schema_column_name(c->fields[i].name, col, sizeof col);
+        put(out, ", ");
+        schema_quote_ident(out, col);
+    }
+    put(out, ", " SCHEMA_COL_UPDATED_AT ", " SCHEMA_COL_SYNCED_AT ")\nSELECT r->>");
+    schema_quote_literal(out, id ? id->name : "id");
+    for (int i = 0; i < c->nfields; i++) {
+        if (&c->fields[i] == id)
+            continue;
+        put(out, ", ");
+        put_value(out, c, &c->fields[i]);
+    }
+    put(out, ", to_timestamp($2::double precision), now()\nFROM jsonb_array_elements($1::jsonb) AS r\n"
+             "ON CONFLICT (id) DO UPDATE SET (");
+    for (int i = 0; i < c->nfields; i++) {
+        if (&c->fields[i] == id)
+            continue;
+        schema_column_name(c->fields[i].name, col, sizeof col);
+        schema_quote_ident(out, col);
+        put(out, ", ");
+    }
+    put(out, SCHEMA_COL_UPDATED_AT ", " SCHEMA_COL_SYNCED_AT ") = ROW(");
+    for (int i = 0; i < c->nfields; i++) {
+        if (&c->fields[i] == id)
+            continue;
+        schema_column_name(c->fields[i].name, col, sizeof col);
+        put(out, "excluded.");
+        schema_quote_ident(out, col);
+        put(out, ", ");
+    }
+    put(out, "excluded." SCHEMA_COL_UPDATED_AT ", excluded." SCHEMA_COL_SYNCED_AT ")\n"
+             "WHERE t." SCHEMA_COL_UPDATED_AT " IS NULL OR t." SCHEMA_COL_UPDATED_AT " <= excluded."
+             SCHEMA_COL_UPDATED_AT);
+    pgbuf_put_byte(out, 0);
+    return out->failed ? -1 : 0;
+}
+
+int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    put(out, "DELETE FROM ");
+    put_table(out, schema, c);
+    put(out, " WHERE id = $1 AND (" SCHEMA_COL_UPDATED_AT " IS NULL OR " SCHEMA_COL_UPDATED_AT
+             " <= to_timestamp($2::double precision))");
+    pgbuf_put_byte(out, 0);
+    return out->failed ? -1 : 0;
+}
+
+int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    put(out, "DELETE FROM ");
+    put_table(out, schema, c);
+    put(out, " WHERE " SCHEMA_COL_SYNCED_AT " < $1::timestamptz AND (" SCHEMA_COL_UPDATED_AT " IS NULL OR "
+             SCHEMA_COL_UPDATED_AT " < $1::timestamptz)");
+    pgbuf_put_byte(out, 0);
+    return out->failed ? -1 : 0;
+}

@@ -1,0 +1,29 @@
+/*
+ * load: the statements that write API records into a synced table (sync/schema.h), used
+ * by the sync worker for pages and events (and by the write path for the records the API
+ * returns).
+ *
+ * Upsert: $1 is a JSON array of the API's records exactly as the API sent them, $2 the
+ * upstream version they reflect (unix seconds, fractional allowed). Postgres converts each
+ * field to its column's type (Stripe's unix-second timestamps, Salesforce's ISO ones, JSON
+ * null as SQL NULL), so a page is one statement and one round trip. A row is only replaced
+ * by a version at least as new as the one it has (shared/DESIGN.md §5, ordering).
+ *
+ * Delete: $1 the id, $2 the version of the deletion; an older deletion does not remove a
+ * row written from a newer version.
+ *
+ * Sweep: after a complete listing that started at $1 (timestamptz), removes the rows it did
+ * not see and nothing else touched since: records deleted upstream meanwhile.
+ */
+#ifndef APIGRES_LOAD_H
+#define APIGRES_LOAD_H
+
+#include "proxy/pgwire.h"
+#include "upstream/provider.h"
+
+/* Each appends one statement (no semicolon, NUL-terminated); returns 0 or -1. */
+int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c);
+int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c);
+int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c);
+
+#endif

@@ -1,0 +1,253 @@
+"""The sync worker (sync/worker.c) against the Stripe fake and the real database.
+
+Usage: 72_sync.py FAKE_URL, with tests/run.sh's environment (PG_PORT, APIGRES, TEST_TMP).
+Starts its own apigres instances (log files apigres-72-*.log), kills them with SIGKILL at
+several points of a backfill, and checks that the synced tables equal the fake's data.
+"""
+
+import base64
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import itest
+from itest import check, check_eq, note
+
+FAKE = sys.argv[1]
+PG_PORT = os.environ["PG_PORT"]
+APIGRES = os.environ["APIGRES"]
+TMP = os.environ["TEST_TMP"]
+KEY = "sk_test_72_sync_secret_value"
+DB = "apigres_sync"
+
+
+def api(method, path, form=None, json_body=None):
+    data, headers = None, {"Authorization": "Basic " + base64.b64encode((KEY + ":").encode()).decode()}
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+    if json_body is not None:
+        data, headers = json.dumps(json_body).encode(), {"Content-Type": "application/json"}
+    req = urllib.request.Request(FAKE + path, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+
+
+def fake_all(path):
+    """Every object of a list endpoint, paged as a client would."""
+    out, after = {}, None
+    while True:
+        sep = "&" if "?" in path else "?"
+        page = api("GET", path + sep + "limit=100" + ("&starting_after=" + after if after else ""))
+        for o in page["data"]:
+            out[o["id"]] = o
+        if not page["has_more"]:
+            return out
+        after = page["data"][-1]["id"]
+
+
+def psql(sql, db=DB, user="postgres"):
+    r = subprocess.run(["psql", "-X", "-At", "-h", "127.0.0.1", "-p", PG_PORT, "-U", user, "-d", db,
+                        "-v", "ON_ERROR_STOP=1", "-F", "\t", "-c", sql], capture_output=True, text=True)
+    if r.returncode != 0:
+        note("psql: " + r.stderr.strip())
+        return None
+    return r.stdout
+
+
+def rows(sql):
+    out = psql(sql)
+    return [] if not out else [line.split("\t") for line in out.splitlines()]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+CONFIG = os.path.join(TMP, "apigres-72.json")
+with open(CONFIG, "w") as f:
+    json.dump({"service_database": "host=127.0.0.1 port=%s user=apigres_sync dbname=%s" % (PG_PORT, DB),
+               "read_role": "sync_reader",
+               "syncs": [{"provider": "stripe", "api_base": FAKE, "credential": {"secret_key": KEY},
+                          "collection_ids": ["stripe:customer", "stripe:product", "stripe:price", "stripe:coupon"],
+                          "rate_limit": {"allowed_requests": 0, "interval": 1},
+                          "poll_interval": 0.3}]}, f)
+
+procs = []
+
+
+def start(name):
+    log = open(os.path.join(TMP, "apigres-72-%s.log" % name), "ab")
+    p = subprocess.Popen([APIGRES, "--config", CONFIG, "--listen", "127.0.0.1:%d" % free_port(),
+                          "--database", "host=127.0.0.1 port=%s" % PG_PORT, "--log-level", "debug"],
+                         stdout=subprocess.DEVNULL, stderr=log)
+    p.logname = log.name
+    procs.append(p)
+    return p
+
+
+def log_of(p):
+    with open(p.logname, errors="replace") as f:
+        return f.read()
+
+
+def wait_for(desc, cond, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return True
+        except Exception:  # noqa: BLE001 - the database may not have the tables yet
+            pass
+        time.sleep(0.1)
+    note("gave up waiting: " + desc)
+    return False
+
+
+def phases():
+    return dict((c, p) for c, p in rows("SELECT collection, phase FROM apigres.sync_state ORDER BY 1"))
+
+
+def all_incremental():
+    p = phases()
+    return len(p) == 4 and all(v == "incremental" for v in p.values())
+
+
+def compare(desc):
+    """The synced tables equal the fake: same ids, same values of a few fields each."""
+    same = True
+    details = []
+    for coll, path, fields in (("customer", "/v1/customers", ["email", "name"]),
+                               ("product", "/v1/products", ["name", "active"]),
+                               ("price", "/v1/prices", ["unit_amount", "currency"]),
+                               ("coupon", "/v1/coupons", ["percent_off", "duration"])):
+        want = fake_all(path)
+        got = dict((r[0], r[1:]) for r in rows("SELECT id, %s FROM stripe.%s" % (", ".join(fields), coll)))
+        missing = set(want) - set(got)
+        extra = set(got) - set(want)
+        differ = [i for i in want if i in got and
+                  [("" if want[i][f] is None else str(want[i][f]).lower() if isinstance(want[i][f], bool)
+                    else str(want[i][f])) for f in fields]
+                  != [{"t": "true", "f": "false"}.get(v, v) if f == "active" else v for f, v in zip(fields, got[i])]]
+        if missing or extra or differ:
+            same = False
+            details.append("%s: %d upstream, %d mirrored, %d missing, %d extra, %d differ (%s)" %
+                           (coll, len(want), len(got), len(missing), len(extra), len(differ), differ[:3]))
+        else:
+            details.append("%s %d" % (coll, len(want)))
+    check(desc + ": " + ", ".join(details), same, "\n".join(details))
+    return same
+
+
+# --- the database: a service role that owns the synced tables, a reader
+psql("DROP DATABASE IF EXISTS %s" % DB, db="postgres")
+for stmt in ("DROP ROLE IF EXISTS apigres_sync", "DROP ROLE IF EXISTS sync_reader",
+             "CREATE ROLE apigres_sync LOGIN", "CREATE ROLE sync_reader LOGIN",
+             "CREATE DATABASE %s OWNER apigres_sync" % DB):
+    psql(stmt, db="postgres")
+
+# --- upstream: 12,000 customers, products with prices, coupons
+api("POST", "/_fake/seed", json_body={"customers": 12000, "products": 40, "coupons": 30})
+stats = api("GET", "/_fake/stats")
+note("the fake holds %s" % json.dumps(stats.get("objects")))
+api("POST", "/_fake/config", json_body={"latency_ms": 40})
+
+# --- backfill, killed with SIGKILL at five points
+random.seed(72)
+kills = 0
+for i in range(5):
+    p = start("a")
+    time.sleep(random.uniform(0.3, 1.2))
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    kills += 1
+    progress = rows("SELECT collection, phase, rows_loaded FROM apigres.sync_state ORDER BY 1")
+    note("killed at %s" % progress)
+a = start("a")
+check("the backfill finishes after %d kills" % kills, wait_for("backfill", all_incremental, 120))
+api("POST", "/_fake/config", json_body={"latency_ms": 0})
+compare("after kill -9 at %d points and a resume, the mirror equals upstream" % kills)
+check_eq("no customer twice (primary key) and every one there",
+         str(len(fake_all("/v1/customers"))), (psql("SELECT count(DISTINCT id) FROM stripe.customer") or "").strip())
+resumed = log_of(a).count("resumes from its cursor") + sum(log_of(p).count("resumes from its cursor") for p in procs[:-1])
+check("at least one backfill resumed from its cursor (%d)" % resumed, resumed >= 1)
+status = rows("SELECT collection, phase, rows_loaded, last_error IS NULL FROM apigres.sync_status ORDER BY 1")
+check("sync_status shows every collection incremental without error: %s" % status,
+      all(r[1] == "incremental" and r[3] == "t" for r in status) and len(status) == 4)
+check("the read role reads the synced tables and the status",
+      psql("SELECT count(*) > 0 FROM stripe.customer", user="sync_reader") == "t\n" and
+      psql("SELECT count(*) FROM apigres.sync_status", user="sync_reader") == "4\n")
+
+# --- changes upstream arrive
+some = list(fake_all("/v1/customers"))[:2]
+created = api("POST", "/v1/customers", form={"email": "arrives@example.com", "name": "Arrives"})
+api("POST", "/v1/customers/" + some[0], form={"email": "updated@example.com"})
+api("DELETE", "/v1/customers/" + some[1])
+coupon = api("POST", "/v1/coupons", form={"percent_off": "15", "duration": "once"})
+
+
+seen = {}
+
+
+def arrived():
+    seen.clear()
+    seen.update(rows("SELECT id, email FROM stripe.customer WHERE id IN ('%s', '%s', '%s')" %
+                     (created["id"], some[0], some[1])))
+    seen["coupon"] = psql("SELECT count(*) FROM stripe.coupon WHERE id = '%s'" % coupon["id"])
+    return (seen.get(created["id"]) == "arrives@example.com" and seen.get(some[0]) == "updated@example.com"
+            and some[1] not in seen and seen["coupon"] == "1\n")
+
+
+t0 = time.monotonic()
+done = wait_for("changes", arrived, 15)
+check("a create, an update and a delete upstream arrive (%.1f s)" % (time.monotonic() - t0), done,
+      "%s (created %s, updated %s, deleted %s)" % (seen, created["id"], some[0], some[1]))
+
+# --- two instances: one lease; the second takes over when the first dies
+b = start("b")
+check("a second instance waits for the lease",
+      wait_for("b waits", lambda: "another apigres holds the lease" in log_of(b), 10))
+a.send_signal(signal.SIGKILL)
+a.wait()
+t0 = time.monotonic()
+took = wait_for("b takes over", lambda: "took the lease" in log_of(b), 20)
+check("after kill -9 of the first, the second takes the lease (%.1f s)" % (time.monotonic() - t0), took)
+late = api("POST", "/v1/customers", form={"email": "after-takeover@example.com"})
+check("changes keep arriving through the second instance",
+      wait_for("takeover changes",
+               lambda: psql("SELECT email FROM stripe.customer WHERE id = '%s'" % late["id"]) == "after-takeover@example.com\n",
+               15))
+b.send_signal(signal.SIGTERM)
+check("the second instance stops on SIGTERM with status 0", b.wait(timeout=30) == 0)
+
+# --- a feed cursor older than the retention: every collection is listed again
+api("POST", "/_fake/config", json_body={"event_retention_seconds": 1})
+gone = list(fake_all("/v1/customers"))[5]
+api("DELETE", "/v1/customers/" + gone)
+fresh = api("POST", "/v1/customers", form={"email": "while-away@example.com"})
+time.sleep(2.2)
+c = start("c")
+check("an expired cursor makes the worker list everything again",
+      wait_for("relist", lambda: "listing every collection again" in log_of(c), 20))
+check("the re-list finishes", wait_for("relist done", all_incremental, 60))
+api("POST", "/_fake/config", json_body={"event_retention_seconds": 2592000})
+mirrored = dict(rows("SELECT id, email FROM stripe.customer WHERE id IN ('%s', '%s')" % (gone, fresh["id"])))
+check("the re-list removed what was deleted upstream meanwhile and added what was created",
+      gone not in mirrored and mirrored.get(fresh["id"]) == "while-away@example.com", mirrored)
+compare("after the re-list, the mirror equals upstream")
+c.send_signal(signal.SIGTERM)
+c.wait(timeout=30)
+
+logs = "".join(log_of(p) for p in procs)
+check("the API key appears in no log", KEY not in logs and "72_sync_secret" not in logs)
+sys.exit(itest.status())
