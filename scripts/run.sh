@@ -49,6 +49,17 @@ CREATE ROLE app LOGIN PASSWORD 'app';
 CREATE DATABASE app OWNER app;
 SQL
 fi
+# The service role that owns the synced tables (the sync worker logs in as it over the
+# socket) and the read role that app is a member of; idempotent for older clusters.
+psql -X -q -h "$PG_DIR" -p "$PG_PORT" -U postgres -d app -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'apigres') THEN CREATE ROLE apigres LOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'apigres_read') THEN CREATE ROLE apigres_read; END IF;
+END \$\$;
+GRANT CREATE ON DATABASE app TO apigres;
+GRANT apigres_read TO app;
+SQL
 
 FAKE_PIDS=()
 stop() {
@@ -72,7 +83,7 @@ else
   else
     start_fake stripe "$HOME_DIR/stripe-sandbox.log" --rng-seed 1
     FAKE_PIDS+=("$FAKE_PID")
-    stripe_sync='{"provider": "stripe", "api_base": "'$FAKE_URL'", "credential": {"secret_key": "sk_test_sandbox"}}'
+    stripe_sync='{"provider": "stripe", "api_base": "'$FAKE_URL'", "credential": {"secret_key": "sk_test_sandbox"}, "poll_interval": 2}'
     sandbox_note+="      Stripe      $FAKE_URL   try: curl -u sk_test_sandbox: $FAKE_URL/v1/customers?limit=3
 "
   fi
@@ -87,7 +98,8 @@ else
     sandbox_note+="      Salesforce  $FAKE_URL   try: curl -H 'Authorization: Bearer 00D000000000001!fake' $FAKE_URL/services/data/v59.0/query?q=SELECT+Name+FROM+Contact+LIMIT+3
 "
   fi
-  printf '{"syncs": [\n  %s,\n  %s\n]}\n' "$stripe_sync" "$sf_sync" >"$CONFIG"
+  printf '{"service_database": "host=%s port=%s user=apigres dbname=app",\n "read_role": "apigres_read",\n "syncs": [\n  %s,\n  %s\n]}\n' \
+    "$PG_DIR" "$PG_PORT" "$stripe_sync" "$sf_sync" >"$CONFIG"
 fi
 
 "$ROOT/apigres" --listen "$LISTEN" --database "host=127.0.0.1 port=$PG_PORT" --config "$CONFIG" &
@@ -112,6 +124,11 @@ if [ -n "$sandbox_note" ]; then
 $sandbox_note
 MSG
 fi
+[ -z "${APIGRES_CONFIG:-}" ] && cat <<MSG
+  The sync worker fills stripe.customer, stripe.product, ... (progress:
+  SELECT * FROM apigres.sync_status). Salesforce has no sync worker yet.
+
+MSG
 cat <<MSG
   Syncs configured in $CONFIG.
   Press Ctrl-C to stop.
