@@ -19,6 +19,7 @@ void config_init(config *c)
     c->shutdown_timeout = 30;
     c->max_message_size = 0x3fffffff; /* PostgreSQL's own limit (MaxAllocSize - 1) */
     c->max_client_conn = 10000;
+    snprintf(c->read_role, sizeof c->read_role, "apigres_read");
 }
 
 void config_free(config *c)

@@ -44,7 +44,7 @@ typedef struct config {
     sync_config syncs[CONFIG_MAX_SYNCS]; /* the APIs mirrored into the database */
     int nsyncs;
     char *service_database; /* the service role's connection (may hold a secret); NULL = database */
-    char read_role[64];     /* granted SELECT on the synced tables; "" = none */
+    char read_role[64];     /* granted SELECT on the synced tables, if it exists */
 } config;
 
 void config_init(config *c);

@@ -14,6 +14,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "sync/setup.h"
 #include "sync/worker.h"
 #include "proxy/version.h"
 
@@ -21,7 +22,9 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: apigres [OPTIONS]\n"
-            "A PostgreSQL wire-protocol proxy.\n\n"
+            "       apigres setup [--config FILE] [--supabase]\n"
+            "A PostgreSQL wire-protocol proxy for data synced from SaaS APIs.\n"
+            "`setup` prints the SQL a DBA runs once (roles and grants) and exits.\n\n"
             "  -c, --config FILE          JSON configuration file (see README.md)\n"
             "  -l, --listen HOST:PORT     address to listen on; repeat for several\n"
             "                             (default 127.0.0.1:6432)\n"
@@ -62,7 +65,7 @@ static void raise_fd_limit(void)
 }
 
 enum { OPT_LOG_LEVEL = 256, OPT_STARTUP_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_MESSAGE,
-       OPT_MAX_CLIENTS, OPT_CHECK };
+       OPT_MAX_CLIENTS, OPT_CHECK, OPT_SUPABASE };
 
 int main(int argc, char **argv)
 {
@@ -76,6 +79,7 @@ int main(int argc, char **argv)
         {"max-message-size", required_argument, NULL, OPT_MAX_MESSAGE},
         {"max-client-conn", required_argument, NULL, OPT_MAX_CLIENTS},
         {"check", no_argument, NULL, OPT_CHECK},
+        {"supabase", no_argument, NULL, OPT_SUPABASE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -83,7 +87,7 @@ int main(int argc, char **argv)
     config cfg;
     config_init(&cfg);
     char err[512];
-    bool check_only = false, cli_listen = false;
+    bool check_only = false, cli_listen = false, supabase = false, setup = false;
     double v;
     int rc = 1;
 
@@ -139,6 +143,9 @@ int main(int argc, char **argv)
         case OPT_CHECK:
             check_only = true;
             break;
+        case OPT_SUPABASE:
+            supabase = true;
+            break;
         case 'h':
             usage(stdout);
             rc = 0;
@@ -153,6 +160,10 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (optind < argc && strcmp(argv[optind], "setup") == 0) {
+        setup = true;
+        optind++;
+    }
     if (optind < argc) {
         snprintf(err, sizeof err, "unexpected argument \"%s\"", argv[optind]);
         goto bad;
@@ -160,6 +171,18 @@ int main(int argc, char **argv)
     if (config_finish(&cfg, err, sizeof err) < 0)
         goto bad;
     log_set_level(cfg.log_level);
+    if (setup) {
+        pgbuf sql;
+        pgbuf_init(&sql, 1u << 20);
+        if (setup_sql(&sql, &cfg, supabase, err, sizeof err) < 0) {
+            pgbuf_free(&sql);
+            goto bad;
+        }
+        fputs(sql.data, stdout);
+        pgbuf_free(&sql);
+        rc = 0;
+        goto out;
+    }
     if (check_only) {
         printf("configuration ok: %d listen address(es), database at %s, %d sync(s)\n", cfg.nlisten,
                config_database_label(&cfg), cfg.nsyncs);

@@ -166,13 +166,19 @@ static int setup_schema(sync_worker *w)
         if (schema_collection_sql(&sql, w->sc->schema, w->coll[i].spec) < 0)
             break;
     if (w->read_role[0]) {
-        char grants[512];
+        /* both names are plain identifiers (sync_config, config); the role is the DBA's to
+         * create (apigres setup), so grant only once it exists */
+        char grants[1024];
         snprintf(grants, sizeof grants,
-                 "GRANT USAGE ON SCHEMA \"%s\" TO \"%s\";\n"
-                 "GRANT SELECT ON ALL TABLES IN SCHEMA \"%s\" TO \"%s\";\n"
-                 "GRANT USAGE ON SCHEMA apigres TO \"%s\";\n"
-                 "GRANT SELECT ON apigres.sync_status TO \"%s\";\n",
-                 w->sc->schema, w->read_role, w->sc->schema, w->read_role, w->read_role, w->read_role);
+                 "DO $grants$ BEGIN\n"
+                 "  IF EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN\n"
+                 "    GRANT USAGE ON SCHEMA \"%s\" TO \"%s\";\n"
+                 "    GRANT SELECT ON ALL TABLES IN SCHEMA \"%s\" TO \"%s\";\n"
+                 "    GRANT USAGE ON SCHEMA apigres TO \"%s\";\n"
+                 "    GRANT SELECT ON apigres.sync_status TO \"%s\";\n"
+                 "  END IF;\n"
+                 "END $grants$;\n",
+                 w->read_role, w->sc->schema, w->read_role, w->sc->schema, w->read_role, w->read_role, w->read_role);
         pgbuf_put(&sql, grants, strlen(grants));
     }
     pgbuf_put_byte(&sql, 0);

@@ -74,15 +74,6 @@ def free_port():
     return port
 
 
-CONFIG = os.path.join(TMP, "apigres-72.json")
-with open(CONFIG, "w") as f:
-    json.dump({"service_database": "host=127.0.0.1 port=%s user=apigres_sync dbname=%s" % (PG_PORT, DB),
-               "read_role": "sync_reader",
-               "syncs": [{"provider": "stripe", "api_base": FAKE, "credential": {"secret_key": KEY},
-                          "collection_ids": ["stripe:customer", "stripe:product", "stripe:price", "stripe:coupon"],
-                          "rate_limit": {"allowed_requests": 0, "interval": 1},
-                          "poll_interval": 0.3}]}, f)
-
 procs = []
 
 
@@ -149,12 +140,30 @@ def compare(desc):
     return same
 
 
-# --- the database: a service role that owns the synced tables, a reader
+CONFIG = os.path.join(TMP, "apigres-72.json")
+with open(CONFIG, "w") as f:
+    json.dump({"service_database": "host=127.0.0.1 port=%s user=apigres_sync dbname=%s" % (PG_PORT, DB),
+               "read_role": "sync_reader",
+               "syncs": [{"provider": "stripe", "api_base": FAKE, "credential": {"secret_key": KEY},
+                          "collection_ids": ["stripe:customer", "stripe:product", "stripe:price", "stripe:coupon"],
+                          "rate_limit": {"allowed_requests": 0, "interval": 1},
+                          "poll_interval": 0.3}]}, f)
+
+# --- the database, set up as README says: `apigres setup` piped into psql by a superuser
 psql("DROP DATABASE IF EXISTS %s" % DB, db="postgres")
-for stmt in ("DROP ROLE IF EXISTS apigres_sync", "DROP ROLE IF EXISTS sync_reader",
-             "CREATE ROLE apigres_sync LOGIN", "CREATE ROLE sync_reader LOGIN",
-             "CREATE DATABASE %s OWNER apigres_sync" % DB):
+for stmt in ("DROP ROLE IF EXISTS apigres_sync", "DROP ROLE IF EXISTS reader_app", "DROP ROLE IF EXISTS sync_reader",
+             "CREATE DATABASE %s" % DB):
     psql(stmt, db="postgres")
+setup = subprocess.run([APIGRES, "setup", "--config", CONFIG], capture_output=True, text=True)
+check("apigres setup prints the SQL for the service and read roles",
+      setup.returncode == 0 and '"apigres_sync" LOGIN' in setup.stdout and '"sync_reader" NOLOGIN' in setup.stdout,
+      setup.stderr)
+for attempt in ("applies", "applies again (idempotent)"):
+    r = subprocess.run(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", PG_PORT, "-U", "postgres", "-d", DB,
+                        "-v", "ON_ERROR_STOP=1"], input=setup.stdout, capture_output=True, text=True)
+    check("the setup SQL %s" % attempt, r.returncode == 0, r.stderr)
+psql("CREATE ROLE reader_app LOGIN", db="postgres")
+psql("GRANT sync_reader TO reader_app", db="postgres")
 
 # --- upstream: 12,000 customers, products with prices, coupons
 api("POST", "/_fake/seed", json_body={"customers": 12000, "products": 40, "coupons": 30})
@@ -185,8 +194,8 @@ status = rows("SELECT collection, phase, rows_loaded, last_error IS NULL FROM ap
 check("sync_status shows every collection incremental without error: %s" % status,
       all(r[1] == "incremental" and r[3] == "t" for r in status) and len(status) == 4)
 check("the read role reads the synced tables and the status",
-      psql("SELECT count(*) > 0 FROM stripe.customer", user="sync_reader") == "t\n" and
-      psql("SELECT count(*) FROM apigres.sync_status", user="sync_reader") == "4\n")
+      psql("SELECT count(*) > 0 FROM stripe.customer", user="reader_app") == "t\n" and
+      psql("SELECT count(*) FROM apigres.sync_status", user="reader_app") == "4\n")
 
 # --- changes upstream arrive
 some = list(fake_all("/v1/customers"))[:2]

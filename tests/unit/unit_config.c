@@ -114,8 +114,9 @@ static void test_file(void)
     config_free(&c);
 
     config_init(&c);
-    CHECK(config_finish(&c, err, sizeof err) == 0 && c.nlisten == 1 && c.listen[0].port == 6432,
-          "defaults: listen 127.0.0.1:6432");
+    CHECK(config_finish(&c, err, sizeof err) == 0 && c.nlisten == 1 && c.listen[0].port == 6432 &&
+              strcmp(c.read_role, "apigres_read") == 0 && !c.service_database,
+          "defaults: listen 127.0.0.1:6432, read role apigres_read");
     config_free(&c);
     unlink(path);
 }
