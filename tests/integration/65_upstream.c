@@ -385,6 +385,7 @@ static void test_rate_limit(void)
     check(w.done && w.status == 200 && w.done_at - write_at < 1.5,
           "a write queued behind ~1,400 sync requests went first (answered %.2f s after it was queued)",
           w.done ? w.done_at - write_at : -1.0);
+    cJSON_Delete(w.json);
     ratelimit_close(&rl);
 }
 
