@@ -654,6 +654,8 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         free_worker(w);
         return NULL;
     }
+    w->target.timeout_ms = (long)(sc->request_timeout * 1000);
+    w->target.connect_timeout_ms = (long)(sc->connect_timeout * 1000);
     later(w, 0);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         log_error("sync %s: cannot start its thread", sc->name);

@@ -30,6 +30,8 @@ int upstream_target_init(upstream_target *t, uv_loop_t *loop, ratelimit *limit)
 {
     t->loop = loop;
     t->limit = limit;
+    t->timeout_ms = t->connect_timeout_ms = 0;
+    t->ca_file = NULL;
     retry_policy_default(&t->retry);
     t->http = http_client_new(loop, 0);
     return t->http ? 0 : -1;
@@ -185,6 +187,12 @@ upstream_call *upstream_call_start(upstream_target *t, const http_options *opts,
     c->opts.body = c->body;
     c->opts.headers = (const char *const *)c->headers;
     c->opts.fresh_connection = opts->fresh_connection || may_duplicate;
+    if (!c->opts.timeout_ms)
+        c->opts.timeout_ms = t->timeout_ms;
+    if (!c->opts.connect_timeout_ms)
+        c->opts.connect_timeout_ms = t->connect_timeout_ms;
+    if (!c->opts.ca_file)
+        c->opts.ca_file = t->ca_file;
     c->t = t;
     c->prio = prio;
     c->may_duplicate = may_duplicate;

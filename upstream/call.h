@@ -22,6 +22,9 @@ typedef struct upstream_target {
     http_client *http;
     ratelimit *limit; /* shared by every call to this sync */
     retry_policy retry;
+    /* for every call that does not set its own (0 / NULL = http's defaults) */
+    long timeout_ms, connect_timeout_ms;
+    const char *ca_file; /* borrowed for the target's life */
 } upstream_target;
 
 /* Fills t for loop: a new HTTP client, the default retry policy, limit as given.

@@ -97,6 +97,9 @@ static void request_finish(http_request *req, enum http_outcome outcome, CURLcod
     req->resp.elapsed_ms = (double)(uv_hrtime() - req->started_ns) / 1e6;
     if (outcome == HTTP_OK) {
         curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->resp.status);
+        long v = 0;
+        curl_easy_getinfo(req->easy, CURLINFO_HTTP_VERSION, &v);
+        req->resp.http_version = v == CURL_HTTP_VERSION_2_0 ? 2 : 1;
     } else {
         const char *msg = req->errbuf[0] ? req->errbuf : curl_easy_strerror(rc);
         if (outcome == HTTP_CANCELLED)
@@ -277,6 +280,8 @@ http_request *http_request_start(http_client *hc, const http_options *o, http_do
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (o->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");

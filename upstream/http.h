@@ -38,6 +38,7 @@ typedef struct http_response {
     pgbuf body;          /* owned by the request; valid during the callback */
     pgbuf headers;       /* "name: value\r\n" lines of the final response */
     double elapsed_ms;
+    long http_version;   /* 1 (HTTP/1.x) or 2 (HTTP/2, negotiated over TLS) */
     char error[256];     /* libcurl's message when outcome != HTTP_OK */
 } http_response;
 
@@ -51,6 +52,7 @@ typedef struct http_options {
     size_t body_len;
     long timeout_ms;           /* whole exchange; 0 = 30 s */
     long connect_timeout_ms;   /* 0 = 10 s */
+    const char *ca_file;       /* PEM bundle of CAs to trust instead of the system's; NULL = system */
     size_t max_body;           /* 0 = 64 MiB */
     /* Use a new connection: libcurl silently re-sends a request whose reused connection
      * closed before any answer, which must not happen to a create that could act twice. */

@@ -611,6 +611,89 @@ static void test_events(void)
     st.seen = NULL;
 }
 
+/* ---- HTTP/2 where the server offers it (over TLS), many requests on one connection */
+
+typedef struct h2reply {
+    long status, version;
+    enum http_outcome outcome;
+    char error[256];
+} h2reply;
+
+static void on_h2(upstream_call *c, http_response *resp, int attempts, void *data)
+{
+    h2reply *r = data;
+    r->status = resp->status;
+    r->version = resp->http_version;
+    r->outcome = resp->outcome;
+    snprintf(r->error, sizeof r->error, "%s", resp->error);
+    pending--;
+}
+
+typedef struct stats_reply {
+    cJSON *json;
+} stats_reply;
+
+static void on_stats(upstream_call *c, http_response *resp, int attempts, void *data)
+{
+    stats_reply *r = data;
+    r->json = resp->outcome == HTTP_OK ? cJSON_ParseWithLength(resp->body.data, resp->body.len) : NULL;
+    pending--;
+}
+
+static double h2_stats(const char *h2, const char *key)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s/stats", h2);
+    upstream_target t = target;
+    t.ca_file = getenv("H2_CA");
+    stats_reply r = {0};
+    http_options o = {.method = "GET", .url = url};
+    pending++;
+    upstream_call_start(&t, &o, RATELIMIT_WRITE, false, on_stats, &r);
+    run_until_done();
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r.json, key);
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+    cJSON_Delete(r.json);
+    return d;
+}
+
+static void test_http2(void)
+{
+    const char *h2 = getenv("H2_URL"), *ca = getenv("H2_CA");
+    if (!h2 || !ca) {
+        check(0, "an HTTP/2 server over TLS to test against (H2_URL, H2_CA)");
+        return;
+    }
+    char url[512];
+    snprintf(url, sizeof url, "%s/v1/customers", h2);
+    http_options o = {.method = "GET", .url = url, .headers = auth_headers};
+
+    /* a certificate the system does not trust is refused */
+    h2reply bad;
+    pending++;
+    upstream_call_start(&target, &o, RATELIMIT_WRITE, false, on_h2, &bad);
+    run_until_done();
+    check(bad.outcome != HTTP_OK, "a server certificate nobody trusts is refused (%s)", bad.error);
+
+    upstream_target t = target;
+    t.ca_file = ca;
+    double sessions_before = h2_stats(h2, "sessions");
+    enum { N = 50 };
+    static h2reply r[N];
+    for (int i = 0; i < N; i++) {
+        pending++;
+        upstream_call_start(&t, &o, RATELIMIT_WRITE, false, on_h2, &r[i]);
+    }
+    run_until_done();
+    int ok2 = 0;
+    for (int i = 0; i < N; i++)
+        ok2 += r[i].outcome == HTTP_OK && r[i].status == 200 && r[i].version == 2;
+    double sessions = h2_stats(h2, "sessions") - sessions_before;
+    check(ok2 == N, "%d concurrent requests answered over HTTP/2 (%d of %d)", N, ok2, N);
+    check(sessions >= 0 && sessions <= 2, "multiplexed over %.0f new connection(s) (keep-alive, HTTP/2 streams)",
+          sessions);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -630,6 +713,7 @@ int main(int argc, char **argv)
     test_errors();
     test_records();
     test_events();
+    test_http2();
     test_idempotent_retries();
     test_retry_after();
     test_failures();
