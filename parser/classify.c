@@ -750,6 +750,23 @@ static bool do_body_writes_synced(const classify_options *opt, const char *body)
     return qualifier && write;
 }
 
+/* CREATE RULE / CREATE TRIGGER on rel: refused (0A000) when rel is synced or may be (an
+ * unqualified name the caller must resolve). Returns whether it refused. */
+static bool refuse_on_synced(ctx *c, classify_stmt *st, const PgQuery__RangeVar *rel, const char *what,
+                             const char *hint)
+{
+    const char *schema;
+    char name[256];
+    enum target t = target_of(c, rel, &schema);
+    if (t == TARGET_LOCAL)
+        return false;
+    if (t == TARGET_UNRESOLVED)
+        add_name(c, &st->unresolved, &st->n_unresolved, rel->relname, true);
+    set_refuse(c, st, "0A000", hint, "%s on synced table %s are not supported", what,
+               display_name(rel, name, sizeof name));
+    return true;
+}
+
 static void classify_stmt_node(ctx *c, classify_stmt *st, const PgQuery__Node *node)
 {
     const char *schema;
@@ -854,16 +871,10 @@ static void classify_stmt_node(ctx *c, classify_stmt *st, const PgQuery__Node *n
     case PG_QUERY__NODE__NODE_RULE_STMT: {
         const PgQuery__RuleStmt *rs = node->rule_stmt;
         st->command = CLASSIFY_CMD_CREATE_RULE;
-        enum target t = target_of(c, rs->relation, &schema);
-        if (t != TARGET_LOCAL) {
-            if (t == TARGET_UNRESOLVED)
-                add_name(c, &st->unresolved, &st->n_unresolved, rs->relation->relname, true);
-            set_refuse(c, st, "0A000", "Synced tables are written by apigres only; put the "
-                                       "rule on a table or view of your own.",
-                       "rules on synced table %s are not supported",
-                       display_name(rs->relation, name, sizeof name));
+        if (refuse_on_synced(c, st, rs->relation, "rules",
+                             "Synced tables are written by apigres only; put the rule on a table "
+                             "or view of your own."))
             return;
-        }
         const nested_write *w = nested_hit(c, st);
         if (w) {
             display_name(w->rel, name, sizeof name);
@@ -876,15 +887,9 @@ static void classify_stmt_node(ctx *c, classify_stmt *st, const PgQuery__Node *n
     case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT: {
         const PgQuery__CreateTrigStmt *tr = node->create_trig_stmt;
         st->command = CLASSIFY_CMD_CREATE_TRIGGER;
-        enum target t = target_of(c, tr->relation, &schema);
-        if (t != TARGET_LOCAL) {
-            if (t == TARGET_UNRESOLVED)
-                add_name(c, &st->unresolved, &st->n_unresolved, tr->relation->relname, true);
-            set_refuse(c, st, "0A000", "Synced tables are written by apigres only; put the "
-                                       "logic in the application or on a table of your own.",
-                       "triggers on synced table %s are not supported",
-                       display_name(tr->relation, name, sizeof name));
-        }
+        refuse_on_synced(c, st, tr->relation, "triggers",
+                         "Synced tables are written by apigres only; put the logic in the "
+                         "application or on a table of your own.");
         return;
     }
     case PG_QUERY__NODE__NODE_DO_STMT: {
