@@ -3,7 +3,7 @@
 # that are missing, so a second run costs a dpkg query and nothing else.
 set -euo pipefail
 
-PKGS=(build-essential pkg-config git python3 ca-certificates
+PKGS=(build-essential pkg-config git python3 ca-certificates openssl
       libuv1-dev libpq-dev libpg-query-dev libprotobuf-c-dev libcurl4-openssl-dev
       libcjson-dev libssl-dev
       postgresql postgresql-client postgresql-contrib pgbouncer procps
