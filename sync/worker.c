@@ -470,10 +470,9 @@ static void on_poll_done(const upstream_error *err, bool expired, const char *cu
     w->busy = false;
     if (!w->poll_failed && w->db)
         commit_events(w, cursor);
-    if (w->in_tx && w->db) {
+    if (w->in_tx && w->db)
         PQclear(PQexec(w->db, "ROLLBACK"));
-        w->in_tx = false;
-    }
+    w->in_tx = false; /* also when the connection died with the transaction */
     w->next_poll = wall_now() + w->sc->poll_interval;
     if (stop_requested(w) || !w->db) {
         advance(w);
