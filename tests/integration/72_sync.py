@@ -222,6 +222,17 @@ done = wait_for("changes", arrived, 15)
 check("a create, an update and a delete upstream arrive (%.1f s)" % (time.monotonic() - t0), done,
       "%s (created %s, updated %s, deleted %s)" % (seen, created["id"], some[0], some[1]))
 
+# --- the database ends the worker's connection: it reconnects, takes the lease again, goes on
+leases = log_of(a).count("took the lease")
+killed = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'apigres sync'",
+              db="postgres")
+after_kill = api("POST", "/v1/customers", form={"email": "after-disconnect@example.com"})
+check("after the database ended its connection (%s), the worker reconnects and changes keep arriving"
+      % (killed or "").strip(),
+      wait_for("reconnect", lambda: psql("SELECT email FROM stripe.customer WHERE id = '%s'" % after_kill["id"])
+               == "after-disconnect@example.com\n", 20) and log_of(a).count("took the lease") > leases,
+      log_of(a)[-2000:])
+
 # --- two instances: one lease; the second takes over when the first dies
 b = start("b")
 check("a second instance waits for the lease",
