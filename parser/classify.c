@@ -926,6 +926,13 @@ static void classify_stmt_node(ctx *c, classify_stmt *st, const PgQuery__Node *n
 
 /* ---------------------------------------------------------------- entry points */
 
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 void classify_result_free(classify_result *r)
 {
     if (!r)
@@ -934,15 +941,11 @@ void classify_result_free(classify_result *r)
         classify_stmt *st = &r->stmts[i];
         free(st->schema);
         free(st->table);
-        for (size_t j = 0; j < st->n_columns; j++)
-            free(st->columns[j]);
-        free(st->columns);
+        free_strings(st->columns, st->n_columns);
         free(st->message);
         free(st->hint);
         free(st->name);
-        for (size_t j = 0; j < st->n_unresolved; j++)
-            free(st->unresolved[j]);
-        free(st->unresolved);
+        free_strings(st->unresolved, st->n_unresolved);
     }
     free(r->stmts);
     free(r->error);
