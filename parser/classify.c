@@ -13,6 +13,7 @@
  * (WITH, EXPLAIN, PREPARE, COPY (...) TO, rule actions) without a case per node type.
  */
 #include "parser/classify.h"
+#include "parser/format.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -394,17 +395,13 @@ static void set_refuse(ctx *c, classify_stmt *st, const char *sqlstate, const ch
     snprintf(st->sqlstate, sizeof st->sqlstate, "%s", sqlstate);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
     free(st->message);
-    st->message = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    st->message = format_alloc_v(fmt, ap);
+    va_end(ap);
     if (!st->message) {
         c->oom = true;
         return;
     }
-    va_start(ap, fmt);
-    vsnprintf(st->message, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     free(st->hint);
     st->hint = dup_str(c, hint);
 }

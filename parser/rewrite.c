@@ -1,0 +1,670 @@
+/*
+ * rewrite: the plan SELECT of a write (see rewrite.h).
+ *
+ * Ownership: the client's statement is unpacked once (protobuf-c owns that tree). The plan
+ * is a new tree whose own nodes (SelectStmt, ResTargets, ColumnRefs, the locking clause...)
+ * come from a small arena, and whose expressions, FROM items, WHERE and WITH are borrowed
+ * pointers into the unpacked tree. Nothing moves between the two: the plan is packed,
+ * deparsed, then the arena is freed node by node and the unpacked tree with
+ * free_unpacked, so no node is ever freed twice.
+ */
+#include "parser/rewrite.h"
+#include "parser/format.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+
+/* ---------------------------------------------------------------- arena */
+
+typedef struct chunk {
+    struct chunk *next;
+    max_align_t align[]; /* the allocation follows the header */
+} chunk;
+
+typedef struct ctx {
+    chunk *chunks;
+    bool oom;
+    rewrite_result *r;
+} ctx;
+
+static void *alloc(ctx *c, size_t size)
+{
+    chunk *ch = calloc(1, sizeof *ch + size);
+    if (!ch) {
+        c->oom = true;
+        return NULL;
+    }
+    ch->next = c->chunks;
+    c->chunks = ch;
+    return ch->align;
+}
+
+static void arena_free(ctx *c)
+{
+    while (c->chunks) {
+        chunk *next = c->chunks->next;
+        free(c->chunks);
+        c->chunks = next;
+    }
+}
+
+static char *dup_str(ctx *c, const char *s)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        c->oom = true;
+    return d;
+}
+
+/* ---------------------------------------------------------------- results */
+
+static void refuse(ctx *c, const char *sqlstate, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void refuse(ctx *c, const char *sqlstate, const char *hint, const char *fmt, ...)
+{
+    rewrite_result *r = c->r;
+    r->kind = REWRITE_REFUSED;
+    snprintf(r->sqlstate, sizeof r->sqlstate, "%s", sqlstate);
+    va_list ap;
+    va_start(ap, fmt);
+    free(r->message);
+    r->message = format_alloc_v(fmt, ap);
+    va_end(ap);
+    if (!r->message) {
+        c->oom = true;
+        return;
+    }
+    free(r->hint);
+    r->hint = dup_str(c, hint);
+}
+
+static void add_column(ctx *c, const char *name)
+{
+    rewrite_result *r = c->r;
+    char **grown = realloc(r->columns, (r->n_columns + 1) * sizeof *grown);
+    if (!grown) {
+        c->oom = true;
+        return;
+    }
+    r->columns = grown;
+    char *d = dup_str(c, name);
+    if (d)
+        grown[r->n_columns++] = d;
+}
+
+static bool has_column(const rewrite_result *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_columns; i++)
+        if (strcmp(r->columns[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* ---------------------------------------------------------------- node builders */
+
+/* Nodes of the plan. Strings are borrowed (packing only reads them), hence the casts. */
+
+static PgQuery__Node *mk_node(ctx *c)
+{
+    PgQuery__Node *n = alloc(c, sizeof *n);
+    if (n)
+        *n = (PgQuery__Node)PG_QUERY__NODE__INIT;
+    return n;
+}
+
+static PgQuery__Node **mk_list(ctx *c, size_t n)
+{
+    return alloc(c, (n ? n : 1) * sizeof(PgQuery__Node *));
+}
+
+static PgQuery__Node *mk_string(ctx *c, const char *s)
+{
+    PgQuery__Node *n = mk_node(c);
+    PgQuery__String *v = alloc(c, sizeof *v);
+    if (!n || !v)
+        return NULL;
+    *v = (PgQuery__String)PG_QUERY__STRING__INIT;
+    v->sval = (char *)s;
+    n->node_case = PG_QUERY__NODE__NODE_STRING;
+    n->string = v;
+    return n;
+}
+
+/* a.id (qualifier NULL: id) */
+static PgQuery__Node *mk_column_ref(ctx *c, const char *qualifier, const char *column)
+{
+    PgQuery__Node *n = mk_node(c);
+    PgQuery__ColumnRef *cr = alloc(c, sizeof *cr);
+    PgQuery__Node **fields = mk_list(c, 2);
+    if (!n || !cr || !fields)
+        return NULL;
+    *cr = (PgQuery__ColumnRef)PG_QUERY__COLUMN_REF__INIT;
+    cr->location = -1;
+    cr->fields = fields;
+    if (qualifier && !(fields[cr->n_fields++] = mk_string(c, qualifier)))
+        return NULL;
+    if (!(fields[cr->n_fields++] = mk_string(c, column)))
+        return NULL;
+    n->node_case = PG_QUERY__NODE__NODE_COLUMN_REF;
+    n->column_ref = cr;
+    return n;
+}
+
+/* * */
+static PgQuery__Node *mk_star(ctx *c)
+{
+    PgQuery__Node *n = mk_node(c), *star = mk_node(c);
+    PgQuery__ColumnRef *cr = alloc(c, sizeof *cr);
+    PgQuery__AStar *a = alloc(c, sizeof *a);
+    PgQuery__Node **fields = mk_list(c, 1);
+    if (!n || !star || !cr || !a || !fields)
+        return NULL;
+    *a = (PgQuery__AStar)PG_QUERY__A__STAR__INIT;
+    star->node_case = PG_QUERY__NODE__NODE_A_STAR;
+    star->a_star = a;
+    *cr = (PgQuery__ColumnRef)PG_QUERY__COLUMN_REF__INIT;
+    cr->location = -1;
+    cr->fields = fields;
+    cr->n_fields = 1;
+    fields[0] = star;
+    n->node_case = PG_QUERY__NODE__NODE_COLUMN_REF;
+    n->column_ref = cr;
+    return n;
+}
+
+/* val [AS name] */
+static PgQuery__Node *mk_res_target(ctx *c, const char *name, PgQuery__Node *val)
+{
+    PgQuery__Node *n = mk_node(c);
+    PgQuery__ResTarget *rt = alloc(c, sizeof *rt);
+    if (!n || !rt || !val)
+        return NULL;
+    *rt = (PgQuery__ResTarget)PG_QUERY__RES_TARGET__INIT;
+    rt->name = (char *)name;
+    rt->val = val;
+    rt->location = -1;
+    n->node_case = PG_QUERY__NODE__NODE_RES_TARGET;
+    n->res_target = rt;
+    return n;
+}
+
+static PgQuery__Node *mk_range_var_node(ctx *c, PgQuery__RangeVar *rv)
+{
+    PgQuery__Node *n = mk_node(c);
+    if (!n)
+        return NULL;
+    n->node_case = PG_QUERY__NODE__NODE_RANGE_VAR;
+    n->range_var = rv;
+    return n;
+}
+
+/* FOR UPDATE OF name (Postgres wants an unqualified name there: the alias or relname). */
+static PgQuery__Node *mk_for_update(ctx *c, const char *name)
+{
+    PgQuery__Node *n = mk_node(c);
+    PgQuery__LockingClause *lc = alloc(c, sizeof *lc);
+    PgQuery__RangeVar *rv = alloc(c, sizeof *rv);
+    PgQuery__Node **rels = mk_list(c, 1);
+    if (!n || !lc || !rv || !rels)
+        return NULL;
+    *rv = (PgQuery__RangeVar)PG_QUERY__RANGE_VAR__INIT;
+    rv->relname = (char *)name;
+    rv->inh = true;
+    rv->relpersistence = (char *)"p";
+    rv->location = -1;
+    if (!(rels[0] = mk_range_var_node(c, rv)))
+        return NULL;
+    *lc = (PgQuery__LockingClause)PG_QUERY__LOCKING_CLAUSE__INIT;
+    lc->locked_rels = rels;
+    lc->n_locked_rels = 1;
+    lc->strength = PG_QUERY__LOCK_CLAUSE_STRENGTH__LCS_FORUPDATE;
+    lc->wait_policy = PG_QUERY__LOCK_WAIT_POLICY__LockWaitBlock;
+    n->node_case = PG_QUERY__NODE__NODE_LOCKING_CLAUSE;
+    n->locking_clause = lc;
+    return n;
+}
+
+static PgQuery__SelectStmt *mk_select(ctx *c)
+{
+    PgQuery__SelectStmt *s = alloc(c, sizeof *s);
+    if (s) {
+        *s = (PgQuery__SelectStmt)PG_QUERY__SELECT_STMT__INIT;
+        s->limit_option = PG_QUERY__LIMIT_OPTION__LIMIT_OPTION_DEFAULT;
+        s->op = PG_QUERY__SET_OPERATION__SETOP_NONE;
+    }
+    return s;
+}
+
+/* ---------------------------------------------------------------- UPDATE and DELETE */
+
+static const char *ref_name(const PgQuery__RangeVar *rel)
+{
+    return rel->alias && rel->alias->aliasname ? rel->alias->aliasname : rel->relname;
+}
+
+/* FROM target [, extra...] and FOR UPDATE OF target, WHERE as is. */
+static void plan_rows(ctx *c, PgQuery__SelectStmt *s, PgQuery__RangeVar *rel,
+                      PgQuery__Node **extra, size_t n_extra, PgQuery__Node *where)
+{
+    s->from_clause = mk_list(c, 1 + n_extra);
+    s->locking_clause = mk_list(c, 1);
+    if (!s->from_clause || !s->locking_clause)
+        return;
+    if (!(s->from_clause[0] = mk_range_var_node(c, rel)))
+        return;
+    s->n_from_clause = 1;
+    for (size_t i = 0; i < n_extra; i++)
+        s->from_clause[s->n_from_clause++] = extra[i];
+    s->where_clause = where;
+    if ((s->locking_clause[0] = mk_for_update(c, ref_name(rel))))
+        s->n_locking_clause = 1;
+}
+
+static const char hint_multi[] =
+    "Assign each column on its own: SET a = (SELECT x FROM ...), b = (SELECT y FROM ...).";
+
+/* The value a SET item assigns, or NULL after refusing. */
+static PgQuery__Node *set_value(ctx *c, const PgQuery__ResTarget *rt, const char *table)
+{
+    if (rt->n_indirection > 0) {
+        refuse(c, "0A000", "Assign the whole column.",
+               "assigning part of column \"%s\" (an array element or field) of synced table %s "
+               "is not supported", rt->name, table);
+        return NULL;
+    }
+    PgQuery__Node *val = rt->val;
+    if (val && val->node_case == PG_QUERY__NODE__NODE_MULTI_ASSIGN_REF) {
+        const PgQuery__MultiAssignRef *m = val->multi_assign_ref;
+        const PgQuery__Node *src = m->source;
+        if (!src || src->node_case != PG_QUERY__NODE__NODE_ROW_EXPR ||
+            src->row_expr->n_args != (size_t)m->ncolumns || m->colno < 1 ||
+            m->colno > m->ncolumns) {
+            if (src && src->node_case == PG_QUERY__NODE__NODE_SUB_LINK)
+                refuse(c, "0A000", hint_multi,
+                       "SET (columns) = (SELECT ...) on synced table %s is not supported", table);
+            else
+                refuse(c, "0A000", hint_multi,
+                       "SET (columns) = ... on synced table %s is supported only with a list "
+                       "of values, one per column", table);
+            return NULL;
+        }
+        val = src->row_expr->args[m->colno - 1];
+    }
+    if (!val || val->node_case == PG_QUERY__NODE__NODE_SET_TO_DEFAULT) {
+        refuse(c, "0A000", "Give the value explicitly.",
+               "SET %s = DEFAULT on synced table %s is not supported", rt->name, table);
+        return NULL;
+    }
+    return val;
+}
+
+static void plan_update(ctx *c, PgQuery__SelectStmt *s, PgQuery__UpdateStmt *upd,
+                        const char *table)
+{
+    const char *ref = ref_name(upd->relation);
+    s->target_list = mk_list(c, 1 + upd->n_target_list);
+    if (!s->target_list || !(s->target_list[0] = mk_res_target(c, NULL, mk_column_ref(c, ref, "id"))))
+        return;
+    s->n_target_list = 1;
+    for (size_t i = 0; i < upd->n_target_list; i++) {
+        const PgQuery__Node *n = upd->target_list[i];
+        if (n->node_case != PG_QUERY__NODE__NODE_RES_TARGET || !n->res_target->name) {
+            refuse(c, "XX000", NULL, "unexpected SET item in UPDATE of synced table %s", table);
+            return;
+        }
+        const PgQuery__ResTarget *rt = n->res_target;
+        if (has_column(c->r, rt->name)) {
+            refuse(c, "42601", NULL, "multiple assignments to same column \"%s\"", rt->name);
+            return;
+        }
+        PgQuery__Node *val = set_value(c, rt, table);
+        if (!val)
+            return;
+        PgQuery__Node *t = mk_res_target(c, rt->name, val);
+        if (!t)
+            return;
+        s->target_list[s->n_target_list++] = t;
+        add_column(c, rt->name);
+        if (c->oom)
+            return;
+    }
+    plan_rows(c, s, upd->relation, upd->from_clause, upd->n_from_clause, upd->where_clause);
+    s->with_clause = upd->with_clause;
+}
+
+static void plan_delete(ctx *c, PgQuery__SelectStmt *s, PgQuery__DeleteStmt *del)
+{
+    s->target_list = mk_list(c, 1);
+    if (!s->target_list ||
+        !(s->target_list[0] = mk_res_target(c, NULL, mk_column_ref(c, ref_name(del->relation), "id"))))
+        return;
+    s->n_target_list = 1;
+    plan_rows(c, s, del->relation, del->using_clause, del->n_using_clause, del->where_clause);
+    s->with_clause = del->with_clause;
+}
+
+/* ---------------------------------------------------------------- INSERT */
+
+static bool has_star(const PgQuery__SelectStmt *s)
+{
+    for (size_t i = 0; i < s->n_target_list; i++) {
+        const PgQuery__Node *n = s->target_list[i];
+        if (n->node_case != PG_QUERY__NODE__NODE_RES_TARGET || !n->res_target->val ||
+            n->res_target->val->node_case != PG_QUERY__NODE__NODE_COLUMN_REF)
+            continue;
+        const PgQuery__ColumnRef *cr = n->res_target->val->column_ref;
+        if (cr->n_fields > 0 && cr->fields[cr->n_fields - 1]->node_case == PG_QUERY__NODE__NODE_A_STAR)
+            return true;
+    }
+    return false;
+}
+
+/* Postgres's own errors for a source whose width is not the column list's (when it can be
+ * told from the text; "SELECT *" cannot, and then the plan's RowDescription tells). */
+static bool width_mismatch(ctx *c, size_t width, size_t n_cols)
+{
+    if (width > n_cols)
+        refuse(c, "42601", NULL, "INSERT has more expressions than target columns");
+    else if (width < n_cols)
+        refuse(c, "42601", NULL, "INSERT has more target columns than expressions");
+    return width != n_cols;
+}
+
+static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins,
+                        const char *table)
+{
+    PgQuery__Node *src = ins->select_stmt;
+    if (!src) {
+        refuse(c, "0A000", "List the columns and give their values: INSERT INTO t (a, b) "
+                           "VALUES (...).",
+               "INSERT ... DEFAULT VALUES into synced table %s is not supported", table);
+        return;
+    }
+    if (ins->n_cols == 0) {
+        refuse(c, "0A000", "List the columns: INSERT INTO t (a, b) VALUES (...). The API "
+                           "assigns the id.",
+               "INSERT into synced table %s needs a column list", table);
+        return;
+    }
+    for (size_t i = 0; i < ins->n_cols; i++) {
+        const PgQuery__Node *n = ins->cols[i];
+        if (n->node_case != PG_QUERY__NODE__NODE_RES_TARGET || !n->res_target->name) {
+            refuse(c, "XX000", NULL, "unexpected column in INSERT into synced table %s", table);
+            return;
+        }
+        const PgQuery__ResTarget *rt = n->res_target;
+        if (rt->n_indirection > 0) {
+            refuse(c, "0A000", "Insert the whole column.",
+                   "inserting part of column \"%s\" (an array element or field) of synced "
+                   "table %s is not supported", rt->name, table);
+            return;
+        }
+        if (has_column(c->r, rt->name)) {
+            refuse(c, "42701", NULL, "column \"%s\" specified more than once", rt->name);
+            return;
+        }
+        add_column(c, rt->name);
+        if (c->oom)
+            return;
+    }
+    if (src->node_case != PG_QUERY__NODE__NODE_SELECT_STMT) {
+        refuse(c, "XX000", NULL, "unexpected source of INSERT into synced table %s", table);
+        return;
+    }
+    const PgQuery__SelectStmt *sel = src->select_stmt;
+    if (sel->n_values_lists > 0) {
+        for (size_t i = 0; i < sel->n_values_lists; i++) {
+            const PgQuery__Node *row = sel->values_lists[i];
+            if (row->node_case != PG_QUERY__NODE__NODE_LIST)
+                continue;
+            if (width_mismatch(c, row->list->n_items, ins->n_cols))
+                return;
+            for (size_t j = 0; j < row->list->n_items; j++)
+                if (row->list->items[j]->node_case == PG_QUERY__NODE__NODE_SET_TO_DEFAULT) {
+                    refuse(c, "0A000", "Give the value, or leave the column out of the "
+                                       "column list for the API to choose it.",
+                           "DEFAULT in the VALUES of an INSERT into synced table %s is not "
+                           "supported yet", table);
+                    return;
+                }
+        }
+    } else {
+        const PgQuery__SelectStmt *left = sel;
+        while (left->op != PG_QUERY__SET_OPERATION__SETOP_NONE && left->larg)
+            left = left->larg; /* the leftmost branch gives a set operation its width */
+        if (left->n_values_lists == 0 && !has_star(left) &&
+            width_mismatch(c, left->n_target_list, ins->n_cols))
+            return;
+    }
+
+    /* SELECT * FROM (<source>) v(c1, c2) */
+    PgQuery__Node *from = mk_node(c);
+    PgQuery__RangeSubselect *sub = alloc(c, sizeof *sub);
+    PgQuery__Alias *alias = alloc(c, sizeof *alias);
+    PgQuery__Node **colnames = mk_list(c, ins->n_cols);
+    s->target_list = mk_list(c, 1);
+    s->from_clause = mk_list(c, 1);
+    if (!from || !sub || !alias || !colnames || !s->target_list || !s->from_clause)
+        return;
+    *alias = (PgQuery__Alias)PG_QUERY__ALIAS__INIT;
+    alias->aliasname = (char *)"v";
+    alias->colnames = colnames;
+    for (size_t i = 0; i < ins->n_cols; i++)
+        if (!(colnames[alias->n_colnames++] = mk_string(c, ins->cols[i]->res_target->name)))
+            return;
+    *sub = (PgQuery__RangeSubselect)PG_QUERY__RANGE_SUBSELECT__INIT;
+    sub->subquery = src;
+    sub->alias = alias;
+    from->node_case = PG_QUERY__NODE__NODE_RANGE_SUBSELECT;
+    from->range_subselect = sub;
+    s->from_clause[0] = from;
+    s->n_from_clause = 1;
+    if (!(s->target_list[0] = mk_res_target(c, NULL, mk_star(c))))
+        return;
+    s->n_target_list = 1;
+    s->with_clause = ins->with_clause;
+}
+
+/* ---------------------------------------------------------------- parameters */
+
+/* Highest $n below m. The tree is no deeper than the statement classify_sql accepted. */
+static int max_param(const ProtobufCMessage *m)
+{
+    if (!m)
+        return 0;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    if (d == &pg_query__param_ref__descriptor)
+        return ((const PgQuery__ParamRef *)m)->number;
+    int best = 0;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t j = 0; j < n; j++) {
+                int p = max_param(items[j]);
+                best = p > best ? p : best;
+            }
+        } else {
+            int p = max_param(*(const ProtobufCMessage *const *)(base + f->offset));
+            best = p > best ? p : best;
+        }
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+void rewrite_result_free(rewrite_result *r)
+{
+    if (!r)
+        return;
+    free(r->plan_sql);
+    for (size_t i = 0; i < r->n_columns; i++)
+        free(r->columns[i]);
+    free(r->columns);
+    free(r->message);
+    free(r->hint);
+    free(r);
+}
+
+/* Deparses the plan into r->plan_sql. */
+static void deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
+{
+    PgQuery__Node node = PG_QUERY__NODE__INIT;
+    node.node_case = PG_QUERY__NODE__NODE_SELECT_STMT;
+    node.select_stmt = s;
+    PgQuery__RawStmt raw = PG_QUERY__RAW_STMT__INIT;
+    raw.stmt = &node;
+    PgQuery__RawStmt *stmts[1] = {&raw};
+    PgQuery__ParseResult tree = PG_QUERY__PARSE_RESULT__INIT;
+    tree.version = version;
+    tree.n_stmts = 1;
+    tree.stmts = stmts;
+
+    c->r->n_params = max_param(&s->base);
+    size_t size = pg_query__parse_result__get_packed_size(&tree);
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) {
+        c->oom = true;
+        return;
+    }
+    PgQueryProtobuf pb = {pg_query__parse_result__pack(&tree, buf), (char *)buf};
+    PgQueryDeparseResult d = pg_query_deparse_protobuf(pb);
+    free(buf);
+    if (d.error)
+        refuse(c, "XX000", NULL, "apigres could not build the plan of this write: %s",
+               d.error->message ? d.error->message : "deparse failed");
+    else
+        c->r->plan_sql = dup_str(c, d.query ? d.query : "");
+    pg_query_free_deparse_result(d);
+}
+
+int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_result **out)
+{
+    ctx c = {0};
+    char *text = NULL;
+    PgQueryProtobufParseResult parsed = {{0, NULL}, NULL, NULL};
+    bool have_parse = false;
+    PgQuery__ParseResult *tree = NULL;
+
+    *out = NULL;
+    if (!sql || !st || st->verdict != CLASSIFY_WRITE || st->offset > len ||
+        st->len > len - st->offset)
+        return -1;
+    c.r = calloc(1, sizeof *c.r);
+    if (!c.r)
+        return -1;
+
+    text = malloc(st->len + 1); /* libpg_query reads a NUL-terminated string */
+    if (!text)
+        goto fail;
+    memcpy(text, sql + st->offset, st->len);
+    text[st->len] = '\0';
+    parsed = pg_query_parse_protobuf(text);
+    have_parse = true;
+    if (parsed.error) {
+        refuse(&c, "XX000", NULL, "apigres could not parse this write again: %s",
+               parsed.error->message ? parsed.error->message : "syntax error");
+        goto done;
+    }
+    tree = pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
+                                          (const uint8_t *)parsed.parse_tree.data);
+    if (!tree)
+        goto fail;
+    if (tree->n_stmts != 1 || !tree->stmts[0]->stmt) {
+        refuse(&c, "XX000", NULL, "apigres expected one statement to plan, got %zu",
+               tree->n_stmts);
+        goto done;
+    }
+
+    PgQuery__Node *stmt = tree->stmts[0]->stmt;
+    PgQuery__SelectStmt *s = mk_select(&c);
+    if (!s)
+        goto fail;
+    char table[256];
+    const PgQuery__RangeVar *rel = NULL;
+    switch (stmt->node_case) {
+    case PG_QUERY__NODE__NODE_UPDATE_STMT: rel = stmt->update_stmt->relation; break;
+    case PG_QUERY__NODE__NODE_DELETE_STMT: rel = stmt->delete_stmt->relation; break;
+    case PG_QUERY__NODE__NODE_INSERT_STMT: rel = stmt->insert_stmt->relation; break;
+    default: break;
+    }
+    if (!rel || !rel->relname) {
+        refuse(&c, "XX000", NULL, "apigres expected INSERT, UPDATE or DELETE to plan");
+        goto done;
+    }
+    if (rel->schemaname && *rel->schemaname)
+        snprintf(table, sizeof table, "%s.%s", rel->schemaname, rel->relname);
+    else
+        snprintf(table, sizeof table, "%s", rel->relname);
+
+    switch (stmt->node_case) {
+    case PG_QUERY__NODE__NODE_UPDATE_STMT:
+        c.r->kind = REWRITE_UPDATE;
+        c.r->n_returning = stmt->update_stmt->n_returning_list;
+        plan_update(&c, s, stmt->update_stmt, table);
+        break;
+    case PG_QUERY__NODE__NODE_DELETE_STMT:
+        c.r->kind = REWRITE_DELETE;
+        c.r->n_returning = stmt->delete_stmt->n_returning_list;
+        plan_delete(&c, s, stmt->delete_stmt);
+        break;
+    default:
+        c.r->kind = REWRITE_INSERT;
+        c.r->n_returning = stmt->insert_stmt->n_returning_list;
+        plan_insert(&c, s, stmt->insert_stmt, table);
+        break;
+    }
+    c.r->has_returning = c.r->n_returning > 0;
+    if (c.oom)
+        goto fail;
+    if (c.r->kind != REWRITE_REFUSED)
+        deparse(&c, s, tree->version);
+
+done:
+    if (c.oom)
+        goto fail;
+    if (c.r->kind == REWRITE_REFUSED) {
+        /* a refusal carries no plan */
+        for (size_t i = 0; i < c.r->n_columns; i++)
+            free(c.r->columns[i]);
+        free(c.r->columns);
+        c.r->columns = NULL;
+        c.r->n_columns = 0;
+        c.r->n_params = 0;
+    }
+    arena_free(&c);
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    if (have_parse)
+        pg_query_free_protobuf_parse_result(parsed);
+    free(text);
+    *out = c.r;
+    return 0;
+
+fail:
+    arena_free(&c);
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    if (have_parse)
+        pg_query_free_protobuf_parse_result(parsed);
+    free(text);
+    rewrite_result_free(c.r);
+    return -1;
+}

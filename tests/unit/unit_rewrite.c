@@ -1,0 +1,337 @@
+/* Unit tests for parser/rewrite: the plan SELECT of a write to a synced table. Every plan
+ * is pinned as libpg_query's deparser writes it and parsed again to prove it is SQL. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <pg_query.h>
+
+#include "parser/rewrite.h"
+#include "tests/unit/unit.h"
+
+static const char *const synced[] = {"stripe", "salesforce"};
+
+/* Classifies sql and plans its statement number idx (NULL when it is not a WRITE or
+ * rewrite_plan fails). */
+static rewrite_result *plan_at(const char *sql, size_t idx)
+{
+    classify_options o = {.schemas = synced, .n_schemas = 2};
+    classify_result *cr = NULL;
+    rewrite_result *r = NULL;
+    if (classify_sql(sql, strlen(sql), &o, &cr) != 0)
+        return NULL;
+    if (idx < cr->n_stmts && cr->stmts[idx].verdict == CLASSIFY_WRITE &&
+        rewrite_plan(sql, strlen(sql), &cr->stmts[idx], &r) != 0)
+        r = NULL;
+    classify_result_free(cr);
+    return r;
+}
+
+static bool parses(const char *sql)
+{
+    PgQueryParseResult p = pg_query_parse(sql);
+    bool ok = p.error == NULL;
+    pg_query_free_parse_result(p);
+    return ok;
+}
+
+/* "a,b" from the result's columns. */
+static const char *joined(const rewrite_result *r)
+{
+    static char buf[512];
+    buf[0] = '\0';
+    for (size_t i = 0; i < r->n_columns; i++) {
+        if (i)
+            strncat(buf, ",", sizeof buf - strlen(buf) - 1);
+        strncat(buf, r->columns[i], sizeof buf - strlen(buf) - 1);
+    }
+    return buf;
+}
+
+/* Asserts the plan of sql's statement idx, its columns and that it parses; returns the
+ * result for further checks (caller frees) or NULL. */
+static rewrite_result *expect_plan_at(const char *sql, size_t idx, rewrite_kind kind,
+                                      const char *plan, const char *columns)
+{
+    rewrite_result *r = plan_at(sql, idx);
+    bool planned = r && r->kind == kind && r->plan_sql;
+    CHECK(planned, "planned: %s", sql);
+    if (!planned) {
+        if (r)
+            printf("# kind %d, %s %s\n", r->kind, r->sqlstate, r->message ? r->message : "");
+        rewrite_result_free(r);
+        return NULL;
+    }
+    CHECK(strcmp(r->plan_sql, plan) == 0, "plan of: %s", sql);
+    if (strcmp(r->plan_sql, plan) != 0)
+        printf("# got:  %s\n# want: %s\n", r->plan_sql, plan);
+    CHECK(strcmp(joined(r), columns) == 0, "columns [%s] of: %s", columns, sql);
+    CHECK(parses(r->plan_sql), "plan parses: %s", r->plan_sql);
+    return r;
+}
+
+static rewrite_result *expect_plan(const char *sql, rewrite_kind kind, const char *plan,
+                                   const char *columns)
+{
+    return expect_plan_at(sql, 0, kind, plan, columns);
+}
+
+static void expect_refusal(const char *sql, const char *sqlstate, const char *needle)
+{
+    rewrite_result *r = plan_at(sql, 0);
+    CHECK(r && r->kind == REWRITE_REFUSED && !r->plan_sql && strcmp(r->sqlstate, sqlstate) == 0 &&
+              r->n_columns == 0 && r->message && strstr(r->message, needle),
+          "refused %s (%s): %s", sqlstate, needle, sql);
+    if (r && r->message)
+        printf("# %s %s%s%s\n", r->sqlstate, r->message, r->hint ? " / hint: " : "",
+               r->hint ? r->hint : "");
+    rewrite_result_free(r);
+}
+
+static void test_update(void)
+{
+    rewrite_result *r;
+    r = expect_plan("UPDATE stripe.customer SET name = 'x'", REWRITE_UPDATE,
+                    "SELECT customer.id, 'x' AS name FROM stripe.customer FOR UPDATE OF customer",
+                    "name");
+    CHECK(r && !r->has_returning && r->n_params == 0, "UPDATE simple: no RETURNING, no params");
+    rewrite_result_free(r);
+
+    r = expect_plan("UPDATE stripe.customer AS c SET name = 'x', email = 'y' WHERE c.id = 'cus_1'",
+                    REWRITE_UPDATE,
+                    "SELECT c.id, 'x' AS name, 'y' AS email FROM stripe.customer c "
+                    "WHERE c.id = 'cus_1' FOR UPDATE OF c",
+                    "name,email");
+    rewrite_result_free(r);
+
+    r = expect_plan("UPDATE stripe.customer c SET email = u.email FROM public.users u "
+                    "JOIN public.orgs o ON o.id = u.org WHERE u.customer_id = c.id",
+                    REWRITE_UPDATE,
+                    "SELECT c.id, u.email AS email FROM stripe.customer c, public.users u "
+                    "JOIN public.orgs o ON o.id = u.org WHERE u.customer_id = c.id "
+                    "FOR UPDATE OF c",
+                    "email");
+    rewrite_result_free(r);
+
+    r = expect_plan("UPDATE stripe.customer SET name = $1, email = lower($2) WHERE id = $3 "
+                    "RETURNING *",
+                    REWRITE_UPDATE,
+                    "SELECT customer.id, $1 AS name, lower($2) AS email FROM stripe.customer "
+                    "WHERE id = $3 FOR UPDATE OF customer",
+                    "name,email");
+    CHECK(r && r->has_returning && r->n_returning == 1 && r->n_params == 3,
+          "UPDATE with params: RETURNING reported, 3 params kept");
+    rewrite_result_free(r);
+
+    r = expect_plan("UPDATE ONLY stripe.customer SET balance = balance + 1, "
+                    "description = now()::text, "
+                    "name = (SELECT max(x) FROM t WHERE t.k = customer.k) "
+                    "WHERE id IN (SELECT id FROM t2 WHERE k = $1)",
+                    REWRITE_UPDATE,
+                    "SELECT customer.id, balance + 1 AS balance, now()::text AS description, "
+                    "(SELECT max(x) FROM t WHERE t.k = customer.k) AS name "
+                    "FROM ONLY stripe.customer WHERE id IN (SELECT id FROM t2 WHERE k = $1) "
+                    "FOR UPDATE OF customer",
+                    "balance,description,name");
+    rewrite_result_free(r);
+
+    r = expect_plan("WITH ids AS (SELECT id FROM local.t WHERE k = $2) "
+                    "UPDATE stripe.customer c SET name = $1 WHERE c.id IN (SELECT id FROM ids) "
+                    "RETURNING c.id, c.name",
+                    REWRITE_UPDATE,
+                    "WITH ids AS (SELECT id FROM local.t WHERE k = $2) SELECT c.id, $1 AS name "
+                    "FROM stripe.customer c WHERE c.id IN (SELECT id FROM ids) FOR UPDATE OF c",
+                    "name");
+    CHECK(r && r->n_returning == 2 && r->n_params == 2, "UPDATE with WITH: 2 RETURNING entries");
+    rewrite_result_free(r);
+
+    r = expect_plan("UPDATE stripe.customer SET (name, email) = ($1, lower($2))", REWRITE_UPDATE,
+                    "SELECT customer.id, $1 AS name, lower($2) AS email FROM stripe.customer "
+                    "FOR UPDATE OF customer",
+                    "name,email");
+    rewrite_result_free(r);
+
+    r = expect_plan("UPDATE stripe.customer c SET (name, email) = ROW(1, $1) WHERE c.id = $2",
+                    REWRITE_UPDATE,
+                    "SELECT c.id, 1 AS name, $1 AS email FROM stripe.customer c WHERE c.id = $2 "
+                    "FOR UPDATE OF c",
+                    "name,email");
+    rewrite_result_free(r);
+
+    r = expect_plan("UPDATE stripe.customer SET metadata = '{\"a\": 1}'::jsonb, "
+                    "name = CASE WHEN name IS NULL THEN 'n' ELSE name END",
+                    REWRITE_UPDATE,
+                    "SELECT customer.id, '{\"a\": 1}'::jsonb AS metadata, "
+                    "CASE WHEN name IS NULL THEN 'n' ELSE name END AS name "
+                    "FROM stripe.customer FOR UPDATE OF customer",
+                    "metadata,name");
+    rewrite_result_free(r);
+
+    /* unqualified: classify treats it as synced until resolved; the plan keeps the name */
+    r = expect_plan("update customer set name = 'x' where id = $1", REWRITE_UPDATE,
+                    "SELECT customer.id, 'x' AS name FROM customer WHERE id = $1 "
+                    "FOR UPDATE OF customer",
+                    "name");
+    rewrite_result_free(r);
+
+    /* quoted names survive the deparse */
+    r = expect_plan("UPDATE stripe.\"Customer\" AS \"C\" SET \"Name\" = 'x'", REWRITE_UPDATE,
+                    "SELECT \"C\".id, 'x' AS \"Name\" FROM stripe.\"Customer\" \"C\" "
+                    "FOR UPDATE OF \"C\"",
+                    "Name");
+    rewrite_result_free(r);
+}
+
+static void test_delete(void)
+{
+    rewrite_result *r;
+    r = expect_plan("DELETE FROM stripe.customer", REWRITE_DELETE,
+                    "SELECT customer.id FROM stripe.customer FOR UPDATE OF customer", "");
+    CHECK(r && r->n_columns == 0 && !r->columns, "DELETE has no columns");
+    rewrite_result_free(r);
+
+    r = expect_plan("DELETE FROM stripe.customer c USING local.gone g, local.more m "
+                    "WHERE c.id = g.id AND g.k = m.k",
+                    REWRITE_DELETE,
+                    "SELECT c.id FROM stripe.customer c, local.gone g, local.more m "
+                    "WHERE c.id = g.id AND g.k = m.k FOR UPDATE OF c",
+                    "");
+    rewrite_result_free(r);
+
+    r = expect_plan("DELETE FROM stripe.customer WHERE id = $1 OR email = $2 RETURNING id",
+                    REWRITE_DELETE,
+                    "SELECT customer.id FROM stripe.customer WHERE id = $1 OR email = $2 "
+                    "FOR UPDATE OF customer",
+                    "");
+    CHECK(r && r->n_params == 2 && r->has_returning, "DELETE with params and RETURNING");
+    rewrite_result_free(r);
+
+    r = expect_plan("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM r WHERE n < 3) "
+                    "DELETE FROM stripe.customer WHERE n IN (SELECT n FROM r)",
+                    REWRITE_DELETE,
+                    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
+                    "SELECT customer.id FROM stripe.customer WHERE n IN (SELECT n FROM r) "
+                    "FOR UPDATE OF customer",
+                    "");
+    rewrite_result_free(r);
+
+    /* the second statement of a Query */
+    r = expect_plan_at("SELECT 1; DELETE FROM salesforce.account WHERE id = 'x'", 1,
+                       REWRITE_DELETE,
+                       "SELECT account.id FROM salesforce.account WHERE id = 'x' "
+                       "FOR UPDATE OF account",
+                       "");
+    rewrite_result_free(r);
+}
+
+static void test_insert(void)
+{
+    rewrite_result *r;
+    r = expect_plan("INSERT INTO stripe.customer (email, name) VALUES ($1, 'a'), "
+                    "('b', lower($2)) RETURNING *",
+                    REWRITE_INSERT,
+                    "SELECT * FROM (VALUES ($1, 'a'), ('b', lower($2))) v(email, name)",
+                    "email,name");
+    CHECK(r && r->n_params == 2 && r->has_returning, "INSERT VALUES: params and RETURNING");
+    rewrite_result_free(r);
+
+    r = expect_plan("INSERT INTO stripe.customer (email) VALUES ('a@example.com')",
+                    REWRITE_INSERT, "SELECT * FROM (VALUES ('a@example.com')) v(email)", "email");
+    rewrite_result_free(r);
+
+    r = expect_plan("INSERT INTO stripe.customer (email, name) SELECT e, n FROM local.people "
+                    "WHERE k = $1",
+                    REWRITE_INSERT,
+                    "SELECT * FROM (SELECT e, n FROM local.people WHERE k = $1) v(email, name)",
+                    "email,name");
+    rewrite_result_free(r);
+
+    r = expect_plan("INSERT INTO stripe.customer (email) SELECT x FROM t UNION ALL "
+                    "SELECT y FROM u",
+                    REWRITE_INSERT,
+                    "SELECT * FROM (SELECT x FROM t UNION ALL SELECT y FROM u) v(email)", "email");
+    rewrite_result_free(r);
+
+    r = expect_plan("INSERT INTO stripe.customer (email, name) SELECT * FROM t", REWRITE_INSERT,
+                    "SELECT * FROM (SELECT * FROM t) v(email, name)", "email,name");
+    rewrite_result_free(r);
+
+    r = expect_plan("WITH w AS (SELECT $1::text AS e) INSERT INTO stripe.customer (email) "
+                    "SELECT e FROM w",
+                    REWRITE_INSERT,
+                    "WITH w AS (SELECT $1::text AS e) SELECT * FROM (SELECT e FROM w) v(email)",
+                    "email");
+    rewrite_result_free(r);
+}
+
+static void test_refusals(void)
+{
+    expect_refusal("UPDATE stripe.customer SET (name, email) = (SELECT n, e FROM t)", "0A000",
+                   "SET (columns) = (SELECT ...)");
+    expect_refusal("UPDATE stripe.customer SET (name) = (1)", "0A000", "list of values");
+    expect_refusal("UPDATE stripe.customer SET (name, email) = (1, 2, 3)", "0A000",
+                   "list of values");
+    expect_refusal("UPDATE stripe.customer SET (name, email) = (1, DEFAULT)", "0A000", "DEFAULT");
+    expect_refusal("UPDATE stripe.customer SET name = DEFAULT", "0A000", "DEFAULT");
+    expect_refusal("UPDATE stripe.customer SET tags[1] = 'x'", "0A000", "part of column");
+    expect_refusal("UPDATE stripe.customer SET address.city = 'x'", "0A000", "part of column");
+    expect_refusal("UPDATE stripe.customer SET name = 'a', name = 'b'", "42601",
+                   "multiple assignments");
+    expect_refusal("INSERT INTO stripe.customer VALUES ('x')", "0A000", "needs a column list");
+    expect_refusal("INSERT INTO stripe.customer DEFAULT VALUES", "0A000", "DEFAULT VALUES");
+    expect_refusal("INSERT INTO stripe.customer (email, name) VALUES ('a', DEFAULT)", "0A000",
+                   "DEFAULT in the VALUES");
+    expect_refusal("INSERT INTO stripe.customer (tags[1]) VALUES ('x')", "0A000",
+                   "part of column");
+    expect_refusal("INSERT INTO stripe.customer (email, email) VALUES ('a', 'b')", "42701",
+                   "specified more than once");
+    expect_refusal("INSERT INTO stripe.customer (email, name) VALUES ('a')", "42601",
+                   "more target columns");
+    expect_refusal("INSERT INTO stripe.customer (email) VALUES ('a'), ('b', 'c')", "42601",
+                   "more expressions");
+    expect_refusal("INSERT INTO stripe.customer (email, name) SELECT x FROM t", "42601",
+                   "more target columns");
+
+    /* not a WRITE: the caller's mistake */
+    classify_options o = {.schemas = synced, .n_schemas = 2};
+    classify_result *cr = NULL;
+    rewrite_result *r = NULL;
+    const char *sql = "SELECT * FROM stripe.customer";
+    CHECK(classify_sql(sql, strlen(sql), &o, &cr) == 0 &&
+              rewrite_plan(sql, strlen(sql), &cr->stmts[0], &r) == -1 && r == NULL,
+          "rewrite_plan refuses a statement classify did not call a write");
+    classify_result_free(cr);
+}
+
+/* A wide VALUES list is not deep: 5000 rows plan like one. */
+static void test_wide(void)
+{
+    enum { ROWS = 5000 };
+    static const char head[] = "INSERT INTO stripe.customer (email, name) VALUES ";
+    size_t cap = sizeof head + ROWS * 32;
+    char *sql = malloc(cap);
+    if (!sql) {
+        CHECK(false, "wide INSERT: out of memory");
+        return;
+    }
+    size_t n = (size_t)snprintf(sql, cap, "%s", head);
+    for (int i = 1; i <= ROWS; i++)
+        n += (size_t)snprintf(sql + n, cap - n, "%s($%d, 'n%d')", i > 1 ? ", " : "", i, i);
+    rewrite_result *r = plan_at(sql, 0);
+    CHECK(r && r->kind == REWRITE_INSERT && r->n_params == ROWS && r->n_columns == 2 &&
+              r->plan_sql && strncmp(r->plan_sql, "SELECT * FROM (VALUES ($1, 'n1'), ", 34) == 0 &&
+              strstr(r->plan_sql, "($5000, 'n5000')) v(email, name)") && parses(r->plan_sql),
+          "wide INSERT of %d rows plans", ROWS);
+    rewrite_result_free(r);
+    free(sql);
+}
+
+int main(void)
+{
+    test_update();
+    test_delete();
+    test_insert();
+    test_refusals();
+    test_wide();
+    pg_query_exit();
+    return unit_done();
+}
