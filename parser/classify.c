@@ -392,18 +392,11 @@ static void set_refuse(ctx *c, classify_stmt *st, const char *sqlstate, const ch
                        const char *fmt, ...)
 {
     st->verdict = CLASSIFY_REFUSE;
-    snprintf(st->sqlstate, sizeof st->sqlstate, "%s", sqlstate);
     va_list ap;
     va_start(ap, fmt);
-    free(st->message);
-    st->message = format_alloc_v(fmt, ap);
-    va_end(ap);
-    if (!st->message) {
+    if (format_refusal(st->sqlstate, &st->message, &st->hint, sqlstate, hint, fmt, ap) < 0)
         c->oom = true;
-        return;
-    }
-    free(st->hint);
-    st->hint = dup_str(c, hint);
+    va_end(ap);
 }
 
 static bool is_synced_schema(const classify_options *opt, const char *schema)
@@ -984,6 +977,7 @@ int classify_sql(const char *sql, size_t len, const classify_options *options,
     PgQueryProtobufParseResult parsed = {{0, NULL}, NULL, NULL};
     bool have_parse = false;
     PgQuery__ParseResult *tree = NULL;
+    int rc = -1;
 
     *out = NULL;
     classify_result *r = calloc(1, sizeof *r);
@@ -1064,18 +1058,11 @@ int classify_sql(const char *sql, size_t len, const classify_options *options,
     }
 
 done:
-    if (c.oom)
-        goto fail;
-    if (tree)
-        pg_query__parse_result__free_unpacked(tree, NULL);
-    if (have_parse)
-        pg_query_free_protobuf_parse_result(parsed);
-    free(c.nested);
-    free(stack);
-    free(text);
-    *out = r;
-    return 0;
-
+    if (!c.oom) {
+        *out = r; /* handed over: the cleanup below must not free it */
+        r = NULL;
+        rc = 0;
+    }
 fail:
     if (tree)
         pg_query__parse_result__free_unpacked(tree, NULL);
@@ -1085,5 +1072,5 @@ fail:
     free(stack);
     free(text);
     classify_result_free(r);
-    return -1;
+    return rc;
 }

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 char *format_alloc_v(const char *fmt, va_list ap)
 {
@@ -14,4 +15,15 @@ char *format_alloc_v(const char *fmt, va_list ap)
         vsnprintf(s, (size_t)n + 1, fmt, again);
     va_end(again);
     return s;
+}
+
+int format_refusal(char sqlstate[6], char **message, char **hint, const char *state, const char *hint_text,
+                   const char *fmt, va_list ap)
+{
+    snprintf(sqlstate, 6, "%s", state);
+    free(*message);
+    free(*hint);
+    *message = format_alloc_v(fmt, ap);
+    *hint = hint_text ? strdup(hint_text) : NULL;
+    return *message && (*hint || !hint_text) ? 0 : -1;
 }

@@ -73,18 +73,11 @@ static void refuse(ctx *c, const char *sqlstate, const char *hint, const char *f
 {
     rewrite_result *r = c->r;
     r->kind = REWRITE_REFUSED;
-    snprintf(r->sqlstate, sizeof r->sqlstate, "%s", sqlstate);
     va_list ap;
     va_start(ap, fmt);
-    free(r->message);
-    r->message = format_alloc_v(fmt, ap);
-    va_end(ap);
-    if (!r->message) {
+    if (format_refusal(r->sqlstate, &r->message, &r->hint, sqlstate, hint, fmt, ap) < 0)
         c->oom = true;
-        return;
-    }
-    free(r->hint);
-    r->hint = dup_str(c, hint);
+    va_end(ap);
 }
 
 static void add_column(ctx *c, const char *name)
