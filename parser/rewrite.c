@@ -508,6 +508,8 @@ void rewrite_result_free(rewrite_result *r)
     if (!r)
         return;
     free(r->plan_sql);
+    free(r->returning_sql);
+    free(r->returning_ref);
     for (size_t i = 0; i < r->n_columns; i++)
         free(r->columns[i]);
     free(r->columns);
@@ -516,9 +518,10 @@ void rewrite_result_free(rewrite_result *r)
     free(r);
 }
 
-/* Deparses the plan into r->plan_sql. */
-static void deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
+/* Deparses s; returns the text (malloc'd) or NULL with c refused or out of memory. */
+static char *deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
 {
+    char *text = NULL;
     PgQuery__Node node = PG_QUERY__NODE__INIT;
     node.node_case = PG_QUERY__NODE__NODE_SELECT_STMT;
     node.select_stmt = s;
@@ -530,12 +533,11 @@ static void deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
     tree.n_stmts = 1;
     tree.stmts = stmts;
 
-    c->r->n_params = max_param(&s->base);
     size_t size = pg_query__parse_result__get_packed_size(&tree);
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf) {
         c->oom = true;
-        return;
+        return NULL;
     }
     PgQueryProtobuf pb = {pg_query__parse_result__pack(&tree, buf), (char *)buf};
     PgQueryDeparseResult d = pg_query_deparse_protobuf(pb);
@@ -543,9 +545,26 @@ static void deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
     if (d.error)
         refuse(c, "XX000", NULL, "apigres could not build the plan of this write: %s",
                d.error->message ? d.error->message : "deparse failed");
-    else
-        c->r->plan_sql = dup_str(c, d.query ? d.query : "");
+    else if (!(text = strdup(d.query ? d.query : "")))
+        c->oom = true;
     pg_query_free_deparse_result(d);
+    return text;
+}
+
+/* SELECT <returning list> FROM <target>: the caller adds which rows (see rewrite.h). */
+static void plan_returning(ctx *c, PgQuery__RangeVar *rel, PgQuery__Node **list, size_t n,
+                           int32_t version)
+{
+    PgQuery__SelectStmt *s = mk_select(c);
+    if (!s || !(s->from_clause = mk_list(c, 1)) || !(s->from_clause[0] = mk_range_var_node(c, rel)))
+        return;
+    s->n_from_clause = 1;
+    s->target_list = list;
+    s->n_target_list = n;
+    c->r->returning_sql = deparse(c, s, version);
+    c->r->returning_ref = c->r->returning_sql ? strdup(ref_name(rel)) : NULL;
+    if (c->r->returning_sql && !c->r->returning_ref)
+        c->oom = true;
 }
 
 int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_result **out)
@@ -591,11 +610,21 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     if (!s)
         goto fail;
     char table[256];
-    const PgQuery__RangeVar *rel = NULL;
+    PgQuery__RangeVar *rel = NULL;
+    PgQuery__Node **ret_list = NULL;
     switch (stmt->node_case) {
-    case PG_QUERY__NODE__NODE_UPDATE_STMT: rel = stmt->update_stmt->relation; break;
-    case PG_QUERY__NODE__NODE_DELETE_STMT: rel = stmt->delete_stmt->relation; break;
-    case PG_QUERY__NODE__NODE_INSERT_STMT: rel = stmt->insert_stmt->relation; break;
+    case PG_QUERY__NODE__NODE_UPDATE_STMT:
+        rel = stmt->update_stmt->relation;
+        ret_list = stmt->update_stmt->returning_list;
+        break;
+    case PG_QUERY__NODE__NODE_DELETE_STMT:
+        rel = stmt->delete_stmt->relation;
+        ret_list = stmt->delete_stmt->returning_list;
+        break;
+    case PG_QUERY__NODE__NODE_INSERT_STMT:
+        rel = stmt->insert_stmt->relation;
+        ret_list = stmt->insert_stmt->returning_list;
+        break;
     default: break;
     }
     if (!rel || !rel->relname) {
@@ -627,8 +656,12 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     c.r->has_returning = c.r->n_returning > 0;
     if (c.oom)
         goto fail;
-    if (c.r->kind != REWRITE_REFUSED)
-        deparse(&c, s, tree->version);
+    if (c.r->kind != REWRITE_REFUSED) {
+        c.r->n_params = max_param(&s->base);
+        c.r->plan_sql = deparse(&c, s, tree->version);
+    }
+    if (c.r->kind != REWRITE_REFUSED && c.r->has_returning)
+        plan_returning(&c, rel, ret_list, c.r->n_returning, tree->version);
 
 done:
     if (c.oom)
@@ -640,6 +673,9 @@ done:
         free(c.r->columns);
         c.r->columns = NULL;
         c.r->n_columns = 0;
+        free(c.r->returning_sql);
+        free(c.r->returning_ref);
+        c.r->returning_sql = c.r->returning_ref = NULL;
         c.r->n_params = 0;
     }
     arena_free(&c);

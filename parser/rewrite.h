@@ -45,6 +45,12 @@ typedef struct rewrite_result {
     size_t n_columns;
     bool has_returning;  /* the statement has a RETURNING list (not part of the plan) */
     size_t n_returning;  /* its number of entries */
+    /* With RETURNING: "SELECT <the RETURNING list> FROM <target [AS alias]>", to which the
+     * caller appends which rows, naming the target's id column as returning_ref.id
+     * (returning_ref is the alias or the table's name, unquoted). It reads the target
+     * table only: a RETURNING that names a FROM/USING table fails there (42P01). */
+    char *returning_sql;
+    char *returning_ref;
     int n_params;        /* highest $n the plan references (0 = none); may be lower than
                             the statement's when a $n appears only in RETURNING, so Parse
                             the plan with the statement's parameter types (all of them) */

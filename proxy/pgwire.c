@@ -293,10 +293,16 @@ static int pass_run(const pgscan_ops *ops, void *ctx, const char *data, size_t f
     return to > from ? ops->on_pass(ctx, data + from, to - from) : 0;
 }
 
-static int deliver_held(pgscan *s, const pgscan_ops *ops, void *ctx)
+/* PGSCAN_OK, PGSCAN_STOPPED, or PGSCAN_PAUSED with paused_at = at. */
+static int deliver_held(pgscan *s, const pgscan_ops *ops, void *ctx, size_t at)
 {
     s->holding = false;
-    return ops->on_message(ctx, s->hold.data, s->hold.len) ? PGSCAN_STOPPED : PGSCAN_OK;
+    int rc = ops->on_message(ctx, s->hold.data, s->hold.len);
+    if (rc > 0) {
+        s->paused_at = at;
+        return PGSCAN_PAUSED;
+    }
+    return rc ? PGSCAN_STOPPED : PGSCAN_OK;
 }
 
 int pgscan_feed(pgscan *s, const pgscan_ops *ops, void *ctx, const char *data, size_t len)
@@ -315,8 +321,11 @@ int pgscan_feed(pgscan *s, const pgscan_ops *ops, void *ctx, const char *data, s
                 run = i;
                 if (s->hold.failed)
                     return PGSCAN_TOO_LARGE;
-                if (s->body_left == 0 && deliver_held(s, ops, ctx))
-                    return PGSCAN_STOPPED;
+                if (s->body_left == 0) {
+                    int rc = deliver_held(s, ops, ctx, i);
+                    if (rc != PGSCAN_OK)
+                        return rc;
+                }
             }
             continue;
         }
@@ -373,8 +382,11 @@ int pgscan_feed(pgscan *s, const pgscan_ops *ops, void *ctx, const char *data, s
             return PGSCAN_TOO_LARGE;
         pgbuf_put(&s->hold, header, PGWIRE_HEADER_LEN);
         s->holding = true;
-        if (s->body_left == 0 && deliver_held(s, ops, ctx))
-            return PGSCAN_STOPPED;
+        if (s->body_left == 0) {
+            int rc = deliver_held(s, ops, ctx, i);
+            if (rc != PGSCAN_OK)
+                return rc;
+        }
     }
     if (!s->holding && pass_run(ops, ctx, data, run, i))
         return PGSCAN_STOPPED;

@@ -113,7 +113,8 @@ typedef struct pgscan_ops {
     enum pgscan_verdict (*on_header)(void *ctx, char type, uint32_t len);
     /* A run of bytes to forward unchanged; nonzero stops the scan. */
     int (*on_pass)(void *ctx, const char *data, size_t len);
-    /* A whole held message, header included; nonzero stops the scan. */
+    /* A whole held message, header included; negative stops the scan, positive pauses it
+     * after this message (pgscan_feed returns PGSCAN_PAUSED; feed the rest later). */
     int (*on_message)(void *ctx, const char *msg, size_t len);
 } pgscan_ops;
 
@@ -122,6 +123,7 @@ typedef struct pgscan {
     uint8_t header_len;  /* bytes of an incomplete header collected so far */
     bool holding;        /* the current message goes to hold, not through */
     uint32_t body_left;  /* bytes of the current message's body still to come */
+    size_t paused_at;    /* after PGSCAN_PAUSED: the bytes of the chunk consumed */
     pgbuf hold;
 } pgscan;
 
@@ -130,6 +132,7 @@ enum pgscan_status {
     PGSCAN_STOPPED = -1,   /* a callback asked to stop */
     PGSCAN_BAD_LENGTH = -2, /* a length field below 4 that on_header let pass */
     PGSCAN_TOO_LARGE = -3, /* a held message larger than the hold buffer's cap */
+    PGSCAN_PAUSED = -4,    /* on_message asked to pause: data[paused_at..] not yet read */
 };
 
 void pgscan_init(pgscan *s, size_t hold_max);

@@ -37,6 +37,9 @@ static void server_stop(server *srv)
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     uv_close((uv_handle_t *)&srv->sig_usr1, NULL);
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    /* re-applications still queued are dropped; the sync worker's feed brings those
+     * records back */
+    write_context_close(&srv->writes);
 }
 
 void server_session_gone(server *srv)
@@ -130,6 +133,8 @@ int server_start(server *srv, uv_loop_t *loop, const config *cfg)
     uv_signal_start(&srv->sig_usr1, on_stats_signal, SIGUSR1);
     signal(SIGPIPE, SIG_IGN);
 
+    if (write_context_init(&srv->writes, loop, cfg) < 0)
+        return -1;
     log_info("database at %s", config_database_label(cfg));
     for (int i = 0; i < cfg->nlisten; i++) {
         if (listen_on(srv, &cfg->listen[i]) < 0)

@@ -14,6 +14,7 @@
 
 #include "proxy/cancel.h"
 #include "proxy/config.h"
+#include "proxy/write.h"
 
 #define SERVER_READ_BUFFER 65536
 
@@ -42,6 +43,7 @@ typedef struct server {
     session *sessions; /* every live session, for shutdown */
     cancel_map cancels;
     proxy_stats stats;
+    write_context writes; /* API clients and the service connection of the write path */
     /* One read buffer for every stream on the loop: a read is fully handed on (written,
      * or copied into a send queue) before the next one starts. */
     char read_buffer[SERVER_READ_BUFFER];

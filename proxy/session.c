@@ -8,12 +8,16 @@
 #include <string.h>
 
 #include "proxy/log.h"
+#include "proxy/write.h"
 
 #define STARTUP_BUFFER_MAX (PGWIRE_STARTUP_MAX + SERVER_READ_BUFFER)
 /* Held messages: authentication requests and key data during startup. */
 #define HOLD_MAX 65536
 /* A queue holds at most one read plus one held message (backpressure stops the rest). */
 #define SENDQ_MAX (SERVER_READ_BUFFER + HOLD_MAX + 4096)
+/* With the write path on, Query messages up to this size are held and classified; larger
+ * ones are relayed (the database's guard refuses them if they write a synced table). */
+#define QUERY_HOLD_MAX (1024 * 1024 + 8)
 /* How long a closing session waits for its last bytes to reach the client. */
 #define DRAIN_TIMEOUT_MS 5000
 
@@ -97,6 +101,8 @@ static void session_handle_closed(session *s)
     server *srv = s->srv;
     if (s->cancel.pid)
         cancel_map_remove(&srv->cancels, &s->cancel);
+    pgbuf_free(&s->client_pending);
+    pgbuf_free(&s->deferred_query);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -131,6 +137,7 @@ static void session_close(session *s)
     log_info("client %llu closed after %.3f s", (unsigned long long)s->id,
              (double)(now_ms(s) - s->started_ms) / 1000.0);
     s->state = SESSION_CLOSED;
+    write_on_session_close(s);
     s->open_handles = 2;
     uv_close((uv_handle_t *)&s->client, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
@@ -185,7 +192,8 @@ static void update_reading(session *s)
 {
     bool relaying = s->state == SESSION_AUTH || s->state == SESSION_READY;
     bool want_client = (s->state == SESSION_STARTUP || relaying) && !s->client_eof &&
-                       !sendq_busy(&s->to_server);
+                       !sendq_busy(&s->to_server) && !s->job && s->client_pending.len == 0 &&
+                       s->deferred_query.len == 0;
     bool want_server = relaying && !s->server_eof && !sendq_busy(&s->to_client);
 
     if (want_client != s->reading_client) {
@@ -257,6 +265,8 @@ static enum pgscan_verdict client_on_header(void *ctx, char type, uint32_t len)
     case 'Q':
         s->srv->stats.queries_total++;
         s->syncs_pending++;
+        if (write_enabled(&s->srv->writes) && len <= QUERY_HOLD_MAX - 8)
+            return PGSCAN_HOLD;
         break;
     case 'E':
         s->srv->stats.queries_total++;
@@ -278,18 +288,51 @@ static int client_on_pass(void *ctx, const char *data, size_t len)
     return sendq_send(&s->to_server, data, len);
 }
 
+/* A held Query: the write path's, or relayed. Positive pauses the client's scan. */
 static int client_on_message(void *ctx, const char *msg, size_t len)
 {
-    /* nothing from the client is held yet: the write path will hold statements here */
+    session *s = ctx;
+    if (msg[0] != 'Q')
+        return client_on_pass(ctx, msg, len);
+    if (s->syncs_pending > 1) {
+        /* earlier queries are still answering: the write path needs an idle backend */
+        pgbuf_reset(&s->deferred_query);
+        pgbuf_put(&s->deferred_query, msg, len);
+        return s->deferred_query.failed ? -1 : 1;
+    }
+    if (write_query(s, msg + 5, strnlen(msg + 5, len - 5)))
+        return 1;
     return client_on_pass(ctx, msg, len);
 }
 
 static const pgscan_ops client_ops = {client_on_header, client_on_pass, client_on_message};
 
-/* Feeds bytes from the client to the relay and handles the outcome. */
+/* Feeds bytes from the client to the relay and handles the outcome. When the write path
+ * takes a Query, the rest of the bytes wait in client_pending until it is done. */
 static void relay_from_client(session *s, const char *data, size_t len)
 {
-    int rc = pgscan_feed(&s->from_client, &client_ops, s, data, len);
+    int rc;
+    s->feeding = true;
+    for (;;) {
+        rc = pgscan_feed(&s->from_client, &client_ops, s, data, len);
+        if (rc != PGSCAN_PAUSED || s->state >= SESSION_DRAINING)
+            break;
+        size_t used = s->from_client.paused_at;
+        if (s->job || s->deferred_query.len > 0) {
+            if (used < len) {
+                pgbuf rest;
+                pgbuf_init(&rest, SERVER_READ_BUFFER * 2);
+                pgbuf_put(&rest, data + used, len - used);
+                pgbuf_free(&s->client_pending);
+                s->client_pending = rest;
+            }
+            rc = PGSCAN_OK;
+            break;
+        }
+        data += used; /* the write path answered at once: go on with the rest */
+        len -= used;
+    }
+    s->feeding = false;
     if (s->state >= SESSION_DRAINING)
         return;
     if (s->to_server.error) {
@@ -315,6 +358,8 @@ static enum pgscan_verdict server_on_header(void *ctx, char type, uint32_t len)
         fail_session(s, "08006", "invalid message from the database server");
         return PGSCAN_STOP;
     }
+    if (s->job)
+        return PGSCAN_HOLD; /* the write path's own queries */
     s->last_server_type = type;
     if (type == 'Z') {
         if (s->syncs_pending > 0)
@@ -326,7 +371,7 @@ static enum pgscan_verdict server_on_header(void *ctx, char type, uint32_t len)
             log_info("client %llu: session ready (user=%s database=%s)",
                      (unsigned long long)s->id, s->user, s->database);
         }
-        return PGSCAN_PASS;
+        return write_enabled(&s->srv->writes) ? PGSCAN_HOLD : PGSCAN_PASS;
     }
     if (s->state == SESSION_AUTH && (type == 'R' || type == 'K'))
         return PGSCAN_HOLD;
@@ -363,9 +408,22 @@ static int send_sasl_without_plus(session *s, const char *msg, size_t len)
     return rc;
 }
 
+static void run_deferred_query(session *s);
+
 static int server_on_message(void *ctx, const char *msg, size_t len)
 {
     session *s = ctx;
+    if (s->job)
+        return write_on_backend_message(s, msg, len);
+    if (msg[0] == 'Z' && len >= 6) {
+        s->tx_status = msg[5];
+        if (sendq_send(&s->to_client, msg, len) < 0)
+            return -1;
+        write_on_ready(s, s->tx_status);
+        if (s->deferred_query.len > 0 && s->syncs_pending == 1)
+            run_deferred_query(s);
+        return 0;
+    }
     if (msg[0] == 'R' && len >= 9 && pgwire_get_int32(msg + 5) == PGWIRE_AUTH_SASL)
         return send_sasl_without_plus(s, msg, len);
     if (msg[0] == 'K' && len == 13) {
@@ -572,6 +630,57 @@ static void on_startup_timeout(uv_timer_t *t)
     fail_session(s, "08P01", "canceling authentication due to timeout");
 }
 
+/* ---- the write path's side */
+
+int session_send_backend(session *s, const char *data, size_t len)
+{
+    return sendq_send(&s->to_server, data, len);
+}
+
+int session_send_client(session *s, const char *data, size_t len)
+{
+    return s->client_eof ? 0 : sendq_send(&s->to_client, data, len);
+}
+
+static void resume_client(session *s);
+
+/* The deferred Query, now that the backend is idle: the write path's or relayed. */
+static void run_deferred_query(session *s)
+{
+    pgbuf q = s->deferred_query;
+    pgbuf_init(&s->deferred_query, QUERY_HOLD_MAX);
+    bool taken = write_query(s, q.data + 5, strnlen(q.data + 5, q.len - 5));
+    if (!taken)
+        sendq_send(&s->to_server, q.data, q.len);
+    pgbuf_free(&q);
+    if (!taken)
+        resume_client(s);
+}
+
+void session_write_done(session *s)
+{
+    if (s->syncs_pending > 0)
+        s->syncs_pending--; /* the Query the write path took is answered */
+    resume_client(s);
+}
+
+/* Reads the client again, starting with the bytes that waited. */
+static void resume_client(session *s)
+{
+    if (s->state >= SESSION_DRAINING)
+        return;
+    if (s->job || s->feeding) /* relay_from_client goes on by itself */
+        return;
+    if (s->client_pending.len > 0) {
+        pgbuf rest = s->client_pending;
+        pgbuf_init(&s->client_pending, SERVER_READ_BUFFER * 2);
+        relay_from_client(s, rest.data, rest.len);
+        pgbuf_free(&rest);
+        return;
+    }
+    update_reading(s);
+}
+
 void session_accept(server *srv, uv_stream_t *listener)
 {
     session *s = calloc(1, sizeof *s);
@@ -587,8 +696,12 @@ void session_accept(server *srv, uv_stream_t *listener)
     s->client.data = s;
     s->timer.data = s;
     sendq_init(&s->to_client, (uv_stream_t *)&s->client, SENDQ_MAX, on_queue_drained, s);
-    pgscan_init(&s->from_client, HOLD_MAX);
-    pgscan_init(&s->from_server, HOLD_MAX);
+    bool writes = write_enabled(&srv->writes);
+    pgscan_init(&s->from_client, writes ? QUERY_HOLD_MAX : HOLD_MAX);
+    /* the write path reads its plan's rows whole */
+    pgscan_init(&s->from_server, writes ? QUERY_HOLD_MAX : HOLD_MAX);
+    pgbuf_init(&s->client_pending, SERVER_READ_BUFFER * 2);
+    pgbuf_init(&s->deferred_query, QUERY_HOLD_MAX);
     pgbuf_init(&s->startup, STARTUP_BUFFER_MAX);
     s->next = srv->sessions;
     if (s->next)

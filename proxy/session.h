@@ -61,6 +61,14 @@ struct session {
     bool client_eof, server_eof, terminate_seen;
     int open_handles;
     uint64_t started_ms;
+    /* the write path (write.h) */
+    struct write_job *job;   /* owns the backend connection while set */
+    struct repair *repairs;  /* records to re-apply when the client's transaction ends */
+    struct query_run *run;   /* a Query of several statements, run one by one */
+    char tx_status;          /* of the last ReadyForQuery: 'I', 'T' or 'E' */
+    pgbuf client_pending;    /* client bytes read but not scanned while the write path runs */
+    pgbuf deferred_query;    /* a Query that may write, waiting for the backend to be idle */
+    bool feeding;            /* inside relay_from_client */
     char peer[64];
     char user[64];
     char database[64];
@@ -71,5 +79,12 @@ void session_accept(server *srv, uv_stream_t *listener);
 /* Ends a session on behalf of the proxy (shutdown): the client gets FATAL with this
  * SQLSTATE and message where the protocol allows it, a running query is cancelled. */
 void session_terminate(session *s, const char *sqlstate, const char *message);
+
+/* For the write path: bytes to the backend / the client at a message boundary. Return 0
+ * or -1 (the session is failing). */
+int session_send_backend(session *s, const char *data, size_t len);
+int session_send_client(session *s, const char *data, size_t len);
+/* The write path has answered the Query it took: the client is read again. */
+void session_write_done(session *s);
 
 #endif

@@ -1,6 +1,7 @@
 /* load: see load.h. */
 #include "sync/load.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "sync/schema.h"
@@ -111,4 +112,38 @@ int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c)
              SCHEMA_COL_UPDATED_AT " < $1::timestamptz)");
     pgbuf_put_byte(out, 0);
     return out->failed ? -1 : 0;
+}
+
+int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    char name[160];
+    snprintf(name, sizeof name, "mirror %s.%s", schema, c->name);
+    pgbuf upsert;
+    pgbuf_init(&upsert, 1u << 20);
+    int rc = load_upsert_sql(&upsert, schema, c);
+    if (rc == 0) {
+        put(out, "CREATE OR REPLACE FUNCTION " SCHEMA_SERVICE ".");
+        schema_quote_ident(out, name);
+        put(out, "(jsonb, double precision, text[]) RETURNS void\n"
+                 "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $mirror$\n"
+                 "BEGIN\n"
+                 /* the owner itself (the service connection), or a session whose backend
+                  * the owner's own session has marked with the lock right now */
+                 "  IF session_user <> current_user AND NOT EXISTS (\n"
+                 "      SELECT FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid\n"
+                 "      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2\n"
+                 "        AND l.classid::bigint = " MIRROR_LOCK_CLASS_SQL " AND l.objid::bigint = pg_backend_pid()\n"
+                 "        AND a.usename = current_user) THEN\n"
+                 "    RAISE EXCEPTION 'only apigres writes synced tables' USING ERRCODE = '42501',\n"
+                 "      HINT = 'Connect through apigres: INSERT, UPDATE and DELETE on synced tables become API calls.';\n"
+                 "  END IF;\n"
+                 "  IF jsonb_array_length(coalesce($1, '[]')) > 0 THEN\n    ");
+        put(out, upsert.data);
+        put(out, ";\n  END IF;\n"
+                 "  IF cardinality($3) > 0 THEN\n    DELETE FROM ");
+        put_table(out, schema, c);
+        put(out, " WHERE id = ANY ($3);\n  END IF;\nEND\n$mirror$;\n");
+    }
+    pgbuf_free(&upsert);
+    return rc < 0 || out->failed ? -1 : 0;
 }

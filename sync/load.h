@@ -26,4 +26,15 @@ int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c
 int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c);
 
+/* The SECURITY DEFINER function apigres."mirror SCHEMA.NAME"(records jsonb, version double
+ * precision, deleted text[]) through which the write path mirrors the API's records on a
+ * client's own session (DESIGN §4.2 step 3, inside the client's transaction): it upserts
+ * records as load_upsert_sql does and deletes the ids in deleted. It runs only for the
+ * owner (the service connection, repairing after a rollback) or for a backend whose pid
+ * the owner's own session holds the advisory lock (MIRROR_LOCK_CLASS, pid) for: what the
+ * proxy's service connection does around each mirror call, and what no client can fake.
+ * Appends a statement with its semicolon; returns 0 or -1. */
+#define MIRROR_LOCK_CLASS_SQL "1634757991"
+int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_collection *c);
+
 #endif

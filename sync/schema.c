@@ -62,7 +62,10 @@ void schema_service_sql(pgbuf *out)
         "  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;\n"
         "  RETURN NEW;\n"
         "END\n"
-        "$guard$;\n");
+        "$guard$;\n"
+        /* the mirror functions live here and every client's session calls them (they
+         * check who may; sync_state and the rest have no grants to PUBLIC) */
+        "GRANT USAGE ON SCHEMA " SCHEMA_SERVICE " TO PUBLIC;\n");
 }
 
 int schema_collection_sql(pgbuf *out, const char *schema, const provider_collection *c)

@@ -163,7 +163,8 @@ static int setup_schema(sync_worker *w)
     schema_service_sql(&sql);
     pgbuf_put(&sql, state_schema_sql(), strlen(state_schema_sql()));
     for (int i = 0; i < w->ncoll; i++)
-        if (schema_collection_sql(&sql, w->sc->schema, w->coll[i].spec) < 0)
+        if (schema_collection_sql(&sql, w->sc->schema, w->coll[i].spec) < 0 ||
+            load_mirror_function_sql(&sql, w->sc->schema, w->coll[i].spec) < 0)
             break;
     if (w->read_role[0]) {
         /* both names are plain identifiers (sync_config, config); the role is the DBA's to

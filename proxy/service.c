@@ -1,0 +1,276 @@
+/* service: see service.h. */
+#include "proxy/service.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/log.h"
+
+typedef struct request {
+    struct request *next;
+    char *sql;
+    int nparams;
+    char **params;
+    service_cb cb;
+    void *data;
+} request;
+
+struct service {
+    uv_loop_t *loop;
+    char *conninfo;
+    PGconn *conn;
+    uv_poll_t *poll; /* heap: it may outlive the service while closing */
+    int poll_fd;
+    bool connecting, sent;
+    request *head, *tail;
+    PGresult *last;
+};
+
+static void pump(service *sv);
+
+static void request_free(request *r)
+{
+    free(r->sql);
+    for (int i = 0; i < r->nparams; i++)
+        free(r->params[i]);
+    free(r->params);
+    free(r);
+}
+
+static void on_poll_closed(uv_handle_t *h) { free(h); }
+
+static void close_poll(service *sv)
+{
+    if (sv->poll) {
+        uv_close((uv_handle_t *)sv->poll, on_poll_closed);
+        sv->poll = NULL;
+    }
+    sv->poll_fd = -1;
+}
+
+/* The head request is done: its callback, then the next. */
+static void finish_head(service *sv, const PGresult *res, const char *error)
+{
+    request *r = sv->head;
+    sv->head = r->next;
+    if (!sv->head)
+        sv->tail = NULL;
+    sv->sent = false;
+    if (r->cb)
+        r->cb(r->data, res, error);
+    request_free(r);
+}
+
+/* The connection is gone: every queued request fails, the next query reconnects. */
+static void fail_all(service *sv, const char *why)
+{
+    char error[256];
+    snprintf(error, sizeof error, "service connection: %s", why && *why ? why : "lost");
+    size_t n = strlen(error);
+    while (n > 0 && (error[n - 1] == '\n' || error[n - 1] == ' '))
+        error[--n] = '\0';
+    log_warn("%s", error);
+    close_poll(sv);
+    if (sv->conn) {
+        PQfinish(sv->conn);
+        sv->conn = NULL;
+    }
+    PQclear(sv->last);
+    sv->last = NULL;
+    sv->connecting = sv->sent = false;
+    while (sv->head)
+        finish_head(sv, NULL, error);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+static int watch(service *sv, int events)
+{
+    int fd = PQsocket(sv->conn);
+    if (fd < 0)
+        return -1;
+    if (sv->poll && sv->poll_fd != fd)
+        close_poll(sv);
+    if (!sv->poll) {
+        sv->poll = malloc(sizeof *sv->poll);
+        if (!sv->poll || uv_poll_init(sv->loop, sv->poll, fd) < 0) {
+            free(sv->poll);
+            sv->poll = NULL;
+            return -1;
+        }
+        sv->poll->data = sv;
+        sv->poll_fd = fd;
+    }
+    return uv_poll_start(sv->poll, events, on_poll);
+}
+
+static void continue_connect(service *sv)
+{
+    switch (PQconnectPoll(sv->conn)) {
+    case PGRES_POLLING_READING:
+        if (watch(sv, UV_READABLE) < 0)
+            fail_all(sv, "cannot watch its socket");
+        return;
+    case PGRES_POLLING_WRITING:
+        if (watch(sv, UV_WRITABLE) < 0)
+            fail_all(sv, "cannot watch its socket");
+        return;
+    case PGRES_POLLING_OK:
+        sv->connecting = false;
+        if (PQsetnonblocking(sv->conn, 1) < 0) {
+            fail_all(sv, PQerrorMessage(sv->conn));
+            return;
+        }
+        log_info("service connection open");
+        pump(sv);
+        return;
+    default:
+        fail_all(sv, PQerrorMessage(sv->conn));
+        return;
+    }
+}
+
+/* Reads what arrived; finishes the head request when its last result is in. */
+static void read_results(service *sv)
+{
+    if (!PQconsumeInput(sv->conn)) {
+        fail_all(sv, PQerrorMessage(sv->conn));
+        return;
+    }
+    while (sv->sent && !PQisBusy(sv->conn)) {
+        PGresult *res = PQgetResult(sv->conn);
+        if (res) {
+            PQclear(sv->last);
+            sv->last = res;
+            continue;
+        }
+        PGresult *last = sv->last;
+        sv->last = NULL;
+        finish_head(sv, last, last ? NULL : "no result");
+        PQclear(last);
+    }
+    PQnotifies(sv->conn); /* none are listened for; keep libpq's queue empty */
+    if (PQstatus(sv->conn) == CONNECTION_BAD)
+        fail_all(sv, PQerrorMessage(sv->conn));
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    service *sv = h->data;
+    if (status < 0) {
+        fail_all(sv, uv_strerror(status));
+        return;
+    }
+    if (sv->connecting) {
+        continue_connect(sv);
+        return;
+    }
+    if (events & UV_WRITABLE) {
+        int rc = PQflush(sv->conn);
+        if (rc < 0) {
+            fail_all(sv, PQerrorMessage(sv->conn));
+            return;
+        }
+        if (rc == 0 && watch(sv, UV_READABLE) < 0) {
+            fail_all(sv, "cannot watch its socket");
+            return;
+        }
+    }
+    if (events & UV_READABLE)
+        read_results(sv);
+    if (sv->conn)
+        pump(sv);
+}
+
+/* Opens the connection if needed and sends the head request if none is running. */
+static void pump(service *sv)
+{
+    if (!sv->head || sv->connecting || sv->sent)
+        return;
+    if (!sv->conn) {
+        const char *keys[] = {"dbname", "application_name", NULL};
+        const char *vals[] = {sv->conninfo, "apigres service", NULL};
+        sv->conn = PQconnectStartParams(keys, vals, 1);
+        if (!sv->conn || PQstatus(sv->conn) == CONNECTION_BAD) {
+            fail_all(sv, sv->conn ? PQerrorMessage(sv->conn) : "out of memory");
+            return;
+        }
+        sv->connecting = true;
+        continue_connect(sv);
+        return;
+    }
+    request *r = sv->head;
+    if (!PQsendQueryParams(sv->conn, r->sql, r->nparams, NULL, (const char *const *)r->params,
+                           NULL, NULL, 0)) {
+        fail_all(sv, PQerrorMessage(sv->conn));
+        return;
+    }
+    sv->sent = true;
+    int rc = PQflush(sv->conn);
+    if (rc < 0 || watch(sv, rc == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0)
+        fail_all(sv, PQerrorMessage(sv->conn));
+}
+
+service *service_new(uv_loop_t *loop, const char *conninfo)
+{
+    service *sv = calloc(1, sizeof *sv);
+    if (!sv || !(sv->conninfo = strdup(conninfo))) {
+        free(sv);
+        return NULL;
+    }
+    sv->loop = loop;
+    sv->poll_fd = -1;
+    return sv;
+}
+
+void service_free(service *sv)
+{
+    if (!sv)
+        return;
+    if (sv->head)
+        fail_all(sv, "closing");
+    close_poll(sv);
+    if (sv->conn)
+        PQfinish(sv->conn);
+    PQclear(sv->last);
+    free(sv->conninfo);
+    free(sv);
+}
+
+int service_query(service *sv, const char *sql, int nparams, const char *const *params,
+                  service_cb cb, void *data)
+{
+    request *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    r->cb = cb;
+    r->data = data;
+    r->sql = strdup(sql);
+    r->params = nparams > 0 ? calloc((size_t)nparams, sizeof *r->params) : NULL;
+    bool failed = !r->sql || (nparams > 0 && !r->params);
+    for (int i = 0; !failed && i < nparams; i++) {
+        r->nparams = i + 1;
+        if (params[i] && !(r->params[i] = strdup(params[i])))
+            failed = true;
+    }
+    if (failed) {
+        request_free(r);
+        return -1;
+    }
+    if (sv->tail)
+        sv->tail->next = r;
+    else
+        sv->head = r;
+    sv->tail = r;
+    pump(sv);
+    return 0;
+}
+
+void service_forget(service *sv, void *data)
+{
+    for (request *r = sv->head; r; r = r->next)
+        if (r->data == data)
+            r->cb = NULL;
+}

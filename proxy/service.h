@@ -1,0 +1,35 @@
+/*
+ * service: the proxy's own connection to the database as the service role (the
+ * service_database DSN), driven by the loop with non-blocking libpq. The write path uses it
+ * for what a client's session must not do itself (shared/DESIGN.md §2, §4.3):
+ *   - authorize a mirror write: it holds the advisory lock (MIRROR_LOCK_CLASS_SQL of sync/load.h,
+ *     client backend pid) while the proxy mirrors on that client's session (see sync/schema.h);
+ *   - repair the mirror after a client transaction that ended without committing.
+ *
+ * Queries run one at a time in the order given. The connection opens on first use and
+ * again after it was lost; a query that was queued or running when it was lost gets its
+ * callback with res NULL and the error. A callback may queue further queries.
+ */
+#ifndef APIGRES_SERVICE_H
+#define APIGRES_SERVICE_H
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+typedef struct service service;
+/* res: the last result of the query (NULL when the connection failed: error says why,
+ * without credentials); owned by the service, valid during the callback. */
+typedef void (*service_cb)(void *data, const PGresult *res, const char *error);
+
+/* conninfo is copied. Returns NULL on allocation failure. */
+service *service_new(uv_loop_t *loop, const char *conninfo);
+/* Closes the connection; queued callbacks run with an error first. The loop must run
+ * afterwards for the poll handle to close. */
+void service_free(service *sv);
+/* Queues sql with text parameters (copied); cb may be NULL. Returns 0 or -1 (no memory). */
+int service_query(service *sv, const char *sql, int nparams, const char *const *params,
+                  service_cb cb, void *data);
+/* Drops the callbacks of queued queries whose data is `data` (their queries still run). */
+void service_forget(service *sv, void *data);
+
+#endif

@@ -1,0 +1,1316 @@
+/* write: see write.h. */
+#include "proxy/write.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "parser/classify.h"
+#include "parser/rewrite.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+#include "sync/load.h"
+#include "sync/schema.h"
+#include "upstream/json.h"
+#include "upstream/stripe_collections.h"
+
+/* ---------------------------------------------------------------- context */
+
+int write_context_init(write_context *w, uv_loop_t *loop, const config *cfg)
+{
+    memset(w, 0, sizeof *w);
+    w->max_rows = WRITE_DEFAULT_MAX_ROWS;
+    for (int i = 0; i < cfg->nsyncs; i++) {
+        const sync_config *sc = &cfg->syncs[i];
+        write_sync *ws = &w->syncs[w->nsyncs];
+        ws->sc = sc;
+        if (ratelimit_init(&ws->limit, loop, sc->allowed_requests, sc->interval, sc->max_concurrent) < 0)
+            goto fail;
+        if (upstream_target_init(&ws->target, loop, &ws->limit) < 0) {
+            ratelimit_close(&ws->limit);
+            goto fail;
+        }
+        ws->target.timeout_ms = (long)(sc->request_timeout * 1000);
+        ws->target.connect_timeout_ms = (long)(sc->connect_timeout * 1000);
+        if (sc->provider == SYNC_STRIPE &&
+            !(ws->stripe = stripe_client_new(&ws->target, sc->api_base, sc->secret_key))) {
+            upstream_target_close(&ws->target);
+            ratelimit_close(&ws->limit);
+            goto fail;
+        }
+        w->schemas[w->nsyncs] = sc->schema;
+        w->nsyncs++;
+    }
+    if (w->nsyncs > 0) {
+        const char *dsn = cfg->service_database ? cfg->service_database : cfg->database;
+        if (!(w->locks = service_new(loop, dsn)) || !(w->repairs = service_new(loop, dsn)))
+            goto fail;
+    }
+    return 0;
+fail:
+    log_error("write path: cannot set up the API clients");
+    write_context_close(w);
+    return -1;
+}
+
+void write_context_close(write_context *w)
+{
+    for (int i = 0; i < w->nsyncs; i++) {
+        stripe_client_free(w->syncs[i].stripe);
+        upstream_target_close(&w->syncs[i].target);
+        ratelimit_close(&w->syncs[i].limit);
+    }
+    w->nsyncs = 0;
+    service_free(w->locks);
+    service_free(w->repairs);
+    w->locks = w->repairs = NULL;
+}
+
+bool write_enabled(const write_context *w) { return w->nsyncs > 0; }
+
+/* The sync and collection of schema.table, if the write path serves it. */
+static write_sync *find_table(write_context *w, const char *schema, const char *table,
+                              const provider_collection **coll)
+{
+    for (int i = 0; i < w->nsyncs; i++) {
+        write_sync *ws = &w->syncs[i];
+        if (strcmp(ws->sc->schema, schema) != 0)
+            continue;
+        if (ws->sc->provider == SYNC_STRIPE && sync_config_has_collection(ws->sc, table))
+            *coll = provider_find(stripe_collections, table);
+        else
+            *coll = NULL;
+        return ws;
+    }
+    return NULL;
+}
+
+static bool is_synced_name(const write_context *w, const char *table)
+{
+    for (int i = 0; i < w->nsyncs; i++)
+        if (w->syncs[i].sc->provider == SYNC_STRIPE && sync_config_has_collection(w->syncs[i].sc, table) &&
+            provider_find(stripe_collections, table))
+            return true;
+    return false;
+}
+
+/* The field a column stands for: columns are the field names lower-cased. */
+static const provider_field *field_of_column(const provider_collection *c, const char *column)
+{
+    for (int i = 0; i < c->nfields; i++)
+        if (strcasecmp(c->fields[i].name, column) == 0)
+            return &c->fields[i];
+    return NULL;
+}
+
+static double wall_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* ---------------------------------------------------------------- SQL text helpers */
+
+static void put(pgbuf *b, const char *s) { pgbuf_put(b, s, strlen(s)); }
+
+static void put_table(pgbuf *b, const char *schema, const char *table)
+{
+    schema_quote_ident(b, schema);
+    pgbuf_put_byte(b, '.');
+    schema_quote_ident(b, table);
+}
+
+/* {"a","b"}: a text[] literal's text. */
+static void put_array_text(pgbuf *b, char *const *ids, size_t n)
+{
+    pgbuf_put_byte(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            pgbuf_put_byte(b, ',');
+        pgbuf_put_byte(b, '"');
+        for (const char *p = ids[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                pgbuf_put_byte(b, '\\');
+            pgbuf_put_byte(b, (uint8_t)*p);
+        }
+        pgbuf_put_byte(b, '"');
+    }
+    pgbuf_put_byte(b, '}');
+}
+
+static void put_array_literal(pgbuf *b, char *const *ids, size_t n)
+{
+    pgbuf text;
+    pgbuf_init(&text, 1u << 20);
+    put_array_text(&text, ids, n);
+    pgbuf_put_byte(&text, 0);
+    if (text.failed)
+        b->failed = true;
+    else
+        schema_quote_literal(b, text.data);
+    pgbuf_free(&text);
+    put(b, "::text[]");
+}
+
+static void put_mirror_function(pgbuf *b, const char *schema, const char *table)
+{
+    char name[160];
+    snprintf(name, sizeof name, "mirror %s.%s", schema, table);
+    put(b, SCHEMA_SERVICE ".");
+    schema_quote_ident(b, name);
+}
+
+/* ---------------------------------------------------------------- re-applying records */
+
+/* Records mutated inside a client transaction, re-applied when it ends (DESIGN §4.3). */
+typedef struct repair {
+    struct repair *next;
+    char schema[64], table[64];
+    char *records; /* JSON array */
+    char *gone;    /* text[] literal text */
+    char version[32];
+} repair;
+
+static void repair_send(write_context *wc, repair *r)
+{
+    pgbuf sql;
+    pgbuf_init(&sql, 4096);
+    put(&sql, "SELECT ");
+    put_mirror_function(&sql, r->schema, r->table);
+    put(&sql, "($1::jsonb, $2::double precision, $3::text[])");
+    pgbuf_put_byte(&sql, 0);
+    const char *params[] = {r->records, r->version, r->gone};
+    if (sql.failed || service_query(wc->repairs, sql.data, 3, params, NULL, NULL) < 0)
+        log_error("write path: cannot re-apply records of %s.%s", r->schema, r->table);
+    pgbuf_free(&sql);
+    free(r->records);
+    free(r->gone);
+    free(r);
+}
+
+static repair *repair_new(const char *schema, const char *table, const cJSON *records,
+                          char *const *gone, size_t ngone, double version)
+{
+    repair *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    snprintf(r->schema, sizeof r->schema, "%s", schema);
+    snprintf(r->table, sizeof r->table, "%s", table);
+    snprintf(r->version, sizeof r->version, "%.6f", version);
+    r->records = cJSON_PrintUnformatted(records);
+    pgbuf g;
+    pgbuf_init(&g, 1u << 20);
+    put_array_text(&g, gone, ngone);
+    pgbuf_put_byte(&g, 0);
+    r->gone = g.failed ? NULL : strdup(g.data);
+    pgbuf_free(&g);
+    if (!r->records || !r->gone) {
+        free(r->records);
+        free(r->gone);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void write_on_ready(session *s, char status)
+{
+    if (status != 'I' || !s->repairs)
+        return;
+    while (s->repairs) {
+        repair *r = s->repairs;
+        s->repairs = r->next;
+        repair_send(&s->srv->writes, r);
+    }
+}
+
+/* ---------------------------------------------------------------- the job */
+
+enum step {
+    STEP_PLAN,         /* BEGIN?; privilege check; plan */
+    STEP_LOCKING,      /* waiting for the service connection's lock */
+    STEP_CALLING,      /* API calls under way */
+    STEP_RETURNING_PRE,/* DELETE ... RETURNING: the rows before they go */
+    STEP_MIRROR,       /* the mirror function on the client's session */
+    STEP_UNLOCKING,    /* waiting for the lock's release */
+    STEP_RETURNING,    /* RETURNING from the mirrored rows */
+    STEP_COMMIT,       /* our own transaction's COMMIT */
+    STEP_ABORT,        /* ROLLBACK of ours, or the statement failing inside the client's */
+    STEP_PASS,         /* a statement of a several-statement Query that is not a write */
+    STEP_SILENT,       /* the COMMIT/ROLLBACK of such a Query's implicit transaction */
+};
+
+/* A Query of several statements with a write among them: run one statement at a time,
+ * as the database would, inside one implicit transaction unless the Query manages its
+ * own (shared/DESIGN.md §4.1: "several statements in one Query message"). */
+typedef struct query_run {
+    char *sql;
+    size_t len;
+    classify_result *cr;
+    size_t next;
+    bool wrap;     /* we opened the implicit transaction */
+    bool closing;  /* its COMMIT/ROLLBACK is under way */
+    bool failed;   /* a statement failed: the rest do not run */
+} query_run;
+
+static void run_continue(session *s, bool failed);
+static void start_statement(session *s);
+static void start_one_write(session *s, const char *sql, size_t len, const classify_stmt *write);
+static void start_run(session *s, const char *sql, size_t len, classify_result *cr);
+static void start_job(session *s, const char *sql, enum step step);
+static void refuse_now(session *s, const char *sqlstate, const char *message, const char *hint);
+
+typedef struct write_job {
+    session *s; /* NULL once the session is gone: the job finishes what is in flight */
+    write_context *wc;
+    write_sync *ws;
+    const provider_collection *coll;
+    rewrite_result *rw;
+    char schema[64], table[64];
+    bool own_tx;
+    bool committed; /* our own transaction committed the mirror */
+    uint32_t pid;   /* the client's backend: the mirror lock's second key */
+    enum step step;
+    char status; /* the transaction status of the last ReadyForQuery */
+
+    /* plan rows: vals[0..ncols) each (NULL = SQL NULL) */
+    int ncols;
+    char ***rows;
+    size_t nrows;
+    size_t rows_seen;
+
+    pgbuf db_error; /* the first ErrorResponse of the current step */
+    bool have_db_error;
+    pgbuf our_error; /* the ErrorResponse the statement ends with, when it fails */
+    bool have_our_error;
+
+    /* calls */
+    cJSON **fields;
+    size_t next;
+    bool lock_held;
+    cJSON *records;    /* what the API returned, to mirror */
+    char **ids;        /* rows counted in the tag (and given to RETURNING), in order */
+    size_t nids;
+    char **gone;       /* ids to remove from the mirror */
+    size_t ngone;
+    size_t applied;
+    bool upstream_failed;
+    upstream_error uerr;
+    double version;
+    bool returning_done;
+    bool failed; /* the client was sent an error */
+} write_job;
+
+static void step_done(write_job *j);
+static void next_call(write_job *j);
+static void unlock(write_job *j, service_cb cb);
+static void after_mirror(write_job *j);
+static void repair_now(write_job *j);
+
+static void free_rows(write_job *j)
+{
+    for (size_t i = 0; i < j->nrows; i++) {
+        for (int c = 0; c < j->ncols; c++)
+            free(j->rows[i][c]);
+        free(j->rows[i]);
+    }
+    free(j->rows);
+    j->rows = NULL;
+    j->nrows = 0;
+}
+
+static void job_free(write_job *j)
+{
+    free_rows(j);
+    for (size_t i = 0; j->fields && i < j->nrows; i++)
+        cJSON_Delete(j->fields[i]);
+    free(j->fields);
+    for (size_t i = 0; i < j->nids; i++)
+        free(j->ids[i]);
+    free(j->ids);
+    for (size_t i = 0; i < j->ngone; i++)
+        free(j->gone[i]);
+    free(j->gone);
+    cJSON_Delete(j->records);
+    rewrite_result_free(j->rw);
+    pgbuf_free(&j->db_error);
+    pgbuf_free(&j->our_error);
+    free(j);
+}
+
+static int push_id(char ***list, size_t *n, const char *id)
+{
+    char **grown = realloc(*list, (*n + 1) * sizeof **list);
+    if (!grown)
+        return -1;
+    *list = grown;
+    if (!(grown[*n] = strdup(id)))
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+/* ---- talking to the backend and the client */
+
+static void inject(write_job *j, const char *sql, enum step next)
+{
+    log_debug("client %llu: write path step %d: %.80s", (unsigned long long)j->s->id, (int)next, sql);
+    j->step = next;
+    j->have_db_error = false;
+    pgbuf_reset(&j->db_error);
+    pgbuf q;
+    pgbuf_init(&q, (size_t)1 << 30);
+    size_t start = pgbuf_begin_message(&q, 'Q');
+    pgbuf_put_string(&q, sql);
+    pgbuf_end_message(&q, start);
+    if (q.failed || session_send_backend(j->s, q.data, q.len) < 0)
+        log_warn("client %llu: could not send to the database", (unsigned long long)j->s->id);
+    pgbuf_free(&q);
+}
+
+static void send_ready(session *s, char status)
+{
+    char z[6] = {'Z', 0, 0, 0, 5, status ? status : 'I'};
+    session_send_client(s, z, sizeof z);
+}
+
+static void send_error(write_job *j, const pgbuf *msg)
+{
+    session_send_client(j->s, msg->data, msg->len);
+    j->failed = true;
+}
+
+/* The statement is answered: ReadyForQuery (unless more statements of the Query follow),
+ * the lock released, our transaction's outcome settled. */
+static void finish(write_job *j)
+{
+    session *s = j->s;
+    if (j->lock_held)
+        unlock(j, NULL);
+    if (j->own_tx && !j->committed)
+        repair_now(j); /* our transaction did not keep the mirror: the service does */
+    s->tx_status = j->status ? j->status : s->tx_status;
+    bool failed = j->failed;
+    s->job = NULL;
+    job_free(j);
+    if (s->run) {
+        run_continue(s, failed);
+        return;
+    }
+    send_ready(s, s->tx_status);
+    write_on_ready(s, s->tx_status);
+    session_write_done(s);
+}
+
+/* Our own error for the statement: kept until the transaction is sorted out. */
+static void set_error(write_job *j, const char *sqlstate, const char *message, const char *detail,
+                      const char *hint)
+{
+    pgbuf_reset(&j->our_error);
+    pgwire_put_error_detail(&j->our_error, "ERROR", sqlstate, message, detail, hint);
+    j->have_our_error = true;
+}
+
+/* Ends the statement with our error: our transaction rolls back (or commits what was
+ * mirrored), the client's is made to fail as a failed statement makes it. */
+static void fail_statement(write_job *j)
+{
+    if (j->own_tx) {
+        inject(j, j->applied > 0 || j->ngone > 0 ? "COMMIT" : "ROLLBACK", STEP_ABORT);
+        return;
+    }
+    char sql[160];
+    const char *state = pgwire_error_field(j->our_error.data + 5, j->our_error.len - 5, 'C');
+    snprintf(sql, sizeof sql,
+             "DO $apigres$BEGIN RAISE EXCEPTION 'apigres: the statement failed' USING ERRCODE = '%.5s'; END$apigres$",
+             state && strspn(state, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 ? state : "XX000");
+    inject(j, sql, STEP_ABORT);
+}
+
+static void fail_with(write_job *j, const char *sqlstate, const char *message, const char *detail,
+                      const char *hint)
+{
+    set_error(j, sqlstate, message, detail, hint);
+    fail_statement(j);
+}
+
+/* ---- after the plan */
+
+static const char *command_name(const write_job *j)
+{
+    return j->rw->kind == REWRITE_INSERT ? "INSERT" : j->rw->kind == REWRITE_UPDATE ? "UPDATE" : "DELETE";
+}
+
+/* The plan row's values as the API's fields. */
+static cJSON *row_fields(write_job *j, char **vals)
+{
+    cJSON *f = cJSON_CreateObject();
+    if (!f)
+        return NULL;
+    int first = j->rw->kind == REWRITE_UPDATE ? 1 : 0;
+    for (size_t c = 0; c < j->rw->n_columns; c++) {
+        const char *col = j->rw->columns[c];
+        const provider_field *pf = field_of_column(j->coll, col);
+        const char *v = vals[first + (int)c];
+        const char *name = pf ? pf->name : col;
+        cJSON *item;
+        if (!v)
+            item = cJSON_CreateNull();
+        else if (pf && pf->type == FIELD_BOOLEAN)
+            item = cJSON_CreateBool(v[0] == 't');
+        else if (pf && pf->type == FIELD_JSONB)
+            item = cJSON_Parse(v);
+        else
+            item = cJSON_CreateString(v);
+        if (!item || !cJSON_AddItemToObject(f, name, item)) {
+            cJSON_Delete(item);
+            cJSON_Delete(f);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+static void on_locked(void *data, const PGresult *res, const char *error)
+{
+    write_job *j = data;
+    if (!j->s) {
+        /* the session went away meanwhile: nothing was called, nothing to keep */
+        if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+            unlock(j, NULL);
+        job_free(j);
+        return;
+    }
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("client %llu: write path: %s", (unsigned long long)j->s->id,
+                  error ? error : PQresultErrorMessage(res));
+        fail_with(j, "58000", "apigres cannot write synced tables right now: its service connection failed",
+                  NULL, "See apigres's log; service_database must reach the database as the service role.");
+        return;
+    }
+    j->lock_held = true;
+    log_debug("client %llu: write path: mirror lock taken", (unsigned long long)j->s->id);
+    j->step = STEP_CALLING;
+    next_call(j);
+}
+
+static void after_plan(write_job *j)
+{
+    char msg[256];
+    if (j->rows_seen > (size_t)j->wc->max_rows) {
+        snprintf(msg, sizeof msg, "%s of %zu rows of %s.%s exceeds write.max_rows (%d)", command_name(j),
+                 j->rows_seen, j->schema, j->table, j->wc->max_rows);
+        fail_with(j, "54000", msg, NULL,
+                  "Each row is one API call: narrow the WHERE clause, or write in smaller batches.");
+        return;
+    }
+    j->fields = calloc(j->nrows ? j->nrows : 1, sizeof *j->fields);
+    if (!j->fields) {
+        fail_with(j, "53200", "out of memory", NULL, NULL);
+        return;
+    }
+    for (size_t i = 0; i < j->nrows; i++) {
+        upstream_error err;
+        if (!(j->fields[i] = row_fields(j, j->rows[i]))) {
+            fail_with(j, "22P02", "a value of this write is not valid JSON for the API", NULL, NULL);
+            return;
+        }
+        if (provider_check_fields(j->coll, j->fields[i], j->rw->kind == REWRITE_INSERT, &err) < 0) {
+            fail_with(j, err.sqlstate, err.message, err.detail[0] ? err.detail : NULL, NULL);
+            return;
+        }
+    }
+    if (j->nrows == 0) {
+        after_mirror(j); /* nothing to call: straight to RETURNING and COMMIT */
+        return;
+    }
+    char pid[16];
+    snprintf(pid, sizeof pid, "%u", j->pid);
+    const char *params[] = {pid};
+    j->step = STEP_LOCKING;
+    if (service_query(j->wc->locks, "SELECT pg_advisory_lock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1, params,
+                      on_locked, j) < 0)
+        fail_with(j, "53200", "out of memory", NULL, NULL);
+}
+
+/* ---- calls */
+
+static void unlock(write_job *j, service_cb cb)
+{
+    char pid[16];
+    snprintf(pid, sizeof pid, "%u", j->pid);
+    const char *params[] = {pid};
+    j->lock_held = false;
+    if (service_query(j->wc->locks, "SELECT pg_advisory_unlock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1,
+                      params, cb, j) < 0 && cb)
+        cb(j, NULL, "out of memory");
+}
+
+static void mirror(write_job *j);
+
+/* The session is gone while calls were under way: what the API did reaches the mirror
+ * through the service connection. */
+static void repair_now(write_job *j)
+{
+    if (cJSON_GetArraySize(j->records) == 0 && j->ngone == 0)
+        return;
+    repair *r = repair_new(j->schema, j->table, j->records, j->gone, j->ngone, j->version);
+    if (r)
+        repair_send(j->wc, r);
+    else
+        log_error("write path: out of memory re-applying records of %s.%s", j->schema, j->table);
+}
+
+static void detached_done(write_job *j)
+{
+    if (j->lock_held)
+        unlock(j, NULL);
+    repair_now(j);
+    job_free(j);
+}
+
+static void on_record(const cJSON *record, const upstream_error *err, void *ctx)
+{
+    write_job *j = ctx;
+    const char *id = j->rw->kind == REWRITE_INSERT ? NULL : j->rows[j->next][0];
+    if (err && err->not_found && id) {
+        push_id(&j->gone, &j->ngone, id); /* no longer there: not counted, not mirrored */
+    } else if (err) {
+        j->upstream_failed = true;
+        j->uerr = *err;
+    } else {
+        const char *rid = json_string(record, "id");
+        if (j->rw->kind == REWRITE_DELETE) {
+            push_id(&j->gone, &j->ngone, id);
+        } else {
+            cJSON *copy = cJSON_Duplicate(record, 1);
+            if (copy)
+                cJSON_AddItemToArray(j->records, copy);
+        }
+        if (rid || id)
+            push_id(&j->ids, &j->nids, rid ? rid : id);
+        j->applied++;
+    }
+    j->version = wall_now();
+    j->next++;
+    if (!j->s) {
+        detached_done(j);
+        return;
+    }
+    next_call(j);
+}
+
+static void next_call(write_job *j)
+{
+    if (j->next >= j->nrows || j->upstream_failed) {
+        mirror(j);
+        return;
+    }
+    size_t i = j->next;
+    int rc;
+    switch (j->rw->kind) {
+    case REWRITE_INSERT:
+        rc = stripe_create(j->ws->stripe, j->coll, j->fields[i], RATELIMIT_WRITE, on_record, j);
+        break;
+    case REWRITE_UPDATE:
+        rc = stripe_update(j->ws->stripe, j->coll, j->rows[i][0], j->fields[i], RATELIMIT_WRITE, on_record, j);
+        break;
+    default:
+        rc = stripe_delete(j->ws->stripe, j->coll, j->rows[i][0], RATELIMIT_WRITE, on_record, j);
+        break;
+    }
+    (void)rc; /* on -1 the callback has already run with the error */
+}
+
+/* ---- mirror, RETURNING, the end */
+
+static void put_returning(write_job *j, pgbuf *sql)
+{
+    put(sql, j->rw->returning_sql);
+    put(sql, " WHERE ");
+    schema_quote_ident(sql, j->rw->returning_ref);
+    put(sql, ".id = ANY (");
+    put_array_literal(sql, j->ids, j->nids);
+    put(sql, ") ORDER BY array_position(");
+    put_array_literal(sql, j->ids, j->nids);
+    put(sql, ", ");
+    schema_quote_ident(sql, j->rw->returning_ref);
+    put(sql, ".id)");
+    pgbuf_put_byte(sql, 0);
+}
+
+static void run_returning(write_job *j, enum step next)
+{
+    pgbuf sql;
+    pgbuf_init(&sql, (size_t)1 << 30);
+    put_returning(j, &sql);
+    j->returning_done = true;
+    if (sql.failed)
+        fail_with(j, "53200", "out of memory", NULL, NULL);
+    else
+        inject(j, sql.data, next);
+    pgbuf_free(&sql);
+}
+
+static void mirror(write_job *j)
+{
+    if (j->rw->kind == REWRITE_DELETE && j->rw->has_returning && !j->returning_done) {
+        run_returning(j, STEP_RETURNING_PRE);
+        return;
+    }
+    pgbuf sql;
+    pgbuf_init(&sql, (size_t)1 << 30);
+    char *json = cJSON_PrintUnformatted(j->records);
+    char version[32];
+    snprintf(version, sizeof version, "%.6f", j->version);
+    put(&sql, "SELECT ");
+    put_mirror_function(&sql, j->schema, j->table);
+    put(&sql, "(");
+    schema_quote_literal(&sql, json ? json : "[]");
+    put(&sql, "::jsonb, ");
+    put(&sql, version);
+    put(&sql, ", ");
+    put_array_literal(&sql, j->gone, j->ngone);
+    put(&sql, ")");
+    pgbuf_put_byte(&sql, 0);
+    free(json);
+    if (sql.failed)
+        fail_with(j, "53200", "out of memory", NULL, NULL);
+    else
+        inject(j, sql.data, STEP_MIRROR);
+    pgbuf_free(&sql);
+}
+
+static void send_tag(write_job *j)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "%s%s %zu", command_name(j), j->rw->kind == REWRITE_INSERT ? " 0" : "", j->nids);
+    pgbuf m;
+    pgbuf_init(&m, 256);
+    size_t start = pgbuf_begin_message(&m, 'C');
+    pgbuf_put_string(&m, tag);
+    pgbuf_end_message(&m, start);
+    session_send_client(j->s, m.data, m.len);
+    pgbuf_free(&m);
+}
+
+/* The upstream failure as the client reads it, with how many rows went through. */
+static void set_upstream_error(write_job *j)
+{
+    char detail[700];
+    size_t total = j->nrows;
+    if (j->applied > 0)
+        snprintf(detail, sizeof detail, "%s%s%zu of %zu rows were applied upstream and mirrored before this failure.",
+                 j->uerr.detail, j->uerr.detail[0] ? " " : "", j->applied, total);
+    else
+        snprintf(detail, sizeof detail, "%s", j->uerr.detail);
+    set_error(j, j->uerr.sqlstate, j->uerr.message, detail[0] ? detail : NULL, NULL);
+}
+
+static void after_mirror(write_job *j)
+{
+    if (j->upstream_failed) {
+        set_upstream_error(j);
+        fail_statement(j);
+        return;
+    }
+    if (j->rw->has_returning && !j->returning_done) {
+        run_returning(j, STEP_RETURNING);
+        return;
+    }
+    if (j->own_tx) {
+        inject(j, "COMMIT", STEP_COMMIT);
+        return;
+    }
+    send_tag(j);
+    finish(j);
+}
+
+static void on_unlocked(void *data, const PGresult *res, const char *error)
+{
+    write_job *j = data;
+    if (!j->s) {
+        job_free(j);
+        return;
+    }
+    if (!res)
+        log_warn("client %llu: write path: the mirror lock's release failed: %s", (unsigned long long)j->s->id,
+                 error ? error : "?");
+    after_mirror(j);
+}
+
+/* Keeps what was mirrored inside the client's transaction for when it ends. (Our own
+ * transaction's fate is known in finish.) */
+static void keep_for_repair(write_job *j)
+{
+    if (j->own_tx || (cJSON_GetArraySize(j->records) == 0 && j->ngone == 0))
+        return;
+    repair *r = repair_new(j->schema, j->table, j->records, j->gone, j->ngone, j->version);
+    if (!r) {
+        log_error("client %llu: write path: out of memory keeping records to re-apply", (unsigned long long)j->s->id);
+        return;
+    }
+    r->next = j->s->repairs;
+    j->s->repairs = r;
+}
+
+/* A ReadyForQuery ended the current step. */
+static void step_done(write_job *j)
+{
+    switch (j->step) {
+    case STEP_PLAN:
+        if (j->have_db_error) {
+            if (j->own_tx) {
+                pgbuf_reset(&j->our_error);
+                pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
+                j->have_our_error = true;
+                inject(j, "ROLLBACK", STEP_ABORT);
+                return;
+            }
+            send_error(j, &j->db_error);
+            finish(j);
+            return;
+        }
+        after_plan(j);
+        return;
+    case STEP_RETURNING_PRE:
+        if (j->have_db_error) {
+            pgbuf_reset(&j->our_error);
+            pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
+            j->have_our_error = true;
+        }
+        mirror(j);
+        return;
+    case STEP_MIRROR:
+        keep_for_repair(j);
+        if (j->have_db_error && !j->have_our_error) {
+            pgbuf_reset(&j->our_error);
+            pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
+            j->have_our_error = true;
+        }
+        j->step = STEP_UNLOCKING;
+        unlock(j, on_unlocked);
+        return;
+    case STEP_RETURNING:
+        if (j->have_db_error) {
+            pgbuf_reset(&j->our_error);
+            pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
+            j->have_our_error = true;
+            fail_statement(j);
+            return;
+        }
+        after_mirror(j);
+        return;
+    case STEP_COMMIT:
+        if (j->have_db_error) {
+            send_error(j, &j->db_error);
+        } else {
+            j->committed = true;
+            send_tag(j);
+        }
+        finish(j);
+        return;
+    case STEP_ABORT:
+        send_error(j, &j->our_error);
+        finish(j);
+        return;
+    case STEP_PASS:
+    case STEP_SILENT:
+        j->failed = j->have_db_error;
+        if (j->have_db_error && j->step == STEP_SILENT)
+            send_error(j, &j->db_error);
+        finish(j);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ---- backend messages */
+
+static int take_row(write_job *j, const char *msg, size_t len)
+{
+    j->rows_seen++;
+    if (j->rows_seen > (size_t)j->wc->max_rows)
+        return 0; /* only counted: the statement will be refused */
+    pgread r;
+    pgread_init(&r, msg + 5, len - 5);
+    int n = pgread_int16(&r);
+    if (j->ncols == 0)
+        j->ncols = n;
+    if (n != j->ncols)
+        return -1;
+    char **vals = calloc((size_t)n, sizeof *vals);
+    char ***grown = realloc(j->rows, (j->nrows + 1) * sizeof *j->rows);
+    if (!vals || !grown) {
+        free(vals);
+        return -1;
+    }
+    j->rows = grown;
+    j->rows[j->nrows++] = vals;
+    for (int c = 0; c < n; c++) {
+        uint32_t vlen = pgread_int32(&r);
+        if (vlen == 0xffffffffu)
+            continue;
+        if (r.failed || vlen > pgread_remaining(&r))
+            return -1;
+        if (!(vals[c] = malloc(vlen + 1)))
+            return -1;
+        memcpy(vals[c], r.data + r.pos, vlen);
+        vals[c][vlen] = '\0';
+        r.pos += vlen;
+    }
+    return r.failed ? -1 : 0;
+}
+
+int write_on_backend_message(session *s, const char *msg, size_t len)
+{
+    write_job *j = s->job;
+    if (j->step == STEP_PASS && msg[0] != 'Z') {
+        if (msg[0] == 'E')
+            j->have_db_error = true;
+        return session_send_client(s, msg, len);
+    }
+    switch (msg[0]) {
+    case 'Z':
+        j->status = len >= 6 ? msg[5] : 'I';
+        step_done(j);
+        return 0;
+    case 'E':
+        if (!j->have_db_error) {
+            pgbuf_reset(&j->db_error);
+            pgbuf_put(&j->db_error, msg, len);
+            j->have_db_error = true;
+        }
+        return 0;
+    case 'D':
+        if (j->step == STEP_PLAN)
+            return take_row(j, msg, len);
+        if (j->step == STEP_RETURNING || j->step == STEP_RETURNING_PRE)
+            return session_send_client(s, msg, len);
+        return 0;
+    case 'T':
+        if (j->step == STEP_RETURNING || j->step == STEP_RETURNING_PRE)
+            return session_send_client(s, msg, len);
+        return 0;
+    case 'S': /* a setting changed: the client keeps track of these */
+    case 'A': /* notifications belong to the client */
+        return session_send_client(s, msg, len);
+    default: /* CommandComplete, EmptyQuery, notices of our own statements */
+        return 0;
+    }
+}
+
+/* ---------------------------------------------------------------- taking a Query */
+
+/* A statement of ours that is not a write: relayed (STEP_PASS) or swallowed (STEP_SILENT). */
+static void start_job(session *s, const char *sql, enum step step)
+{
+    write_job *j = calloc(1, sizeof *j);
+    if (j && !(j->rw = calloc(1, sizeof *j->rw))) {
+        free(j);
+        j = NULL;
+    }
+    if (!j) {
+        refuse_now(s, "53200", "out of memory", NULL);
+        return;
+    }
+    j->s = s;
+    j->wc = &s->srv->writes;
+    j->status = s->tx_status;
+    pgbuf_init(&j->db_error, 1u << 20);
+    pgbuf_init(&j->our_error, 1u << 20);
+    s->job = j;
+    inject(j, sql, step);
+}
+
+/* An ErrorResponse and ReadyForQuery answered without running anything. */
+static void refuse_now(session *s, const char *sqlstate, const char *message, const char *hint)
+{
+    if (s->tx_status == 'T') {
+        /* a failed statement aborts the client's transaction: let the database do that */
+        write_job *j = calloc(1, sizeof *j);
+        if (j) {
+            j->s = s;
+            j->wc = &s->srv->writes;
+            j->status = s->tx_status;
+            pgbuf_init(&j->db_error, 1u << 20);
+            pgbuf_init(&j->our_error, 1u << 20);
+            if ((j->rw = calloc(1, sizeof *j->rw))) {
+                s->job = j;
+                fail_with(j, sqlstate, message, NULL, hint);
+                return;
+            }
+            free(j);
+        }
+    }
+    pgbuf m;
+    pgbuf_init(&m, 1u << 20);
+    pgwire_put_error_detail(&m, "ERROR", sqlstate, message, NULL, hint);
+    session_send_client(s, m.data, m.len);
+    pgbuf_free(&m);
+    s->job = NULL;
+    if (s->run) {
+        run_continue(s, true);
+        return;
+    }
+    send_ready(s, s->tx_status);
+    session_write_done(s);
+}
+
+/* The plan wrapped so that each value comes out as the API takes it. */
+static int wrapped_plan(write_job *j, pgbuf *sql)
+{
+    bool stripe = j->ws->sc->provider == SYNC_STRIPE;
+    put(sql, "SELECT ");
+    if (j->rw->kind == REWRITE_UPDATE || j->rw->kind == REWRITE_DELETE)
+        put(sql, "p.id");
+    for (size_t c = 0; c < j->rw->n_columns; c++) {
+        const provider_field *pf = field_of_column(j->coll, j->rw->columns[c]);
+        if (c > 0 || j->rw->kind != REWRITE_INSERT)
+            put(sql, ", ");
+        pgbuf col;
+        pgbuf_init(&col, 256);
+        put(&col, "p.");
+        schema_quote_ident(&col, j->rw->columns[c]);
+        pgbuf_put_byte(&col, 0);
+        enum field_type t = pf ? pf->type : FIELD_TEXT;
+        switch (t) {
+        case FIELD_TIMESTAMPTZ:
+            if (stripe) {
+                put(sql, "CAST(extract(epoch FROM CAST(");
+                put(sql, col.data);
+                put(sql, " AS timestamptz)) AS bigint)");
+            } else {
+                put(sql, "to_char(CAST(");
+                put(sql, col.data);
+                put(sql, " AS timestamptz) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')");
+            }
+            break;
+        case FIELD_DATE:
+            put(sql, "to_char(CAST(");
+            put(sql, col.data);
+            put(sql, " AS date), 'YYYY-MM-DD')");
+            break;
+        default:
+            put(sql, "CAST(");
+            put(sql, col.data);
+            put(sql, " AS ");
+            put(sql, field_type_sql(t));
+            put(sql, ")");
+            break;
+        }
+        pgbuf_free(&col);
+    }
+    put(sql, " FROM (");
+    put(sql, j->rw->plan_sql);
+    put(sql, ") p");
+    return sql->failed ? -1 : 0;
+}
+
+/* The no-row write that makes the database check the client's privileges. */
+static void privilege_check(write_job *j, pgbuf *sql)
+{
+    switch (j->rw->kind) {
+    case REWRITE_UPDATE:
+        put(sql, "UPDATE ");
+        put_table(sql, j->schema, j->table);
+        put(sql, " SET ");
+        for (size_t c = 0; c < j->rw->n_columns; c++) {
+            if (c)
+                put(sql, ", ");
+            schema_quote_ident(sql, j->rw->columns[c]);
+            put(sql, " = NULL");
+        }
+        break;
+    case REWRITE_DELETE:
+        put(sql, "DELETE FROM ");
+        put_table(sql, j->schema, j->table);
+        break;
+    default:
+        put(sql, "INSERT INTO ");
+        put_table(sql, j->schema, j->table);
+        put(sql, " (");
+        for (size_t c = 0; c < j->rw->n_columns; c++) {
+            if (c)
+                put(sql, ", ");
+            schema_quote_ident(sql, j->rw->columns[c]);
+        }
+        put(sql, ") SELECT ");
+        for (size_t c = 0; c < j->rw->n_columns; c++)
+            put(sql, c ? ", NULL" : "NULL");
+        break;
+    }
+    put(sql, " WHERE false");
+}
+
+static void start_write(session *s, const char *sql, size_t len, const classify_stmt *st,
+                        write_sync *ws, const provider_collection *coll)
+{
+    write_job *j = calloc(1, sizeof *j);
+    rewrite_result *rw = NULL;
+    if (!j || rewrite_plan(sql, len, st, &rw) < 0) {
+        free(j);
+        refuse_now(s, "53200", "out of memory", NULL);
+        return;
+    }
+    if (rw->kind == REWRITE_REFUSED) {
+        refuse_now(s, rw->sqlstate, rw->message, rw->hint);
+        rewrite_result_free(rw);
+        free(j);
+        return;
+    }
+    j->s = s;
+    j->wc = &s->srv->writes;
+    j->ws = ws;
+    j->coll = coll;
+    j->rw = rw;
+    snprintf(j->schema, sizeof j->schema, "%s", st->schema);
+    snprintf(j->table, sizeof j->table, "%s", st->table);
+    j->own_tx = s->tx_status != 'T';
+    j->pid = s->backend_pid;
+    j->status = s->tx_status;
+    j->records = cJSON_CreateArray();
+    pgbuf_init(&j->db_error, 1u << 20);
+    pgbuf_init(&j->our_error, 1u << 20);
+    s->job = j;
+
+    pgbuf q;
+    pgbuf_init(&q, (size_t)1 << 30);
+    if (j->own_tx)
+        put(&q, "BEGIN; ");
+    privilege_check(j, &q);
+    put(&q, "; ");
+    wrapped_plan(j, &q);
+    pgbuf_put_byte(&q, 0);
+    if (!j->records || q.failed) {
+        pgbuf_free(&q);
+        s->job = NULL;
+        job_free(j);
+        refuse_now(s, "53200", "out of memory", NULL);
+        return;
+    }
+    log_debug("client %llu: %s on %s.%s: planning", (unsigned long long)s->id, command_name(j), j->schema,
+              j->table);
+    inject(j, q.data, STEP_PLAN);
+    pgbuf_free(&q);
+}
+
+bool write_query(session *s, const char *sql, size_t len)
+{
+    write_context *wc = &s->srv->writes;
+    if (!write_enabled(wc) || s->tx_status == 'E' || !classify_may_write(sql, len))
+        return false;
+    classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
+    classify_result *cr = NULL;
+    if (classify_sql(sql, len, &opt, &cr) < 0) {
+        refuse_now(s, "53200", "out of memory", NULL);
+        return true;
+    }
+    /* unqualified targets: only names of synced tables matter (others are the client's) */
+    for (size_t i = 0; i < cr->n_stmts; i++) {
+        classify_stmt *st = &cr->stmts[i];
+        for (size_t u = 0; u < st->n_unresolved; u++)
+            if (is_synced_name(wc, st->unresolved[u])) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "apigres needs the schema of table \"%s\" to write it", st->unresolved[u]);
+                classify_result_free(cr);
+                refuse_now(s, "0A000", msg, "Qualify the table with its schema, e.g. stripe.customer.");
+                return true;
+            }
+    }
+    classify_result *again = NULL;
+    bool any_unresolved = false;
+    for (size_t i = 0; i < cr->n_stmts; i++)
+        any_unresolved |= cr->stmts[i].n_unresolved > 0;
+    if (any_unresolved) {
+        /* none of them is a synced table's name: resolve them all as not synced */
+        classify_resolved res[64];
+        size_t nres = 0;
+        for (size_t i = 0; i < cr->n_stmts && nres < 64; i++)
+            for (size_t u = 0; u < cr->stmts[i].n_unresolved && nres < 64; u++)
+                res[nres++] = (classify_resolved){cr->stmts[i].unresolved[u], NULL};
+        opt.resolved = res;
+        opt.n_resolved = nres;
+        if (classify_sql(sql, len, &opt, &again) < 0) {
+            classify_result_free(cr);
+            refuse_now(s, "53200", "out of memory", NULL);
+            return true;
+        }
+        classify_result_free(cr);
+        cr = again;
+    }
+
+    size_t writes = 0;
+    const classify_stmt *write = NULL;
+    for (size_t i = 0; i < cr->n_stmts; i++) {
+        const classify_stmt *st = &cr->stmts[i];
+        if (st->verdict == CLASSIFY_REFUSE) {
+            refuse_now(s, st->sqlstate, st->message, st->hint);
+            classify_result_free(cr);
+            return true;
+        }
+        if (st->verdict == CLASSIFY_WRITE) {
+            writes++;
+            write = st;
+        }
+    }
+    if (writes == 0) {
+        classify_result_free(cr);
+        return false;
+    }
+    if (cr->n_stmts > 1) {
+        start_run(s, sql, len, cr);
+        return true;
+    }
+    start_one_write(s, sql, len, write);
+    classify_result_free(cr);
+    return true;
+}
+
+/* A WRITE statement of sql: to its sync, or refused when apigres cannot write there. */
+static void start_one_write(session *s, const char *sql, size_t len, const classify_stmt *write)
+{
+    write_context *wc = &s->srv->writes;
+    const provider_collection *coll = NULL;
+    write_sync *ws = write->schema ? find_table(wc, write->schema, write->table, &coll) : NULL;
+    if (!ws || !coll || (ws->sc->provider == SYNC_STRIPE && !ws->stripe) || ws->sc->provider != SYNC_STRIPE) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s.%s is not a table apigres can write: %s", write->schema ? write->schema : "?",
+                 write->table,
+                 ws && ws->sc->provider != SYNC_STRIPE ? "writes to this provider are not supported yet"
+                                                        : "the sync does not mirror this collection");
+        refuse_now(s, "0A000", msg, NULL);
+        return;
+    }
+    start_write(s, sql, len, write, ws, coll);
+}
+
+/* ---- several statements in one Query */
+
+/* Whether a statement's first keyword manages transactions itself. */
+static bool controls_transaction(const char *p, size_t len)
+{
+    static const char *const words[] = {"begin", "start", "commit", "end", "rollback", "abort",
+                                        "savepoint", "release", "prepare"};
+    const char *end = p + len;
+    for (;;) {
+        while (p < end && strchr(" \t\r\n\f(", *p))
+            p++;
+        if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+            while (p < end && *p != '\n')
+                p++;
+        } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
+            const char *close = p + 2;
+            while (close + 1 < end && !(close[0] == '*' && close[1] == '/'))
+                close++;
+            p = close + 2 <= end ? close + 2 : end;
+        } else {
+            break;
+        }
+    }
+    size_t n = 0;
+    while (p + n < end && ((p[n] | 0x20) >= 'a' && (p[n] | 0x20) <= 'z'))
+        n++;
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (strlen(words[i]) == n && strncasecmp(p, words[i], n) == 0)
+            return true;
+    return false;
+}
+
+static void start_run(session *s, const char *sql, size_t len, classify_result *cr)
+{
+    query_run *run = calloc(1, sizeof *run);
+    if (!run || !(run->sql = malloc(len + 1))) {
+        free(run);
+        classify_result_free(cr);
+        refuse_now(s, "53200", "out of memory", NULL);
+        return;
+    }
+    memcpy(run->sql, sql, len);
+    run->sql[len] = '\0';
+    run->len = len;
+    run->cr = cr;
+    bool own_control = false;
+    for (size_t i = 0; i < cr->n_stmts; i++)
+        own_control |= controls_transaction(sql + cr->stmts[i].offset, cr->stmts[i].len);
+    s->run = run;
+    if (s->tx_status == 'I' && !own_control) {
+        run->wrap = true;
+        start_job(s, "BEGIN", STEP_SILENT);
+        return;
+    }
+    start_statement(s);
+}
+
+static void run_free(query_run *run)
+{
+    if (!run)
+        return;
+    classify_result_free(run->cr);
+    free(run->sql);
+    free(run);
+}
+
+static void start_statement(session *s)
+{
+    query_run *run = s->run;
+    const classify_stmt *st = &run->cr->stmts[run->next++];
+    if (st->verdict == CLASSIFY_WRITE) {
+        start_one_write(s, run->sql, run->len, st);
+        return;
+    }
+    char *text = strndup(run->sql + st->offset, st->len);
+    if (!text) {
+        refuse_now(s, "53200", "out of memory", NULL);
+        return;
+    }
+    start_job(s, text, STEP_PASS);
+    free(text);
+}
+
+/* One statement of the run is answered. */
+static void run_continue(session *s, bool failed)
+{
+    query_run *run = s->run;
+    if (failed)
+        run->failed = true;
+    if (!run->failed && run->next < run->cr->n_stmts && s->state < SESSION_DRAINING) {
+        start_statement(s);
+        return;
+    }
+    if (run->wrap && !run->closing && s->tx_status != 'I') {
+        run->closing = true;
+        start_job(s, run->failed || s->tx_status == 'E' ? "ROLLBACK" : "COMMIT", STEP_SILENT);
+        return;
+    }
+    s->run = NULL;
+    run_free(run);
+    send_ready(s, s->tx_status);
+    write_on_ready(s, s->tx_status);
+    session_write_done(s);
+}
+
+void write_on_session_close(session *s)
+{
+    write_context *wc = &s->srv->writes;
+    run_free(s->run);
+    s->run = NULL;
+    if (s->job) {
+        write_job *j = s->job;
+        s->job = NULL;
+        j->s = NULL;
+        /* calling, locking, unlocking: the callback under way finishes the job; otherwise
+         * the backend's transaction dies with the session, and what the API did reaches
+         * the mirror through the service connection */
+        if (j->step != STEP_CALLING && j->step != STEP_LOCKING && j->step != STEP_UNLOCKING)
+            detached_done(j);
+    }
+    while (s->repairs) {
+        repair *r = s->repairs;
+        s->repairs = r->next;
+        repair_send(wc, r);
+    }
+}

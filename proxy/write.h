@@ -1,0 +1,94 @@
+/*
+ * write: the write path on a client's session (shared/DESIGN.md §4). A Query message whose
+ * statement writes a synced table is not relayed: the session hands it to write_query,
+ * which carries it out with queries of its own on the client's backend connection and
+ * calls to the API, then answers the client as the database would have.
+ *
+ * For one INSERT, UPDATE or DELETE on a synced table (simple protocol):
+ *  1. plan, on the client's session and transaction (a BEGIN of our own when the client is
+ *     not in one): a no-row write of the same columns (`UPDATE t SET c = NULL WHERE false`),
+ *     so that the database checks the client's privileges and answers with its own 42501
+ *     or 42703, then the plan SELECT of parser/rewrite (FOR UPDATE of the target rows, so
+ *     RLS and concurrent writers are the database's business), its values converted to
+ *     what the API takes. More than write_max_rows rows → 54000, no call made.
+ *  2. the service connection takes the advisory lock that lets this backend call the
+ *     mirror function (sync/load.h); then one API call per row, in order; the first
+ *     failure stops the statement.
+ *  3. the records the API returned are mirrored on the client's session through
+ *     apigres."mirror SCHEMA.TABLE"; the lock is released; RETURNING is answered from the
+ *     mirrored rows (DELETE: before they go); our own transaction commits.
+ * The client gets the original command tag and count, or one ErrorResponse: the database's
+ * own for planning errors, or the API's refusal mapped per upstream/error.h, with DETAIL
+ * saying how many rows were applied before it. Inside a client transaction a failure
+ * aborts that transaction, as a failed statement does.
+ *
+ * Records mutated inside a client's transaction are kept until it ends, then re-applied
+ * through the service connection (DESIGN §4.3): a rollback, a failed transaction or a
+ * disconnect cannot leave the mirror behind upstream.
+ *
+ * Statements are classified per Query (parser/classify); REFUSE verdicts are answered
+ * without running anything. A Query mixing a write with other statements is refused
+ * (0A000) for now. An unqualified write target named like a synced table is refused with a
+ * hint to qualify it.
+ */
+#ifndef APIGRES_WRITE_H
+#define APIGRES_WRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proxy/config.h"
+#include "proxy/service.h"
+#include "upstream/call.h"
+#include "upstream/provider.h"
+#include "upstream/ratelimit.h"
+#include "upstream/stripe.h"
+
+#define WRITE_DEFAULT_MAX_ROWS 100
+
+typedef struct session session;
+
+/* One sync as the write path sees it: where its tables live and how to reach its API. */
+typedef struct write_sync {
+    const sync_config *sc;
+    ratelimit limit;
+    upstream_target target;
+    stripe_client *stripe; /* provider SYNC_STRIPE */
+} write_sync;
+
+/* Everything the write path shares on one loop. */
+typedef struct write_context {
+    write_sync syncs[CONFIG_MAX_SYNCS];
+    int nsyncs;
+    const char *schemas[CONFIG_MAX_SYNCS]; /* for classify */
+    /* Two service connections: `locks` only takes and releases the mirror locks (never
+     * waits), `repairs` re-applies records and may wait for a client's row locks; sharing
+     * one would let a repair stuck behind a client's transaction hold up the unlock that
+     * transaction is waiting for. */
+    service *locks;
+    service *repairs;
+    int max_rows;
+} write_context;
+
+/* Sets up the API clients of every sync whose provider the write path supports and the
+ * service connection (opened on first use). Returns 0, or -1 (logged). With no syncs the
+ * context is empty and write_enabled is false. */
+int write_context_init(write_context *w, uv_loop_t *loop, const config *cfg);
+void write_context_close(write_context *w);
+bool write_enabled(const write_context *w);
+
+/* Looks at one Query message (its text, len bytes without the NUL). Returns false when the
+ * session should relay it as is; true when the write path took it: the session must not
+ * read the client, and relays backend messages to write_on_backend_message, until the
+ * write path calls session_write_done. */
+bool write_query(session *s, const char *sql, size_t len);
+/* A backend message while the write path owns the session. Returns 0, or -1 when the
+ * session cannot go on. */
+int write_on_backend_message(session *s, const char *msg, size_t len);
+/* The backend said ReadyForQuery with this transaction status outside the write path:
+ * records of a finished client transaction are re-applied. */
+void write_on_ready(session *s, char status);
+/* The session is closing: pending work is detached, kept records re-applied. */
+void write_on_session_close(session *s);
+
+#endif

@@ -1,0 +1,257 @@
+"""The write path through apigres with psql: SQL on stripe.* becomes Stripe API calls.
+
+Usage: 75_write.py FAKE_URL, with tests/run.sh's environment (PG_PORT, APIGRES, TEST_TMP).
+Starts its own apigres (log apigres-75.log) with one Stripe sync against the fake, waits for
+the backfill, then writes through the proxy as application roles and compares the fake,
+the mirror and what psql printed.
+"""
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import itest
+from itest import check, check_eq, note
+
+FAKE = sys.argv[1]
+PG_PORT = os.environ["PG_PORT"]
+APIGRES = os.environ["APIGRES"]
+TMP = os.environ["TEST_TMP"]
+KEY = "sk_test_75_write_secret_value"
+DB = "apigres_write"
+
+
+def api(method, path, form=None, json_body=None):
+    data, headers = None, {"Authorization": "Basic " + base64.b64encode((KEY + ":").encode()).decode()}
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+    if json_body is not None:
+        data, headers = json.dumps(json_body).encode(), {"Content-Type": "application/json"}
+    req = urllib.request.Request(FAKE + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:
+        return json.load(e)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+PROXY_PORT = free_port()
+
+
+def run_psql(sql, port, user, db=DB):
+    """psql's whole output (stdout and stderr, with SQLSTATEs) and its exit status."""
+    r = subprocess.run(["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db,
+                        "-v", "VERBOSITY=verbose", "-c", sql], capture_output=True, text=True, timeout=60)
+    return (r.stdout + r.stderr).strip(), r.returncode
+
+
+def proxy(sql, user="app_writer"):
+    return run_psql(sql, PROXY_PORT, user)[0]
+
+
+def direct(sql, user="postgres"):
+    return run_psql(sql, PG_PORT, user)[0]
+
+
+def mirror(cid, field="email"):
+    return direct("SELECT %s FROM stripe.customer WHERE id = '%s'" % (field, cid))
+
+
+def stats():
+    return api("GET", "/_fake/stats")
+
+
+def mutations():
+    """Creates, updates and deletes the fake performed (the sync worker's polling excluded)."""
+    s = stats()
+    return (s["creates"], s["updates"], s["deletes"], s["statuses"].get("400", 0))
+
+
+CONFIG = os.path.join(TMP, "apigres-75.json")
+with open(CONFIG, "w") as f:
+    json.dump({"service_database": "host=127.0.0.1 port=%s user=apigres_w75 dbname=%s" % (PG_PORT, DB),
+               "read_role": "w75_reader",
+               "syncs": [{"provider": "stripe", "api_base": FAKE, "credential": {"secret_key": KEY},
+                          "collection_ids": ["stripe:customer", "stripe:product"],
+                          "rate_limit": {"allowed_requests": 0, "interval": 1},
+                          "poll_interval": 0.3}]}, f)
+
+# --- the database as README says, and two application roles
+direct("DROP DATABASE IF EXISTS %s" % DB, "postgres")
+for stmt in ("DROP ROLE IF EXISTS apigres_w75", "DROP ROLE IF EXISTS app_writer", "DROP ROLE IF EXISTS app_reader",
+             "DROP ROLE IF EXISTS w75_reader", "CREATE DATABASE %s" % DB):
+    run_psql(stmt, PG_PORT, "postgres", "postgres")
+setup = subprocess.run([APIGRES, "setup", "--config", CONFIG], capture_output=True, text=True)
+r = subprocess.run(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", PG_PORT, "-U", "postgres", "-d", DB,
+                    "-v", "ON_ERROR_STOP=1"], input=setup.stdout, capture_output=True, text=True)
+check("the setup SQL applies", r.returncode == 0, r.stderr)
+for stmt in ("CREATE ROLE app_writer LOGIN", "CREATE ROLE app_reader LOGIN",
+             "GRANT w75_reader TO app_writer, app_reader"):
+    run_psql(stmt, PG_PORT, "postgres", "postgres")
+
+api("POST", "/_fake/seed", json_body={"customers": 300, "products": 5, "coupons": 0})
+log = open(os.path.join(TMP, "apigres-75.log"), "ab")
+proc = subprocess.Popen([APIGRES, "--config", CONFIG, "--listen", "127.0.0.1:%d" % PROXY_PORT,
+                         "--database", "host=127.0.0.1 port=%s" % PG_PORT, "--log-level", "debug"],
+                        stdout=subprocess.DEVNULL, stderr=log)
+
+
+def wait_for(desc, cond, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return True
+        except Exception:  # noqa: BLE001 - tables may not exist yet
+            pass
+        time.sleep(0.1)
+    note("gave up waiting: " + desc)
+    return False
+
+
+check("the backfill finishes", wait_for("backfill", lambda: direct(
+    "SELECT count(*) FILTER (WHERE phase = 'incremental') FROM apigres.sync_state") == "2", 60))
+# the application's grants: ordinary GRANTs decide who may write through apigres
+direct("GRANT INSERT, UPDATE, DELETE ON stripe.customer TO app_writer")
+direct("CREATE TABLE public.orders (id serial PRIMARY KEY, customer_id text, note text)")
+direct("GRANT ALL ON public.orders, public.orders_id_seq TO app_writer, app_reader")
+
+ids = direct("SELECT id FROM stripe.customer ORDER BY id").split("\n")
+check("300 customers mirrored", len(ids) == 300, len(ids))
+c1, c2, c3 = ids[0], ids[1], ids[2]
+
+# --- UPDATE
+out = proxy("UPDATE stripe.customer SET email = 'new@example.com' WHERE id = '%s'" % c1)
+check_eq("UPDATE through apigres answers UPDATE 1", "UPDATE 1", out)
+check_eq("the API has the new email", "new@example.com", api("GET", "/v1/customers/" + c1).get("email"))
+check_eq("the mirror has the API's record", "new@example.com", mirror(c1))
+out = proxy("UPDATE stripe.customer SET name = upper('ann ' || id) WHERE id IN ('%s', '%s') RETURNING id, name" % (c2, c3))
+check_eq("UPDATE ... RETURNING gives the mirrored rows and the tag",
+         "%s|ANN %s\n%s|ANN %s\nUPDATE 2" % (c2, c2.upper(), c3, c3.upper()), out)
+
+# --- INSERT
+out = proxy("INSERT INTO stripe.customer (email, name) VALUES ('a@b.co', 'Ann') RETURNING id")
+new_id = out.split("\n")[0]
+check("INSERT ... RETURNING id gives the API's id (%s)" % out,
+      new_id.startswith("cus_") and out.endswith("INSERT 0 1"), out)
+check_eq("the API created it", "Ann", api("GET", "/v1/customers/" + new_id).get("name"))
+check_eq("the mirror has it", "a@b.co", mirror(new_id))
+out = proxy("INSERT INTO stripe.customer (email, name, metadata) VALUES ('m1@b.co', 'M1', '{\"plan\": \"pro\"}'), "
+            "('m2@b.co', 'M2', NULL)")
+check_eq("multi-row INSERT", "INSERT 0 2", out)
+check_eq("metadata reached the API as an object", "pro",
+         direct("SELECT metadata->>'plan' FROM stripe.customer WHERE email = 'm1@b.co'"))
+
+# --- DELETE
+out = proxy("DELETE FROM stripe.customer WHERE id = '%s' RETURNING email" % new_id)
+check_eq("DELETE ... RETURNING", "a@b.co\nDELETE 1", out)
+gone = api("GET", "/v1/customers/" + new_id)
+check("the API deleted it", gone.get("deleted") is True or gone.get("error", {}).get("code") == "resource_missing", gone)
+check_eq("the mirror no longer has it", "", mirror(new_id))
+
+# --- the API refuses
+out = proxy("UPDATE stripe.customer SET email = 'not-an-email' WHERE id = '%s'" % c1)
+check("an invalid email is the API's error with a fitting SQLSTATE: %s" % out.split("\n")[0],
+      "Error updating customer %s: Invalid email address: not-an-email" % c1 in out and "ERROR:  23514" in out
+      and "email_invalid" in out, out)
+check_eq("the mirror keeps the upstream value", "new@example.com", mirror(c1))
+
+# --- privileges: the database decides
+n = mutations()
+out = proxy("UPDATE stripe.customer SET email = 'r@example.com' WHERE id = '%s'" % c1, user="app_reader")
+check("a role without UPDATE gets the database's own 42501", "42501" in out and "permission denied" in out, out)
+out = proxy("DELETE FROM stripe.customer WHERE id = '%s'" % c1, user="app_reader")
+check("... and without DELETE", "42501" in out, out)
+out = proxy("INSERT INTO stripe.customer (email) VALUES ('x@y.co')", user="app_reader")
+check("... and without INSERT", "42501" in out, out)
+check_eq("no API call was made for them", n, mutations())
+
+# --- guard, refusals
+out = proxy("UPDATE stripe.customer SET name = 'everyone'")
+check("more than 100 rows is refused with 54000 before any call", "54000" in out, out)
+check_eq("... and made no API call", n, mutations())
+for sql, state in (("TRUNCATE stripe.customer", "0A000"),
+                   ("INSERT INTO stripe.customer (id, email) VALUES ('cus_x', 'a@b.co') ON CONFLICT (id) DO NOTHING", "0A000"),
+                   ("UPDATE stripe.customer SET created = now() WHERE id = '%s'" % c1, "428C9"),
+                   ("UPDATE customer SET email = 'q@q.co'", "0A000")):
+    out = proxy(sql)
+    check("refused with %s: %s" % (state, sql[:60]), state in out, out)
+check_eq("... and none made an API call", n, mutations())
+
+# --- joins with application tables
+direct("INSERT INTO public.orders (customer_id, note) VALUES ('%s', 'vip'), ('%s', 'vip')" % (c2, c3))
+out = proxy("UPDATE stripe.customer c SET description = 'VIP customer' FROM public.orders o "
+            "WHERE o.customer_id = c.id AND o.note = 'vip'")
+check_eq("UPDATE ... FROM an application table", "UPDATE 2", out)
+check_eq("both got it upstream", ["VIP customer"] * 2,
+         [api("GET", "/v1/customers/" + c).get("description") for c in (c2, c3)])
+
+# --- transactions: ROLLBACK cannot leave the mirror behind upstream
+out = proxy("BEGIN; UPDATE stripe.customer SET email = 'rolled@example.com' WHERE id = '%s'; ROLLBACK" % c2)
+check_eq("the update runs inside the client's transaction", "BEGIN\nUPDATE 1\nROLLBACK", out)
+check("after ROLLBACK the mirror equals upstream again",
+      wait_for("repair", lambda: mirror(c2) == "rolled@example.com", 5),
+      "%s vs %s" % (mirror(c2), api("GET", "/v1/customers/" + c2).get("email")))
+
+# --- several statements in one Query: one implicit transaction, as in Postgres
+out = proxy("UPDATE stripe.customer SET name = 'multi' WHERE id = '%s'; SELECT name FROM stripe.customer WHERE id = '%s'"
+            % (c3, c3))
+check_eq("a write and a read in one Query", "UPDATE 1\nmulti", out)
+out = proxy("UPDATE stripe.customer SET name = 'first' WHERE id = '%s'; "
+            "UPDATE stripe.customer SET email = 'bad' WHERE id = '%s'; SELECT 1" % (c3, c2))
+check("the second statement's API error ends the Query", "Invalid email address: bad" in out and
+      not out.endswith("\n1"), out)
+check("the first was applied upstream, and the mirror (rolled back) is repaired to it",
+      wait_for("multi repair", lambda: mirror(c3, "name") == "first", 5) and
+      api("GET", "/v1/customers/" + c3).get("name") == "first", mirror(c3, "name"))
+
+# --- a transaction over several Query messages, as applications send them
+r = subprocess.run(["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", "app_writer", "-d", DB],
+                   input="BEGIN;\nUPDATE stripe.customer SET email = 'tx@example.com' WHERE id = '%s';\n"
+                         "SELECT email FROM stripe.customer WHERE id = '%s';\nROLLBACK;\n" % (c3, c3),
+                   capture_output=True, text=True, timeout=60)
+check_eq("inside BEGIN the client reads its own write", "BEGIN\nUPDATE 1\ntx@example.com\nROLLBACK", r.stdout.strip())
+check("after ROLLBACK the mirror is repaired to upstream",
+      wait_for("tx repair", lambda: mirror(c3) == "tx@example.com", 5), mirror(c3))
+
+# --- bypassing the proxy
+out = direct("UPDATE stripe.customer SET email = 'direct@example.com' WHERE id = '%s'" % c1)
+check("a write that bypasses apigres is refused by the database", "42501" in out, out)
+out = direct("SELECT apigres.\"mirror stripe.customer\"('[{\"id\": \"%s\", \"email\": \"x@x.co\"}]', 1e12, '{}')" % c1,
+             user="app_writer")
+check("calling the mirror function directly is refused", "42501" in out, out)
+out = proxy("SELECT apigres.\"mirror stripe.customer\"('[{\"id\": \"%s\", \"email\": \"x@x.co\"}]', 1e12, '{}')" % c1)
+check("... also through apigres", "42501" in out, out)
+check_eq("the mirror is untouched", "new@example.com", mirror(c1))
+
+# --- the 3rd of 5 creates fails: 2 applied and mirrored, the error says so
+api("POST", "/_fake/config", json_body={"fail_nth_create": 3, "fail_status": 402})
+out = proxy("INSERT INTO stripe.customer (email) VALUES ('f1@b.co'), ('f2@b.co'), ('f3@b.co'), ('f4@b.co'), ('f5@b.co')")
+check("the third create fails and the error says 2 of 5 were applied", "2 of 5 rows were applied" in out, out)
+check_eq("the two are mirrored", "f1@b.co,f2@b.co",
+         direct("SELECT string_agg(email, ',' ORDER BY email) FROM stripe.customer WHERE email LIKE 'f_@b.co'"))
+
+# --- reads are untouched
+check_eq("reads through apigres", "302", proxy("SELECT count(*) FROM stripe.customer WHERE email NOT LIKE 'f_@b.co'"))
+
+proc.send_signal(signal.SIGTERM)
+check("apigres stops on SIGTERM", proc.wait(timeout=30) == 0)
+with open(os.path.join(TMP, "apigres-75.log"), errors="replace") as f:
+    check("the API key appears in no log", KEY not in f.read())
+sys.exit(itest.status())
