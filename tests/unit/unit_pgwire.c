@@ -132,6 +132,7 @@ typedef struct recorder {
     int nheaders;
     char hold_type;   /* hold messages of this type */
     char stop_type;   /* stop at this type */
+    char pause_type;  /* pause after a held message of this type */
 } recorder;
 
 static enum pgscan_verdict rec_header(void *ctx, char type, uint32_t len)
@@ -156,7 +157,7 @@ static int rec_message(void *ctx, const char *msg, size_t len)
     if (r->nheld < 63)
         r->held[r->nheld++] = msg[0];
     pgbuf_put(&r->out, msg, len);
-    return 0;
+    return msg[0] == r->pause_type ? 1 : 0;
 }
 
 static const pgscan_ops rec_ops = {rec_header, rec_pass, rec_message};
@@ -231,6 +232,28 @@ static void test_pgscan_splits(void)
     pgbuf_free(&r.out);
 }
 
+/* A pause after a held message leaves the rest of the chunk unread, to be fed later. */
+static void test_pgscan_pause(void)
+{
+    char stream[256];
+    size_t n = sample_stream(stream);
+    recorder r = {.hold_type = 'Q', .pause_type = 'Q'};
+    pgbuf_init(&r.out, 4096);
+    pgscan s;
+    pgscan_init(&s, 1024);
+    size_t fed = 0;
+    int pauses = 0, rc;
+    while ((rc = pgscan_feed(&s, &rec_ops, &r, stream + fed, n - fed)) == PGSCAN_PAUSED) {
+        pauses++;
+        fed += s.paused_at;
+        CHECK(pgscan_at_boundary(&s), "pgscan: a pause leaves the scanner at a boundary");
+    }
+    CHECK(rc == PGSCAN_OK && pauses >= 1 && r.out.len == n && memcmp(r.out.data, stream, n) == 0,
+          "pgscan: paused after each held Query (%d), the rest fed again arrives whole", pauses);
+    pgscan_free(&s);
+    pgbuf_free(&r.out);
+}
+
 static void test_pgscan_errors(void)
 {
     char stream[256];
@@ -276,6 +299,7 @@ int main(void)
     test_error_builder();
     test_startup();
     test_pgscan_splits();
+    test_pgscan_pause();
     test_pgscan_errors();
     return unit_done();
 }

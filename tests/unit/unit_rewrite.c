@@ -325,8 +325,42 @@ static void test_wide(void)
     free(sql);
 }
 
+/* RETURNING: the list over the target alone, named so the caller can pick rows by id */
+static void test_returning(void)
+{
+    static const struct {
+        const char *sql, *returning, *ref;
+    } cases[] = {
+        {"UPDATE stripe.customer SET email = 'a@b.co' WHERE id = 'cus_1' RETURNING id, upper(name)",
+         "SELECT id, upper(name) FROM stripe.customer", "customer"},
+        {"UPDATE stripe.customer c SET name = 'x' FROM orders o WHERE o.cid = c.id RETURNING c.*",
+         "SELECT c.* FROM stripe.customer c", "c"},
+        {"DELETE FROM stripe.customer AS gone WHERE id = 'cus_1' RETURNING gone.email",
+         "SELECT gone.email FROM stripe.customer gone", "gone"},
+        {"INSERT INTO stripe.customer (email) VALUES ($1) RETURNING id, $2::int",
+         "SELECT id, $2::int FROM stripe.customer", "customer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        rewrite_result *r = plan_at(cases[i].sql, 0);
+        bool ok = r && r->has_returning && r->returning_sql && r->returning_ref &&
+                  strcmp(r->returning_sql, cases[i].returning) == 0 &&
+                  strcmp(r->returning_ref, cases[i].ref) == 0;
+        CHECK(ok, "returning of: %s", cases[i].sql);
+        if (!ok && r)
+            printf("# got: %s / %s\n", r->returning_sql ? r->returning_sql : "(null)",
+                   r->returning_ref ? r->returning_ref : "(null)");
+        if (r && r->returning_sql)
+            CHECK(parses(r->returning_sql), "returning parses: %s", r->returning_sql);
+        rewrite_result_free(r);
+    }
+    rewrite_result *r = plan_at("UPDATE stripe.customer SET email = 'a@b.co'", 0);
+    CHECK(r && !r->has_returning && !r->returning_sql && !r->returning_ref, "no RETURNING, no returning_sql");
+    rewrite_result_free(r);
+}
+
 int main(void)
 {
+    test_returning();
     test_update();
     test_delete();
     test_insert();
