@@ -323,10 +323,10 @@ static void free_rows(write_job *j)
 
 static void job_free(write_job *j)
 {
-    free_rows(j);
     for (size_t i = 0; j->fields && i < j->nrows; i++)
         cJSON_Delete(j->fields[i]);
     free(j->fields);
+    free_rows(j);
     for (size_t i = 0; i < j->nids; i++)
         free(j->ids[i]);
     free(j->ids);

@@ -247,6 +247,29 @@ check("the third create fails and the error says 2 of 5 were applied", "2 of 5 r
 check_eq("the two are mirrored", "f1@b.co,f2@b.co",
          direct("SELECT string_agg(email, ',' ORDER BY email) FROM stripe.customer WHERE email LIKE 'f_@b.co'"))
 
+# --- the client vanishes while the API call is under way: what the API did still reaches the mirror
+api("POST", "/_fake/config", json_body={"fail_nth_create": 0, "latency_ms": 700})
+victim = subprocess.Popen(["psql", "-X", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", "app_writer", "-d", DB,
+                           "-c", "UPDATE stripe.customer SET name = 'vanished' WHERE id = '%s'" % c1],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(0.3)
+victim.kill()
+victim.wait()
+check("killed mid-statement: the API applied it and the mirror follows",
+      wait_for("vanished", lambda: api("GET", "/v1/customers/" + c1).get("name") == "vanished"
+               and mirror(c1, "name") == "vanished", 10),
+      "%s / %s" % (api("GET", "/v1/customers/" + c1).get("name"), mirror(c1, "name")))
+
+# --- concurrent writers on one record: the plan's row lock serializes them
+api("POST", "/_fake/config", json_body={"latency_ms": 50})
+writers = [subprocess.Popen(["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", "app_writer",
+                             "-d", DB, "-c", "UPDATE stripe.customer SET name = 'writer %d' WHERE id = '%s'" % (i, c2)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(4)]
+outs = [w.communicate(timeout=60)[0].strip() for w in writers]
+api("POST", "/_fake/config", json_body={"latency_ms": 0})
+check_eq("four concurrent writers all succeed", ["UPDATE 1"] * 4, outs)
+check_eq("the mirror ends equal to upstream", api("GET", "/v1/customers/" + c2).get("name"), mirror(c2, "name"))
+
 # --- reads are untouched
 check_eq("reads through apigres", "302", proxy("SELECT count(*) FROM stripe.customer WHERE email NOT LIKE 'f_@b.co'"))
 
