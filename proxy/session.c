@@ -103,6 +103,7 @@ static void session_handle_closed(session *s)
         cancel_map_remove(&srv->cancels, &s->cancel);
     pgbuf_free(&s->client_pending);
     pgbuf_free(&s->deferred_query);
+    pgbuf_free(&s->batch);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -261,6 +262,8 @@ static enum pgscan_verdict client_on_header(void *ctx, char type, uint32_t len)
                      s->srv->cfg->max_message_size);
         return PGSCAN_STOP;
     }
+    bool extended = type == 'P' || type == 'B' || type == 'D' || type == 'E' || type == 'C' ||
+                    type == 'H' || type == 'S';
     switch (type) {
     case 'Q':
         s->srv->stats.queries_total++;
@@ -279,6 +282,17 @@ static enum pgscan_verdict client_on_header(void *ctx, char type, uint32_t len)
         s->terminate_seen = true;
         break;
     }
+    if (extended && write_enabled(&s->srv->writes)) {
+        /* held until Sync or Flush (write_batch); a batch too large to hold is relayed */
+        if (!s->batch_overflow && s->batch.len + 1 + len <= QUERY_HOLD_MAX)
+            return PGSCAN_HOLD;
+        if (s->batch.len > 0) {
+            if (sendq_send(&s->to_server, s->batch.data, s->batch.len) < 0)
+                return PGSCAN_STOP;
+            pgbuf_reset(&s->batch);
+        }
+        s->batch_overflow = type != 'S';
+    }
     return PGSCAN_PASS;
 }
 
@@ -288,12 +302,49 @@ static int client_on_pass(void *ctx, const char *data, size_t len)
     return sendq_send(&s->to_server, data, len);
 }
 
+/* How many answers may still be due when a deferred Query or batch can run. */
+static int idle_pending(const pgbuf *held)
+{
+    char last = held->len >= 5 ? held->data[held->len - 5] : 'Q';
+    return held->len > 0 && (held->data[0] == 'Q' || last == 'S') ? 1 : 0;
+}
+
+/* An extended-protocol message: held until Sync or Flush ends the batch. */
+static int batch_message(session *s, const char *msg, size_t len)
+{
+    pgbuf_put(&s->batch, msg, len);
+    if (s->batch.failed) { /* too large to hold: relay it all, and the rest of the batch */
+        pgbuf_reset(&s->batch);
+        return -1;
+    }
+    if (msg[0] != 'S' && msg[0] != 'H')
+        return 0;
+    pgbuf b = s->batch;
+    pgbuf_init(&s->batch, QUERY_HOLD_MAX);
+    int rc = 0;
+    switch (write_batch(s, b.data, b.len, s->syncs_pending <= (msg[0] == 'S' ? 1 : 0))) {
+    case WRITE_BATCH_RELAY:
+        rc = sendq_send(&s->to_server, b.data, b.len) < 0 ? -1 : 0;
+        break;
+    case WRITE_BATCH_BUSY:
+        pgbuf_reset(&s->deferred_query);
+        pgbuf_put(&s->deferred_query, b.data, b.len);
+        rc = s->deferred_query.failed ? -1 : 1;
+        break;
+    case WRITE_BATCH_TAKEN:
+        rc = 1;
+        break;
+    }
+    pgbuf_free(&b);
+    return rc;
+}
+
 /* A held Query: the write path's, or relayed. Positive pauses the client's scan. */
 static int client_on_message(void *ctx, const char *msg, size_t len)
 {
     session *s = ctx;
     if (msg[0] != 'Q')
-        return client_on_pass(ctx, msg, len);
+        return batch_message(s, msg, len);
     if (s->syncs_pending > 1) {
         /* earlier queries are still answering: the write path needs an idle backend */
         pgbuf_reset(&s->deferred_query);
@@ -420,7 +471,7 @@ static int server_on_message(void *ctx, const char *msg, size_t len)
         if (sendq_send(&s->to_client, msg, len) < 0)
             return -1;
         write_on_ready(s, s->tx_status);
-        if (s->deferred_query.len > 0 && s->syncs_pending == 1)
+        if (s->deferred_query.len > 0 && s->syncs_pending == idle_pending(&s->deferred_query))
             run_deferred_query(s);
         return 0;
     }
@@ -649,7 +700,8 @@ static void run_deferred_query(session *s)
 {
     pgbuf q = s->deferred_query;
     pgbuf_init(&s->deferred_query, QUERY_HOLD_MAX);
-    bool taken = write_query(s, q.data + 5, strnlen(q.data + 5, q.len - 5));
+    bool taken = q.data[0] == 'Q' ? write_query(s, q.data + 5, strnlen(q.data + 5, q.len - 5))
+                                  : write_batch(s, q.data, q.len, true) == WRITE_BATCH_TAKEN;
     if (!taken)
         sendq_send(&s->to_server, q.data, q.len);
     pgbuf_free(&q);
@@ -657,10 +709,10 @@ static void run_deferred_query(session *s)
         resume_client(s);
 }
 
-void session_write_done(session *s)
+void session_write_done(session *s, bool answered)
 {
-    if (s->syncs_pending > 0)
-        s->syncs_pending--; /* the Query the write path took is answered */
+    if (answered && s->syncs_pending > 0)
+        s->syncs_pending--;
     resume_client(s);
 }
 
@@ -702,6 +754,7 @@ void session_accept(server *srv, uv_stream_t *listener)
     pgscan_init(&s->from_server, writes ? QUERY_HOLD_MAX : HOLD_MAX);
     pgbuf_init(&s->client_pending, SERVER_READ_BUFFER * 2);
     pgbuf_init(&s->deferred_query, QUERY_HOLD_MAX);
+    pgbuf_init(&s->batch, QUERY_HOLD_MAX);
     pgbuf_init(&s->startup, STARTUP_BUFFER_MAX);
     s->next = srv->sessions;
     if (s->next)

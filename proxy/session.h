@@ -65,6 +65,10 @@ struct session {
     struct write_job *job;   /* owns the backend connection while set */
     struct repair *repairs;  /* records to re-apply when the client's transaction ends */
     struct query_run *run;   /* a Query of several statements, run one by one */
+    struct write_ext *ext;   /* the extended protocol's write statements and portals */
+    struct batch_run *brun;  /* an extended-protocol batch the write path is running */
+    pgbuf batch;             /* extended-protocol messages held until Sync or Flush */
+    bool batch_overflow;     /* the batch outgrew its cap: relayed as is until Sync */
     char tx_status;          /* of the last ReadyForQuery: 'I', 'T' or 'E' */
     pgbuf client_pending;    /* client bytes read but not scanned while the write path runs */
     pgbuf deferred_query;    /* a Query that may write, waiting for the backend to be idle */
@@ -84,7 +88,8 @@ void session_terminate(session *s, const char *sqlstate, const char *message);
  * or -1 (the session is failing). */
 int session_send_backend(session *s, const char *data, size_t len);
 int session_send_client(session *s, const char *data, size_t len);
-/* The write path has answered the Query it took: the client is read again. */
-void session_write_done(session *s);
+/* The write path is done with what it took: the client is read again. answered: a Query
+ * or Sync of the client's was answered with ReadyForQuery. */
+void session_write_done(session *s, bool answered);
 
 #endif

@@ -1,5 +1,6 @@
 /* write: see write.h. */
 #include "proxy/write.h"
+#include "proxy/write_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,20 +229,6 @@ void write_on_ready(session *s, char status)
 
 /* ---------------------------------------------------------------- the job */
 
-enum step {
-    STEP_PLAN,         /* BEGIN?; privilege check; plan */
-    STEP_LOCKING,      /* waiting for the service connection's lock */
-    STEP_CALLING,      /* API calls under way */
-    STEP_RETURNING_PRE,/* DELETE ... RETURNING: the rows before they go */
-    STEP_MIRROR,       /* the mirror function on the client's session */
-    STEP_UNLOCKING,    /* waiting for the lock's release */
-    STEP_RETURNING,    /* RETURNING from the mirrored rows */
-    STEP_COMMIT,       /* our own transaction's COMMIT */
-    STEP_ABORT,        /* ROLLBACK of ours, or the statement failing inside the client's */
-    STEP_PASS,         /* a statement of a several-statement Query that is not a write */
-    STEP_SILENT,       /* the COMMIT/ROLLBACK of such a Query's implicit transaction */
-};
-
 /* A Query of several statements with a write among them: run one statement at a time,
  * as the database would, inside one implicit transaction unless the Query manages its
  * own (shared/DESIGN.md §4.1: "several statements in one Query message"). */
@@ -260,48 +247,6 @@ static void start_statement(session *s);
 static void start_one_write(session *s, const char *sql, size_t len, const classify_stmt *write);
 static void start_run(session *s, const char *sql, size_t len, classify_result *cr);
 static void start_job(session *s, const char *sql, enum step step);
-static void refuse_now(session *s, const char *sqlstate, const char *message, const char *hint);
-
-typedef struct write_job {
-    session *s; /* NULL once the session is gone: the job finishes what is in flight */
-    write_context *wc;
-    write_sync *ws;
-    const provider_collection *coll;
-    rewrite_result *rw;
-    char schema[64], table[64];
-    bool own_tx;
-    bool committed; /* our own transaction committed the mirror */
-    uint32_t pid;   /* the client's backend: the mirror lock's second key */
-    enum step step;
-    char status; /* the transaction status of the last ReadyForQuery */
-
-    /* plan rows: vals[0..ncols) each (NULL = SQL NULL) */
-    int ncols;
-    char ***rows;
-    size_t nrows;
-    size_t rows_seen;
-
-    pgbuf db_error; /* the first ErrorResponse of the current step */
-    bool have_db_error;
-    pgbuf our_error; /* the ErrorResponse the statement ends with, when it fails */
-    bool have_our_error;
-
-    /* calls */
-    cJSON **fields;
-    size_t next;
-    bool lock_held;
-    cJSON *records;    /* what the API returned, to mirror */
-    char **ids;        /* rows counted in the tag (and given to RETURNING), in order */
-    size_t nids;
-    char **gone;       /* ids to remove from the mirror */
-    size_t ngone;
-    size_t applied;
-    bool upstream_failed;
-    upstream_error uerr;
-    double version;
-    bool returning_done;
-    bool failed; /* the client was sent an error */
-} write_job;
 
 static void step_done(write_job *j);
 static void next_call(write_job *j);
@@ -321,7 +266,7 @@ static void free_rows(write_job *j)
     j->nrows = 0;
 }
 
-static void job_free(write_job *j)
+void wj_free(write_job *j)
 {
     for (size_t i = 0; j->fields && i < j->nrows; i++)
         cJSON_Delete(j->fields[i]);
@@ -337,7 +282,31 @@ static void job_free(write_job *j)
     rewrite_result_free(j->rw);
     pgbuf_free(&j->db_error);
     pgbuf_free(&j->our_error);
+    pgbuf_free(&j->ext_params);
+    pgbuf_free(&j->ext_results);
+    free(j->ext_stmt);
+    free(j->param_types);
     free(j);
+}
+
+write_job *wj_new(session *s)
+{
+    write_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    if (!(j->rw = calloc(1, sizeof *j->rw))) {
+        free(j);
+        return NULL;
+    }
+    j->s = s;
+    j->wc = &s->srv->writes;
+    j->status = s->tx_status;
+    j->pid = s->backend_pid;
+    pgbuf_init(&j->db_error, 1u << 20);
+    pgbuf_init(&j->our_error, 1u << 20);
+    pgbuf_init(&j->ext_params, (size_t)1 << 30);
+    pgbuf_init(&j->ext_results, 1u << 20);
+    return j;
 }
 
 static int push_id(char ***list, size_t *n, const char *id)
@@ -354,7 +323,7 @@ static int push_id(char ***list, size_t *n, const char *id)
 
 /* ---- talking to the backend and the client */
 
-static void inject(write_job *j, const char *sql, enum step next)
+void wj_inject(write_job *j, const char *sql, enum step next)
 {
     log_debug("client %llu: write path step %d: %.80s", (unsigned long long)j->s->id, (int)next, sql);
     j->step = next;
@@ -370,13 +339,56 @@ static void inject(write_job *j, const char *sql, enum step next)
     pgbuf_free(&q);
 }
 
+void wj_inject_raw(write_job *j, const char *data, size_t len, enum step next)
+{
+    j->step = next;
+    j->have_db_error = false;
+    pgbuf_reset(&j->db_error);
+    if (session_send_backend(j->s, data, len) < 0)
+        log_warn("client %llu: could not send to the database", (unsigned long long)j->s->id);
+}
+
+/* Parse/Bind/Execute/Sync of sql with the client's parameters (extended protocol); the
+ * result columns in the client's formats or all text. */
+static void inject_extended(write_job *j, const char *sql, bool client_results, enum step next)
+{
+    pgbuf m;
+    pgbuf_init(&m, (size_t)1 << 30);
+    size_t at = pgbuf_begin_message(&m, 'P');
+    pgbuf_put_string(&m, "");
+    pgbuf_put_string(&m, sql);
+    pgbuf_put_int16(&m, (uint16_t)j->nparam_types);
+    for (int i = 0; i < j->nparam_types; i++)
+        pgbuf_put_int32(&m, j->param_types[i]);
+    pgbuf_end_message(&m, at);
+    at = pgbuf_begin_message(&m, 'B');
+    pgbuf_put_string(&m, "");
+    pgbuf_put_string(&m, "");
+    pgbuf_put(&m, j->ext_params.data, j->ext_params.len);
+    if (client_results)
+        pgbuf_put(&m, j->ext_results.data, j->ext_results.len);
+    else
+        pgbuf_put_int16(&m, 0);
+    pgbuf_end_message(&m, at);
+    at = pgbuf_begin_message(&m, 'E');
+    pgbuf_put_string(&m, "");
+    pgbuf_put_int32(&m, 0);
+    pgbuf_end_message(&m, at);
+    pgbuf_put(&m, "S\0\0\0\4", 5);
+    log_debug("client %llu: write path step %d (extended): %.80s", (unsigned long long)j->s->id, (int)next, sql);
+    if (m.failed)
+        log_error("client %llu: write path: statement too large", (unsigned long long)j->s->id);
+    wj_inject_raw(j, m.data, m.failed ? 0 : m.len, next);
+    pgbuf_free(&m);
+}
+
 static void send_ready(session *s, char status)
 {
     char z[6] = {'Z', 0, 0, 0, 5, status ? status : 'I'};
     session_send_client(s, z, sizeof z);
 }
 
-static void send_error(write_job *j, const pgbuf *msg)
+void wj_send_error(write_job *j, const pgbuf *msg)
 {
     session_send_client(j->s, msg->data, msg->len);
     j->failed = true;
@@ -384,7 +396,7 @@ static void send_error(write_job *j, const pgbuf *msg)
 
 /* The statement is answered: ReadyForQuery (unless more statements of the Query follow),
  * the lock released, our transaction's outcome settled. */
-static void finish(write_job *j)
+void wj_finish(write_job *j)
 {
     session *s = j->s;
     if (j->lock_held)
@@ -394,14 +406,18 @@ static void finish(write_job *j)
     s->tx_status = j->status ? j->status : s->tx_status;
     bool failed = j->failed;
     s->job = NULL;
-    job_free(j);
+    wj_free(j);
+    if (s->brun) {
+        ext_continue(s, failed);
+        return;
+    }
     if (s->run) {
         run_continue(s, failed);
         return;
     }
     send_ready(s, s->tx_status);
     write_on_ready(s, s->tx_status);
-    session_write_done(s);
+    session_write_done(s, true);
 }
 
 /* Our own error for the statement: kept until the transaction is sorted out. */
@@ -418,7 +434,7 @@ static void set_error(write_job *j, const char *sqlstate, const char *message, c
 static void fail_statement(write_job *j)
 {
     if (j->own_tx) {
-        inject(j, j->applied > 0 || j->ngone > 0 ? "COMMIT" : "ROLLBACK", STEP_ABORT);
+        wj_inject(j, j->applied > 0 || j->ngone > 0 ? "COMMIT" : "ROLLBACK", STEP_ABORT);
         return;
     }
     char sql[160];
@@ -426,7 +442,7 @@ static void fail_statement(write_job *j)
     snprintf(sql, sizeof sql,
              "DO $apigres$BEGIN RAISE EXCEPTION 'apigres: the statement failed' USING ERRCODE = '%.5s'; END$apigres$",
              state && strspn(state, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 ? state : "XX000");
-    inject(j, sql, STEP_ABORT);
+    wj_inject(j, sql, STEP_ABORT);
 }
 
 static void fail_with(write_job *j, const char *sqlstate, const char *message, const char *detail,
@@ -480,7 +496,7 @@ static void on_locked(void *data, const PGresult *res, const char *error)
         /* the session went away meanwhile: nothing was called, nothing to keep */
         if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
             unlock(j, NULL);
-        job_free(j);
+        wj_free(j);
         return;
     }
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -568,7 +584,7 @@ static void detached_done(write_job *j)
     if (j->lock_held)
         unlock(j, NULL);
     repair_now(j);
-    job_free(j);
+    wj_free(j);
 }
 
 static void on_record(const cJSON *record, const upstream_error *err, void *ctx)
@@ -649,8 +665,10 @@ static void run_returning(write_job *j, enum step next)
     j->returning_done = true;
     if (sql.failed)
         fail_with(j, "53200", "out of memory", NULL, NULL);
+    else if (j->ext)
+        inject_extended(j, sql.data, true, next);
     else
-        inject(j, sql.data, next);
+        wj_inject(j, sql.data, next);
     pgbuf_free(&sql);
 }
 
@@ -679,7 +697,7 @@ static void mirror(write_job *j)
     if (sql.failed)
         fail_with(j, "53200", "out of memory", NULL, NULL);
     else
-        inject(j, sql.data, STEP_MIRROR);
+        wj_inject(j, sql.data, STEP_MIRROR);
     pgbuf_free(&sql);
 }
 
@@ -721,18 +739,18 @@ static void after_mirror(write_job *j)
         return;
     }
     if (j->own_tx) {
-        inject(j, "COMMIT", STEP_COMMIT);
+        wj_inject(j, "COMMIT", STEP_COMMIT);
         return;
     }
     send_tag(j);
-    finish(j);
+    wj_finish(j);
 }
 
 static void on_unlocked(void *data, const PGresult *res, const char *error)
 {
     write_job *j = data;
     if (!j->s) {
-        job_free(j);
+        wj_free(j);
         return;
     }
     if (!res)
@@ -760,20 +778,24 @@ static void keep_for_repair(write_job *j)
 static void step_done(write_job *j)
 {
     switch (j->step) {
+    case STEP_PRECHECK:
     case STEP_PLAN:
         if (j->have_db_error) {
             if (j->own_tx) {
                 pgbuf_reset(&j->our_error);
                 pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
                 j->have_our_error = true;
-                inject(j, "ROLLBACK", STEP_ABORT);
+                wj_inject(j, "ROLLBACK", STEP_ABORT);
                 return;
             }
-            send_error(j, &j->db_error);
-            finish(j);
+            wj_send_error(j, &j->db_error);
+            wj_finish(j);
             return;
         }
-        after_plan(j);
+        if (j->step == STEP_PRECHECK)
+            wj_plan_ready(j);
+        else
+            after_plan(j);
         return;
     case STEP_RETURNING_PRE:
         if (j->have_db_error) {
@@ -805,23 +827,23 @@ static void step_done(write_job *j)
         return;
     case STEP_COMMIT:
         if (j->have_db_error) {
-            send_error(j, &j->db_error);
+            wj_send_error(j, &j->db_error);
         } else {
             j->committed = true;
             send_tag(j);
         }
-        finish(j);
+        wj_finish(j);
         return;
     case STEP_ABORT:
-        send_error(j, &j->our_error);
-        finish(j);
+        wj_send_error(j, &j->our_error);
+        wj_finish(j);
         return;
     case STEP_PASS:
     case STEP_SILENT:
         j->failed = j->have_db_error;
         if (j->have_db_error && j->step == STEP_SILENT)
-            send_error(j, &j->db_error);
-        finish(j);
+            wj_send_error(j, &j->db_error);
+        wj_finish(j);
         return;
     default:
         return;
@@ -868,6 +890,8 @@ static int take_row(write_job *j, const char *msg, size_t len)
 int write_on_backend_message(session *s, const char *msg, size_t len)
 {
     write_job *j = s->job;
+    if (j->step == STEP_EXT_RELAY || j->step == STEP_DESCRIBE)
+        return ext_on_backend_message(j, msg, len);
     if (j->step == STEP_PASS && msg[0] != 'Z') {
         if (msg[0] == 'E')
             j->have_db_error = true;
@@ -891,8 +915,8 @@ int write_on_backend_message(session *s, const char *msg, size_t len)
         if (j->step == STEP_RETURNING || j->step == STEP_RETURNING_PRE)
             return session_send_client(s, msg, len);
         return 0;
-    case 'T':
-        if (j->step == STEP_RETURNING || j->step == STEP_RETURNING_PRE)
+    case 'T': /* the extended protocol describes only when asked (Describe) */
+        if ((j->step == STEP_RETURNING || j->step == STEP_RETURNING_PRE) && !j->ext)
             return session_send_client(s, msg, len);
         return 0;
     case 'S': /* a setting changed: the client keeps track of these */
@@ -908,42 +932,25 @@ int write_on_backend_message(session *s, const char *msg, size_t len)
 /* A statement of ours that is not a write: relayed (STEP_PASS) or swallowed (STEP_SILENT). */
 static void start_job(session *s, const char *sql, enum step step)
 {
-    write_job *j = calloc(1, sizeof *j);
-    if (j && !(j->rw = calloc(1, sizeof *j->rw))) {
-        free(j);
-        j = NULL;
-    }
+    write_job *j = wj_new(s);
     if (!j) {
-        refuse_now(s, "53200", "out of memory", NULL);
+        wj_refuse_now(s, "53200", "out of memory", NULL);
         return;
     }
-    j->s = s;
-    j->wc = &s->srv->writes;
-    j->status = s->tx_status;
-    pgbuf_init(&j->db_error, 1u << 20);
-    pgbuf_init(&j->our_error, 1u << 20);
     s->job = j;
-    inject(j, sql, step);
+    wj_inject(j, sql, step);
 }
 
 /* An ErrorResponse and ReadyForQuery answered without running anything. */
-static void refuse_now(session *s, const char *sqlstate, const char *message, const char *hint)
+void wj_refuse_now(session *s, const char *sqlstate, const char *message, const char *hint)
 {
     if (s->tx_status == 'T') {
         /* a failed statement aborts the client's transaction: let the database do that */
-        write_job *j = calloc(1, sizeof *j);
+        write_job *j = wj_new(s);
         if (j) {
-            j->s = s;
-            j->wc = &s->srv->writes;
-            j->status = s->tx_status;
-            pgbuf_init(&j->db_error, 1u << 20);
-            pgbuf_init(&j->our_error, 1u << 20);
-            if ((j->rw = calloc(1, sizeof *j->rw))) {
-                s->job = j;
-                fail_with(j, sqlstate, message, NULL, hint);
-                return;
-            }
-            free(j);
+            s->job = j;
+            fail_with(j, sqlstate, message, NULL, hint);
+            return;
         }
     }
     pgbuf m;
@@ -952,12 +959,16 @@ static void refuse_now(session *s, const char *sqlstate, const char *message, co
     session_send_client(s, m.data, m.len);
     pgbuf_free(&m);
     s->job = NULL;
+    if (s->brun) {
+        ext_continue(s, true);
+        return;
+    }
     if (s->run) {
         run_continue(s, true);
         return;
     }
     send_ready(s, s->tx_status);
-    session_write_done(s);
+    session_write_done(s, true);
 }
 
 /* The plan wrapped so that each value comes out as the API takes it. */
@@ -1047,23 +1058,22 @@ static void privilege_check(write_job *j, pgbuf *sql)
 }
 
 static void start_write(session *s, const char *sql, size_t len, const classify_stmt *st,
-                        write_sync *ws, const provider_collection *coll)
+                        write_sync *ws, const provider_collection *coll, write_job *j)
 {
-    write_job *j = calloc(1, sizeof *j);
     rewrite_result *rw = NULL;
     if (!j || rewrite_plan(sql, len, st, &rw) < 0) {
-        free(j);
-        refuse_now(s, "53200", "out of memory", NULL);
+        if (j)
+            wj_free(j);
+        wj_refuse_now(s, "53200", "out of memory", NULL);
         return;
     }
     if (rw->kind == REWRITE_REFUSED) {
-        refuse_now(s, rw->sqlstate, rw->message, rw->hint);
+        wj_refuse_now(s, rw->sqlstate, rw->message, rw->hint);
         rewrite_result_free(rw);
-        free(j);
+        wj_free(j);
         return;
     }
-    j->s = s;
-    j->wc = &s->srv->writes;
+    rewrite_result_free(j->rw);
     j->ws = ws;
     j->coll = coll;
     j->rw = rw;
@@ -1073,10 +1083,27 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
     j->pid = s->backend_pid;
     j->status = s->tx_status;
     j->records = cJSON_CreateArray();
-    pgbuf_init(&j->db_error, 1u << 20);
-    pgbuf_init(&j->our_error, 1u << 20);
+    if (!j->records) {
+        wj_free(j);
+        wj_refuse_now(s, "53200", "out of memory", NULL);
+        return;
+    }
     s->job = j;
-
+    log_debug("client %llu: %s on %s.%s: planning", (unsigned long long)s->id, command_name(j), j->schema,
+              j->table);
+    if (j->ext) {
+        /* the plan needs the parameters' types: the backend knows the client's statement */
+        pgbuf m;
+        pgbuf_init(&m, 1u << 20);
+        size_t at = pgbuf_begin_message(&m, 'D');
+        pgbuf_put_byte(&m, 'S');
+        pgbuf_put_string(&m, j->ext_stmt);
+        pgbuf_end_message(&m, at);
+        pgbuf_put(&m, "H\0\0\0\4", 5);
+        wj_inject_raw(j, m.data, m.len, STEP_DESCRIBE);
+        pgbuf_free(&m);
+        return;
+    }
     pgbuf q;
     pgbuf_init(&q, (size_t)1 << 30);
     if (j->own_tx)
@@ -1085,16 +1112,36 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
     put(&q, "; ");
     wrapped_plan(j, &q);
     pgbuf_put_byte(&q, 0);
-    if (!j->records || q.failed) {
-        pgbuf_free(&q);
-        s->job = NULL;
-        job_free(j);
-        refuse_now(s, "53200", "out of memory", NULL);
-        return;
-    }
-    log_debug("client %llu: %s on %s.%s: planning", (unsigned long long)s->id, command_name(j), j->schema,
-              j->table);
-    inject(j, q.data, STEP_PLAN);
+    if (q.failed)
+        fail_with(j, "54000", "the plan of this write is too large", NULL, NULL);
+    else
+        wj_inject(j, q.data, STEP_PLAN);
+    pgbuf_free(&q);
+}
+
+/* Extended protocol, after Describe: our transaction and the privilege check. */
+void wj_precheck(write_job *j)
+{
+    pgbuf q;
+    pgbuf_init(&q, 1u << 20);
+    if (j->own_tx)
+        put(&q, "BEGIN; ");
+    privilege_check(j, &q);
+    pgbuf_put_byte(&q, 0);
+    wj_inject(j, q.data, STEP_PRECHECK);
+    pgbuf_free(&q);
+}
+
+void wj_plan_ready(write_job *j)
+{
+    pgbuf q;
+    pgbuf_init(&q, (size_t)1 << 30);
+    wrapped_plan(j, &q);
+    pgbuf_put_byte(&q, 0);
+    if (q.failed)
+        fail_with(j, "54000", "the plan of this write is too large", NULL, NULL);
+    else
+        inject_extended(j, q.data, false, STEP_PLAN);
     pgbuf_free(&q);
 }
 
@@ -1106,7 +1153,7 @@ bool write_query(session *s, const char *sql, size_t len)
     classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
     classify_result *cr = NULL;
     if (classify_sql(sql, len, &opt, &cr) < 0) {
-        refuse_now(s, "53200", "out of memory", NULL);
+        wj_refuse_now(s, "53200", "out of memory", NULL);
         return true;
     }
     /* unqualified targets: only names of synced tables matter (others are the client's) */
@@ -1117,7 +1164,7 @@ bool write_query(session *s, const char *sql, size_t len)
                 char msg[256];
                 snprintf(msg, sizeof msg, "apigres needs the schema of table \"%s\" to write it", st->unresolved[u]);
                 classify_result_free(cr);
-                refuse_now(s, "0A000", msg, "Qualify the table with its schema, e.g. stripe.customer.");
+                wj_refuse_now(s, "0A000", msg, "Qualify the table with its schema, e.g. stripe.customer.");
                 return true;
             }
     }
@@ -1136,7 +1183,7 @@ bool write_query(session *s, const char *sql, size_t len)
         opt.n_resolved = nres;
         if (classify_sql(sql, len, &opt, &again) < 0) {
             classify_result_free(cr);
-            refuse_now(s, "53200", "out of memory", NULL);
+            wj_refuse_now(s, "53200", "out of memory", NULL);
             return true;
         }
         classify_result_free(cr);
@@ -1148,7 +1195,7 @@ bool write_query(session *s, const char *sql, size_t len)
     for (size_t i = 0; i < cr->n_stmts; i++) {
         const classify_stmt *st = &cr->stmts[i];
         if (st->verdict == CLASSIFY_REFUSE) {
-            refuse_now(s, st->sqlstate, st->message, st->hint);
+            wj_refuse_now(s, st->sqlstate, st->message, st->hint);
             classify_result_free(cr);
             return true;
         }
@@ -1173,6 +1220,11 @@ bool write_query(session *s, const char *sql, size_t len)
 /* A WRITE statement of sql: to its sync, or refused when apigres cannot write there. */
 static void start_one_write(session *s, const char *sql, size_t len, const classify_stmt *write)
 {
+    wj_start_write(s, sql, len, write, NULL);
+}
+
+void wj_start_write(session *s, const char *sql, size_t len, const classify_stmt *write, write_job *ext)
+{
     write_context *wc = &s->srv->writes;
     const provider_collection *coll = NULL;
     write_sync *ws = write->schema ? find_table(wc, write->schema, write->table, &coll) : NULL;
@@ -1182,10 +1234,12 @@ static void start_one_write(session *s, const char *sql, size_t len, const class
                  write->table,
                  ws && ws->sc->provider != SYNC_STRIPE ? "writes to this provider are not supported yet"
                                                         : "the sync does not mirror this collection");
-        refuse_now(s, "0A000", msg, NULL);
+        if (ext)
+            wj_free(ext);
+        wj_refuse_now(s, "0A000", msg, NULL);
         return;
     }
-    start_write(s, sql, len, write, ws, coll);
+    start_write(s, sql, len, write, ws, coll, ext ? ext : wj_new(s));
 }
 
 /* ---- several statements in one Query */
@@ -1226,7 +1280,7 @@ static void start_run(session *s, const char *sql, size_t len, classify_result *
     if (!run || !(run->sql = malloc(len + 1))) {
         free(run);
         classify_result_free(cr);
-        refuse_now(s, "53200", "out of memory", NULL);
+        wj_refuse_now(s, "53200", "out of memory", NULL);
         return;
     }
     memcpy(run->sql, sql, len);
@@ -1264,7 +1318,7 @@ static void start_statement(session *s)
     }
     char *text = strndup(run->sql + st->offset, st->len);
     if (!text) {
-        refuse_now(s, "53200", "out of memory", NULL);
+        wj_refuse_now(s, "53200", "out of memory", NULL);
         return;
     }
     start_job(s, text, STEP_PASS);
@@ -1290,7 +1344,7 @@ static void run_continue(session *s, bool failed)
     run_free(run);
     send_ready(s, s->tx_status);
     write_on_ready(s, s->tx_status);
-    session_write_done(s);
+    session_write_done(s, true);
 }
 
 void write_on_session_close(session *s)
@@ -1298,6 +1352,7 @@ void write_on_session_close(session *s)
     write_context *wc = &s->srv->writes;
     run_free(s->run);
     s->run = NULL;
+    ext_on_session_close(s);
     if (s->job) {
         write_job *j = s->job;
         s->job = NULL;

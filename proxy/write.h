@@ -27,9 +27,10 @@
  * disconnect cannot leave the mirror behind upstream.
  *
  * Statements are classified per Query (parser/classify); REFUSE verdicts are answered
- * without running anything. A Query mixing a write with other statements is refused
- * (0A000) for now. An unqualified write target named like a synced table is refused with a
- * hint to qualify it.
+ * without running anything. A Query of several statements with a write among them runs
+ * one statement at a time inside one implicit transaction (unless it has its own BEGIN or
+ * COMMIT). The extended protocol is write_ext.c's (see write_batch). An unqualified write
+ * target named like a synced table is refused with a hint to qualify it.
  */
 #ifndef APIGRES_WRITE_H
 #define APIGRES_WRITE_H
@@ -82,6 +83,12 @@ bool write_enabled(const write_context *w);
  * read the client, and relays backend messages to write_on_backend_message, until the
  * write path calls session_write_done. */
 bool write_query(session *s, const char *sql, size_t len);
+/* An extended-protocol batch: the client's held messages up to and including the Sync or
+ * Flush that ended it. RELAY: it names no write, send it as it is (nothing was kept);
+ * BUSY: it does, but earlier answers are still due: hold it and ask again when the backend
+ * is idle; TAKEN: as for write_query. */
+enum write_batch_verdict { WRITE_BATCH_RELAY, WRITE_BATCH_BUSY, WRITE_BATCH_TAKEN };
+enum write_batch_verdict write_batch(session *s, const char *data, size_t len, bool backend_idle);
 /* A backend message while the write path owns the session. Returns 0, or -1 when the
  * session cannot go on. */
 int write_on_backend_message(session *s, const char *msg, size_t len);

@@ -270,8 +270,21 @@ api("POST", "/_fake/config", json_body={"latency_ms": 0})
 check_eq("four concurrent writers all succeed", ["UPDATE 1"] * 4, outs)
 check_eq("the mirror ends equal to upstream", api("GET", "/v1/customers/" + c2).get("name"), mirror(c2, "name"))
 
+# --- the extended protocol, through libpq (75_write_ext.c prints its own checks)
+ext = subprocess.run([os.path.join(os.environ["TEST_BIN"], "75_write_ext"),
+                      "host=127.0.0.1 port=%d user=app_writer dbname=%s" % (PROXY_PORT, DB),
+                      "host=127.0.0.1 port=%s user=postgres dbname=%s" % (PG_PORT, DB), c3],
+                     capture_output=True, text=True, timeout=120)
+sys.stdout.write(ext.stdout)
+sys.stdout.flush()
+check("the extended-protocol program ran to its end", ext.returncode in (0, 1) and "pipeline" in ext.stdout,
+      ext.stderr[-2000:])
+if ext.returncode != 0:
+    itest.not_ok("75_write_ext reported failures")
+check_eq("upstream agrees with the extended-protocol writes", "Pipe Three", api("GET", "/v1/customers/" + c3).get("name"))
+
 # --- reads are untouched
-check_eq("reads through apigres", "302", proxy("SELECT count(*) FROM stripe.customer WHERE email NOT LIKE 'f_@b.co'"))
+check_eq("reads through apigres", direct("SELECT count(*) FROM stripe.customer"), proxy("SELECT count(*) FROM stripe.customer"))
 
 proc.send_signal(signal.SIGTERM)
 check("apigres stops on SIGTERM", proc.wait(timeout=30) == 0)

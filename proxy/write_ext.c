@@ -1,0 +1,567 @@
+/*
+ * write_ext: the write path in the extended query protocol (see write.h).
+ *
+ * With the write path on, the session holds the client's Parse, Bind, Describe, Execute,
+ * Close messages until a Sync or Flush ends the batch. A batch that names no statement
+ * writing a synced table is relayed at once, as it came. Otherwise it is run here one
+ * message at a time, each followed by a Flush so that its answer can be told apart:
+ *
+ *   Parse of a write       relayed (so that Describe of the statement is the database's
+ *                          own, truthful answer) and remembered with its text;
+ *   Bind of such a statement  answered here (BindComplete); parameters kept for Execute;
+ *   Describe of its portal    NoData, or the statement's RowDescription (RETURNING) in the
+ *                          formats the Bind asked for;
+ *   Execute of its portal     the write job of write.c, planning with the client's
+ *                          parameters (types from the database's ParameterDescription);
+ *   anything else          relayed, its answer relayed.
+ * An error ends the batch's work: the rest up to Sync is skipped, as the database does.
+ */
+#include "proxy/write_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/log.h"
+#include "proxy/session.h"
+
+typedef struct wstmt {
+    struct wstmt *next;
+    char *name;
+    char *sql;
+    size_t len;
+    classify_result *cr; /* cr->stmts[0] is the WRITE */
+} wstmt;
+
+typedef struct wportal {
+    struct wportal *next;
+    char *name;
+    char *stmt;
+    pgbuf params;  /* the Bind's parameter formats and values */
+    pgbuf results; /* the Bind's result formats */
+} wportal;
+
+struct write_ext {
+    wstmt *stmts;
+    wportal *portals;
+};
+
+typedef struct batch_run {
+    char *data;
+    size_t len, pos;
+    bool failed;
+    bool running; /* inside run_batch: a job that ends at once does not re-enter it */
+} batch_run;
+
+/* ---------------------------------------------------------------- names */
+
+static wstmt *find_stmt(session *s, const char *name)
+{
+    for (wstmt *w = s->ext ? s->ext->stmts : NULL; w; w = w->next)
+        if (strcmp(w->name, name) == 0)
+            return w;
+    return NULL;
+}
+
+static wportal *find_portal(session *s, const char *name)
+{
+    for (wportal *p = s->ext ? s->ext->portals : NULL; p; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+static void drop_stmt(session *s, const char *name)
+{
+    for (wstmt **pp = s->ext ? &s->ext->stmts : NULL; pp && *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) == 0) {
+            wstmt *w = *pp;
+            *pp = w->next;
+            classify_result_free(w->cr);
+            free(w->sql);
+            free(w->name);
+            free(w);
+            return;
+        }
+    }
+}
+
+static void drop_portal(session *s, const char *name)
+{
+    for (wportal **pp = s->ext ? &s->ext->portals : NULL; pp && *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) == 0) {
+            wportal *p = *pp;
+            *pp = p->next;
+            pgbuf_free(&p->params);
+            pgbuf_free(&p->results);
+            free(p->stmt);
+            free(p->name);
+            free(p);
+            return;
+        }
+    }
+}
+
+static bool ensure_ext(session *s)
+{
+    if (!s->ext)
+        s->ext = calloc(1, sizeof *s->ext);
+    return s->ext != NULL;
+}
+
+/* The verdict on a Parse's text: the classification when it writes a synced table (or is
+ * refused), NULL otherwise. */
+static classify_result *classify_parse(session *s, const char *sql, size_t len)
+{
+    write_context *wc = &s->srv->writes;
+    if (!classify_may_write(sql, len))
+        return NULL;
+    classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
+    classify_result *cr = NULL;
+    if (classify_sql(sql, len, &opt, &cr) < 0)
+        return NULL;
+    if (cr->n_stmts == 1 &&
+        (cr->stmts[0].verdict == CLASSIFY_WRITE || cr->stmts[0].verdict == CLASSIFY_REFUSE))
+        return cr;
+    classify_result_free(cr); /* several statements: the database refuses that itself */
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- one message at a time */
+
+typedef struct msgview {
+    char type;
+    const char *msg; /* whole message */
+    size_t len;
+    pgread body;
+} msgview;
+
+static bool next_message(const batch_run *b, size_t pos, msgview *m)
+{
+    if (pos + 5 > b->len)
+        return false;
+    uint32_t mlen = pgwire_get_int32(b->data + pos + 1);
+    if (mlen < 4 || pos + 1 + mlen > b->len)
+        return false;
+    m->type = b->data[pos];
+    m->msg = b->data + pos;
+    m->len = 1 + mlen;
+    pgread_init(&m->body, b->data + pos + 5, mlen - 4);
+    return true;
+}
+
+static void send_client_error(session *s, const char *sqlstate, const char *message, const char *hint)
+{
+    pgbuf m;
+    pgbuf_init(&m, 1u << 20);
+    pgwire_put_error_detail(&m, "ERROR", sqlstate, message, NULL, hint);
+    session_send_client(s, m.data, m.len);
+    pgbuf_free(&m);
+}
+
+/* Forwards one client message with a Flush; the job relays its answer until `expect`. */
+static void forward(session *s, const msgview *m, char expect, bool skip_t, const wportal *patch)
+{
+    write_job *j = wj_new(s);
+    if (!j) {
+        send_client_error(s, "53200", "out of memory", NULL);
+        s->brun->failed = true;
+        return;
+    }
+    j->ext_expect = expect;
+    j->ext_skip_t = skip_t;
+    if (patch) {
+        j->ext_patch_formats = true;
+        pgbuf_put(&j->ext_results, patch->results.data, patch->results.len);
+    }
+    pgbuf out;
+    pgbuf_init(&out, (size_t)1 << 30);
+    pgbuf_put(&out, m->msg, m->len);
+    if (m->type != 'S')
+        pgbuf_put(&out, "H\0\0\0\4", 5);
+    s->job = j;
+    wj_inject_raw(j, out.data, out.len, STEP_EXT_RELAY);
+    pgbuf_free(&out);
+}
+
+static void send_simple(session *s, char type)
+{
+    char m[5] = {type, 0, 0, 0, 4};
+    session_send_client(s, m, sizeof m);
+}
+
+static void end_batch(session *s)
+{
+    batch_run *b = s->brun;
+    bool synced = b->len > 0 && b->data[b->len - 5] == 'S';
+    s->brun = NULL;
+    free(b->data);
+    free(b);
+    if (s->tx_status == 'I') /* portals end with their transaction */
+        while (s->ext && s->ext->portals)
+            drop_portal(s, s->ext->portals->name);
+    write_on_ready(s, s->tx_status);
+    session_write_done(s, synced);
+}
+
+/* Handles messages until one needs the backend (a job then owns the session) or the
+ * batch is done. */
+static void run_batch(session *s)
+{
+    batch_run *b = s->brun;
+    if (b->running)
+        return;
+    b->running = true;
+    msgview m;
+    while (!s->job && next_message(b, b->pos, &m)) {
+        b->pos += m.len;
+        if (b->failed && m.type != 'S')
+            continue;
+        switch (m.type) {
+        case 'P': {
+            const char *name = pgread_string(&m.body);
+            const char *sql = pgread_string(&m.body);
+            if (!name || !sql) {
+                forward(s, &m, '1', false, NULL); /* the database says what is wrong */
+                break;
+            }
+            drop_stmt(s, name);
+            classify_result *cr = classify_parse(s, sql, strlen(sql));
+            if (cr && cr->stmts[0].verdict == CLASSIFY_REFUSE) {
+                send_client_error(s, cr->stmts[0].sqlstate, cr->stmts[0].message, cr->stmts[0].hint);
+                classify_result_free(cr);
+                b->failed = true;
+                break;
+            }
+            if (cr) {
+                wstmt *w = calloc(1, sizeof *w);
+                if (!w || !ensure_ext(s) || !(w->name = strdup(name)) || !(w->sql = strdup(sql))) {
+                    if (w)
+                        free(w->name);
+                    free(w);
+                    classify_result_free(cr);
+                    send_client_error(s, "53200", "out of memory", NULL);
+                    b->failed = true;
+                    break;
+                }
+                w->len = strlen(sql);
+                w->cr = cr;
+                w->next = s->ext->stmts;
+                s->ext->stmts = w;
+            }
+            forward(s, &m, '1', false, NULL);
+            break;
+        }
+        case 'B': {
+            const char *portal = pgread_string(&m.body);
+            const char *stmt = pgread_string(&m.body);
+            if (!portal || !stmt || !find_stmt(s, stmt)) {
+                if (portal)
+                    drop_portal(s, portal);
+                forward(s, &m, '2', false, NULL);
+                break;
+            }
+            /* parameters: formats, values; then the result formats */
+            size_t params_at = m.body.pos;
+            uint16_t nfmt = pgread_int16(&m.body);
+            for (uint16_t i = 0; i < nfmt; i++)
+                pgread_int16(&m.body);
+            uint16_t nparams = pgread_int16(&m.body);
+            for (uint16_t i = 0; i < nparams && !m.body.failed; i++) {
+                uint32_t vlen = pgread_int32(&m.body);
+                if (vlen != 0xffffffffu) {
+                    if (vlen > pgread_remaining(&m.body))
+                        m.body.failed = true;
+                    else
+                        m.body.pos += vlen;
+                }
+            }
+            size_t results_at = m.body.pos;
+            if (m.body.failed || !ensure_ext(s)) {
+                forward(s, &m, '2', false, NULL);
+                break;
+            }
+            drop_portal(s, portal);
+            wportal *p = calloc(1, sizeof *p);
+            if (!p || !(p->name = strdup(portal)) || !(p->stmt = strdup(stmt))) {
+                if (p)
+                    free(p->name);
+                free(p);
+                send_client_error(s, "53200", "out of memory", NULL);
+                b->failed = true;
+                break;
+            }
+            pgbuf_init(&p->params, (size_t)1 << 30);
+            pgbuf_init(&p->results, 1u << 20);
+            pgbuf_put(&p->params, m.body.data + params_at, results_at - params_at);
+            pgbuf_put(&p->results, m.body.data + results_at, m.body.len - results_at);
+            p->next = s->ext->portals;
+            s->ext->portals = p;
+            send_simple(s, '2'); /* BindComplete: the write runs at Execute */
+            break;
+        }
+        case 'D': {
+            uint8_t kind = pgread_byte(&m.body);
+            const char *name = pgread_string(&m.body);
+            wportal *p = kind == 'P' && name ? find_portal(s, name) : NULL;
+            if (!p) {
+                forward(s, &m, 'T', false, NULL);
+                break;
+            }
+            wstmt *w = find_stmt(s, p->stmt);
+            if (!w || !w->cr->stmts[0].returning) {
+                send_simple(s, 'n'); /* NoData: a write without RETURNING */
+                break;
+            }
+            /* the statement's RowDescription, in the portal's formats */
+            pgbuf d;
+            pgbuf_init(&d, 1u << 20);
+            size_t at = pgbuf_begin_message(&d, 'D');
+            pgbuf_put_byte(&d, 'S');
+            pgbuf_put_string(&d, p->stmt);
+            pgbuf_end_message(&d, at);
+            msgview dm = {.type = 'D', .msg = d.data, .len = d.len};
+            forward(s, &dm, 'T', true, p);
+            pgbuf_free(&d);
+            break;
+        }
+        case 'E': {
+            const char *portal = pgread_string(&m.body);
+            wportal *p = portal ? find_portal(s, portal) : NULL;
+            wstmt *w = p ? find_stmt(s, p->stmt) : NULL;
+            if (!p) {
+                forward(s, &m, 'C', false, NULL);
+                break;
+            }
+            if (!w) {
+                send_client_error(s, "26000", "the prepared statement of this portal no longer exists", NULL);
+                b->failed = true;
+                break;
+            }
+            write_job *j = wj_new(s);
+            if (!j || !(j->ext_stmt = strdup(p->stmt))) {
+                if (j)
+                    wj_free(j);
+                send_client_error(s, "53200", "out of memory", NULL);
+                b->failed = true;
+                break;
+            }
+            j->ext = true;
+            pgbuf_put(&j->ext_params, p->params.data, p->params.len);
+            pgbuf_put(&j->ext_results, p->results.data, p->results.len);
+            wj_start_write(s, w->sql, w->len, &w->cr->stmts[0], j);
+            break;
+        }
+        case 'C': {
+            uint8_t kind = pgread_byte(&m.body);
+            const char *name = pgread_string(&m.body);
+            if (kind == 'P' && name && find_portal(s, name)) {
+                drop_portal(s, name);
+                send_simple(s, '3'); /* the portal was only ours */
+                break;
+            }
+            if (kind == 'S' && name)
+                drop_stmt(s, name);
+            forward(s, &m, '3', false, NULL);
+            break;
+        }
+        case 'S':
+            forward(s, &m, 'Z', false, NULL);
+            break;
+        case 'H':
+            break; /* every message is flushed already */
+        default:
+            forward(s, &m, 'Z', false, NULL);
+            break;
+        }
+    }
+    b->running = false;
+    if (!s->job && (b->pos >= b->len || !next_message(b, b->pos, &m)))
+        end_batch(s);
+}
+
+void ext_continue(session *s, bool failed)
+{
+    if (failed)
+        s->brun->failed = true;
+    if (s->state >= SESSION_DRAINING)
+        return;
+    run_batch(s);
+}
+
+/* ---------------------------------------------------------------- backend answers */
+
+/* RowDescription with each column's format set as the Bind's result formats say. */
+static void patch_formats(pgbuf *msg, const pgbuf *results)
+{
+    pgread r;
+    pgread_init(&r, results->data, results->len);
+    uint16_t ncodes = pgread_int16(&r);
+    size_t codes_at = r.pos;
+    pgread f;
+    pgread_init(&f, msg->data + 5, msg->len - 5);
+    uint16_t nfields = pgread_int16(&f);
+    for (uint16_t i = 0; i < nfields && !f.failed; i++) {
+        pgread_string(&f);
+        f.pos += 4 + 2 + 4 + 2 + 4; /* table, column, type, size, modifier */
+        if (f.pos + 2 > f.len)
+            return;
+        uint16_t code = 0;
+        if (ncodes == 1 || i < ncodes) {
+            size_t at = codes_at + 2 * (ncodes == 1 ? 0 : i);
+            if (at + 2 <= results->len)
+                code = (uint16_t)(((uint8_t)results->data[at] << 8) | (uint8_t)results->data[at + 1]);
+        }
+        msg->data[5 + f.pos] = (char)(code >> 8);
+        msg->data[5 + f.pos + 1] = (char)(code & 0xff);
+        f.pos += 2;
+    }
+}
+
+static bool completes(const write_job *j, char type)
+{
+    switch (j->ext_expect) {
+    case 'T': return type == 'T' || type == 'n';
+    case 'C': return type == 'C' || type == 'I' || type == 's';
+    default: return type == j->ext_expect;
+    }
+}
+
+int ext_on_backend_message(write_job *j, const char *msg, size_t len)
+{
+    session *s = j->s;
+    char type = msg[0];
+    if (j->step == STEP_DESCRIBE) {
+        if (type == 't') {
+            pgread r;
+            pgread_init(&r, msg + 5, len - 5);
+            int n = pgread_int16(&r);
+            free(j->param_types);
+            j->param_types = n > 0 ? calloc((size_t)n, sizeof *j->param_types) : NULL;
+            j->nparam_types = j->param_types ? n : 0;
+            for (int i = 0; i < j->nparam_types; i++)
+                j->param_types[i] = pgread_int32(&r);
+            return 0;
+        }
+        if (type == 'T' || type == 'n') {
+            wj_precheck(j);
+            return 0;
+        }
+        if (type == 'E') { /* the database skips to the client's Sync now */
+            pgbuf e;
+            pgbuf_init(&e, 1u << 20);
+            pgbuf_put(&e, msg, len);
+            wj_send_error(j, &e);
+            pgbuf_free(&e);
+            wj_finish(j);
+            return 0;
+        }
+        return type == 'N' ? 0 : session_send_client(s, msg, len);
+    }
+
+    /* STEP_EXT_RELAY */
+    if (type == 't' && j->ext_skip_t)
+        return 0;
+    int rc;
+    if (type == 'T' && j->ext_patch_formats) {
+        pgbuf t;
+        pgbuf_init(&t, (size_t)1 << 30);
+        pgbuf_put(&t, msg, len);
+        patch_formats(&t, &j->ext_results);
+        rc = session_send_client(s, t.data, t.len);
+        pgbuf_free(&t);
+    } else {
+        rc = session_send_client(s, msg, len);
+    }
+    if (type == 'Z' && len >= 6)
+        j->status = msg[5];
+    if (type == 'E' || completes(j, type)) {
+        j->failed = type == 'E';
+        wj_finish(j);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- taking a batch */
+
+/* Whether the batch names a write statement or portal, or parses one. */
+static bool batch_writes(session *s, const batch_run *b)
+{
+    msgview m;
+    for (size_t pos = 0; next_message(b, pos, &m); pos += m.len) {
+        const char *a, *c;
+        switch (m.type) {
+        case 'P':
+            a = pgread_string(&m.body);
+            c = pgread_string(&m.body);
+            if (a && find_stmt(s, a))
+                return true; /* replaced: the map must learn it */
+            if (c && classify_may_write(c, strlen(c))) {
+                classify_result *cr = classify_parse(s, c, strlen(c));
+                if (cr) {
+                    classify_result_free(cr);
+                    return true;
+                }
+            }
+            break;
+        case 'B':
+            a = pgread_string(&m.body);
+            c = pgread_string(&m.body);
+            if ((a && find_portal(s, a)) || (c && find_stmt(s, c)))
+                return true;
+            break;
+        case 'E':
+            a = pgread_string(&m.body);
+            if (a && find_portal(s, a))
+                return true;
+            break;
+        case 'D':
+        case 'C': {
+            uint8_t kind = pgread_byte(&m.body);
+            a = pgread_string(&m.body);
+            if (a && (kind == 'P' ? find_portal(s, a) != NULL : find_stmt(s, a) != NULL))
+                return true;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    return false;
+}
+
+enum write_batch_verdict write_batch(session *s, const char *data, size_t len, bool backend_idle)
+{
+    batch_run probe = {.data = (char *)data, .len = len};
+    if (!write_enabled(&s->srv->writes) || !batch_writes(s, &probe))
+        return WRITE_BATCH_RELAY;
+    if (!backend_idle)
+        return WRITE_BATCH_BUSY;
+    batch_run *b = calloc(1, sizeof *b);
+    if (!b || !(b->data = malloc(len))) {
+        free(b);
+        return WRITE_BATCH_RELAY; /* the table's guard still refuses a write */
+    }
+    memcpy(b->data, data, len);
+    b->len = len;
+    s->brun = b;
+    run_batch(s);
+    return WRITE_BATCH_TAKEN;
+}
+
+void ext_on_session_close(session *s)
+{
+    if (s->brun) {
+        free(s->brun->data);
+        free(s->brun);
+        s->brun = NULL;
+    }
+    if (!s->ext)
+        return;
+    while (s->ext->stmts)
+        drop_stmt(s, s->ext->stmts->name);
+    while (s->ext->portals)
+        drop_portal(s, s->ext->portals->name);
+    free(s->ext);
+    s->ext = NULL;
+}

@@ -1,0 +1,112 @@
+/*
+ * write_internal: what write.c (simple protocol) and write_ext.c (extended protocol) share:
+ * the job that carries out one statement on a session, and its steps. Not for other
+ * modules: they use write.h.
+ */
+#ifndef APIGRES_WRITE_INTERNAL_H
+#define APIGRES_WRITE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "parser/classify.h"
+#include "parser/rewrite.h"
+#include "proxy/write.h"
+
+enum step {
+    STEP_PLAN,         /* BEGIN?; privilege check; plan */
+    STEP_LOCKING,      /* waiting for the service connection's lock */
+    STEP_CALLING,      /* API calls under way */
+    STEP_RETURNING_PRE,/* DELETE ... RETURNING: the rows before they go */
+    STEP_MIRROR,       /* the mirror function on the client's session */
+    STEP_UNLOCKING,    /* waiting for the lock's release */
+    STEP_RETURNING,    /* RETURNING from the mirrored rows */
+    STEP_COMMIT,       /* our own transaction's COMMIT */
+    STEP_ABORT,        /* ROLLBACK of ours, or the statement failing inside the client's */
+    STEP_PASS,         /* a statement of a several-statement Query that is not a write */
+    STEP_SILENT,       /* the COMMIT/ROLLBACK of such a Query's implicit transaction */
+    /* the extended protocol (write_ext.c) */
+    STEP_EXT_RELAY,    /* a client message forwarded: its responses are relayed */
+    STEP_DESCRIBE,     /* Describe of the client's statement: its parameter types */
+    STEP_PRECHECK,     /* BEGIN?; privilege check (the plan follows with parameters) */
+};
+
+typedef struct write_job {
+    session *s; /* NULL once the session is gone: the job finishes what is in flight */
+    write_context *wc;
+    write_sync *ws;
+    const provider_collection *coll;
+    rewrite_result *rw;
+    char schema[64], table[64];
+    bool own_tx;
+    bool committed; /* our own transaction committed the mirror */
+    uint32_t pid;   /* the client's backend: the mirror lock's second key */
+    enum step step;
+    char status; /* the transaction status of the last ReadyForQuery */
+
+    /* plan rows: vals[0..ncols) each (NULL = SQL NULL) */
+    int ncols;
+    char ***rows;
+    size_t nrows;
+    size_t rows_seen;
+
+    pgbuf db_error; /* the first ErrorResponse of the current step */
+    bool have_db_error;
+    pgbuf our_error; /* the ErrorResponse the statement ends with, when it fails */
+    bool have_our_error;
+
+    /* calls */
+    cJSON **fields;
+    size_t next;
+    bool lock_held;
+    cJSON *records;    /* what the API returned, to mirror */
+    char **ids;        /* rows counted in the tag (and given to RETURNING), in order */
+    size_t nids;
+    char **gone;       /* ids to remove from the mirror */
+    size_t ngone;
+    size_t applied;
+    bool upstream_failed;
+    upstream_error uerr;
+    double version;
+    bool returning_done;
+    bool failed; /* the client was sent an error */
+
+    /* extended protocol: the write is a portal's Execute (write_ext.c) */
+    bool ext;
+    char *ext_stmt;        /* the client's statement name */
+    pgbuf ext_params;      /* the Bind's parameter formats and values, as sent */
+    pgbuf ext_results;     /* the Bind's result format codes, as sent */
+    uint32_t *param_types; /* from the backend's ParameterDescription */
+    int nparam_types;
+    char ext_expect;       /* STEP_EXT_RELAY: the response that completes the message */
+    bool ext_skip_t;       /* drop the ParameterDescription (a portal Describe we answer) */
+    bool ext_patch_formats;/* patch RowDescription formats to ext_results */
+} write_job;
+
+/* Sends sql as a Query on the session's backend connection; the job enters step next. */
+void wj_inject(write_job *j, const char *sql, enum step next);
+/* Sends raw protocol bytes (whole messages) to the backend; the job enters step next. */
+void wj_inject_raw(write_job *j, const char *data, size_t len, enum step next);
+/* The statement is answered (see write.c). */
+void wj_finish(write_job *j);
+void wj_send_error(write_job *j, const pgbuf *msg);
+/* A job that only relays or swallows one statement's answer, or an immediate refusal. */
+write_job *wj_new(session *s);
+void wj_free(write_job *j);
+void wj_refuse_now(session *s, const char *sqlstate, const char *message, const char *hint);
+/* Plans and carries out the WRITE statement st of sql[0..len); ext: the job the extended
+ * protocol prepared (parameters), or NULL for the simple protocol. */
+void wj_start_write(session *s, const char *sql, size_t len, const classify_stmt *st, write_job *ext);
+/* Extended protocol, once the parameter types are known: BEGIN? and the privilege check. */
+void wj_precheck(write_job *j);
+/* Runs the plan once its privilege check passed (extended protocol: with parameters). */
+void wj_plan_ready(write_job *j);
+
+/* write_ext.c: the extended protocol's batch, answered by the job's steps */
+void ext_step_done(write_job *j);
+int ext_on_backend_message(write_job *j, const char *msg, size_t len);
+/* A job of the batch finished (failed: the client was sent an error). */
+void ext_continue(session *s, bool failed);
+void ext_on_session_close(session *s);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * 75_write_ext: the write path in the extended query protocol, through libpq. Run by
+ * 75_write.py (which owns apigres, the fake and the database) as
+ *   75_write_ext PROXY_CONNINFO DIRECT_CONNINFO CUSTOMER_ID
+ * PQexecParams (unnamed statement, text and binary parameters), PQprepare/PQexecPrepared
+ * (named), PQdescribePrepared, binary results, pipeline mode, API errors as SQLSTATEs; the
+ * mirror is read back directly from the database.
+ */
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/itest.h"
+
+static PGconn *direct;
+
+/* One value from the database itself. */
+static char *mirrored(const char *sql, const char *id)
+{
+    static char out[256];
+    const char *params[] = {id};
+    PGresult *r = PQexecParams(direct, sql, 1, NULL, params, NULL, NULL, 0);
+    snprintf(out, sizeof out, "%s",
+             PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "(none)");
+    PQclear(r);
+    return out;
+}
+
+static const char *state_of(const PGresult *r)
+{
+    const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return s ? s : "";
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: 75_write_ext PROXY_CONNINFO DIRECT_CONNINFO CUSTOMER_ID\n");
+        return 2;
+    }
+    itest_label = "extended";
+    PGconn *c = PQconnectdb(argv[1]);
+    direct = PQconnectdb(argv[2]);
+    const char *id = argv[3];
+    if (!check(PQstatus(c) == CONNECTION_OK && PQstatus(direct) == CONNECTION_OK, "connected"))
+        return 1;
+
+    /* PQexecParams: Parse/Bind/Describe/Execute/Sync on the unnamed statement */
+    const char *p1[] = {"ext@example.com", id};
+    PGresult *r = PQexecParams(c, "UPDATE stripe.customer SET email = $1 WHERE id = $2", 2, NULL, p1, NULL, NULL, 0);
+    check(PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(r), "1") == 0 &&
+              strcmp(PQcmdStatus(r), "UPDATE 1") == 0,
+          "PQexecParams UPDATE with text parameters: %s %s", PQcmdStatus(r), PQresultErrorMessage(r));
+    PQclear(r);
+    check(strcmp(mirrored("SELECT email FROM stripe.customer WHERE id = $1", id), "ext@example.com") == 0,
+          "the mirror has the API's record");
+
+    /* a named statement, described truthfully, then executed twice with RETURNING */
+    r = PQprepare(c, "upd", "UPDATE stripe.customer SET name = $1 WHERE id = $2 RETURNING id, name", 0, NULL);
+    check(PQresultStatus(r) == PGRES_COMMAND_OK, "PQprepare of a write: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    r = PQdescribePrepared(c, "upd");
+    check(PQresultStatus(r) == PGRES_COMMAND_OK && PQnparams(r) == 2 && PQparamtype(r, 0) == 25 &&
+              PQnfields(r) == 2 && strcmp(PQfname(r, 0), "id") == 0 && strcmp(PQfname(r, 1), "name") == 0,
+          "PQdescribePrepared: %d parameters (type %u), %d columns", PQnparams(r), PQparamtype(r, 0), PQnfields(r));
+    PQclear(r);
+    const char *p2[] = {"Named Statement", id};
+    r = PQexecPrepared(c, "upd", 2, p2, NULL, NULL, 0);
+    check(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), id) == 0 &&
+              strcmp(PQgetvalue(r, 0, 1), "Named Statement") == 0 && strcmp(PQcmdStatus(r), "UPDATE 1") == 0,
+          "PQexecPrepared ... RETURNING: %s", PQntuples(r) == 1 ? PQgetvalue(r, 0, 1) : PQresultErrorMessage(r));
+    PQclear(r);
+    const char *p3[] = {"Binary Results", id};
+    r = PQexecPrepared(c, "upd", 2, p3, NULL, NULL, 1);
+    check(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQfformat(r, 1) == 1 &&
+              PQgetlength(r, 0, 1) == 14 && memcmp(PQgetvalue(r, 0, 1), "Binary Results", 14) == 0,
+          "the same statement again, RETURNING in binary");
+    PQclear(r);
+
+    /* binary parameters: a bigint and a text */
+    uint32_t hi = htonl(0), lo = htonl(4200);
+    char balance[8];
+    memcpy(balance, &hi, 4);
+    memcpy(balance + 4, &lo, 4);
+    const char *p4[] = {balance, id};
+    int lens[] = {8, (int)strlen(id)};
+    int formats[] = {1, 1};
+    Oid types[] = {20, 25};
+    r = PQexecParams(c, "UPDATE stripe.customer SET balance = $1 WHERE id = $2", 2, types, p4, lens, formats, 0);
+    check(PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(r), "1") == 0,
+          "binary parameters (bigint, text): %s", PQresultErrorMessage(r));
+    PQclear(r);
+    check(strcmp(mirrored("SELECT balance FROM stripe.customer WHERE id = $1", id), "4200") == 0,
+          "the balance reached the API and the mirror (%s)",
+          mirrored("SELECT balance FROM stripe.customer WHERE id = $1", id));
+
+    /* INSERT ... RETURNING and DELETE with parameters */
+    const char *p5[] = {"ext-new@example.com", "Extended"};
+    r = PQexecParams(c, "INSERT INTO stripe.customer (email, name) VALUES ($1, $2) RETURNING id", 2, NULL, p5, NULL,
+                     NULL, 0);
+    char created[64] = "";
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        snprintf(created, sizeof created, "%s", PQgetvalue(r, 0, 0));
+    check(strncmp(created, "cus_", 4) == 0 && strcmp(PQcmdStatus(r), "INSERT 0 1") == 0,
+          "INSERT ... RETURNING id with parameters: %s", created[0] ? created : PQresultErrorMessage(r));
+    PQclear(r);
+    const char *p6[] = {created};
+    r = PQexecParams(c, "DELETE FROM stripe.customer WHERE id = $1", 1, NULL, p6, NULL, NULL, 0);
+    check(PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "DELETE 1") == 0, "DELETE with a parameter: %s",
+          PQcmdStatus(r));
+    PQclear(r);
+    check(strcmp(mirrored("SELECT count(*) FROM stripe.customer WHERE id = $1", created), "0") == 0,
+          "the deleted customer left the mirror");
+
+    /* the API's refusal as the SQLSTATE, and the connection goes on */
+    const char *p7[] = {"not-an-email", id};
+    r = PQexecParams(c, "UPDATE stripe.customer SET email = $1 WHERE id = $2", 2, NULL, p7, NULL, NULL, 0);
+    check(PQresultStatus(r) == PGRES_FATAL_ERROR && strcmp(state_of(r), "23514") == 0 &&
+              strstr(PQresultErrorMessage(r), "Invalid email address: not-an-email"),
+          "an API error is an ErrorResponse with its SQLSTATE (%s)", state_of(r));
+    PQclear(r);
+    r = PQexec(c, "SELECT 1");
+    check(PQresultStatus(r) == PGRES_TUPLES_OK, "the connection goes on after the error");
+    PQclear(r);
+
+    /* pipeline mode: three writes and a read in one Sync */
+    int ok = PQenterPipelineMode(c);
+    const char *names[] = {"Pipe One", "Pipe Two", "Pipe Three"};
+    for (int i = 0; i < 3 && ok; i++) {
+        const char *pp[] = {names[i], id};
+        ok = PQsendQueryParams(c, "UPDATE stripe.customer SET name = $1 WHERE id = $2", 2, NULL, pp, NULL, NULL, 0);
+    }
+    const char *pr[] = {id};
+    ok = ok && PQsendQueryParams(c, "SELECT name FROM stripe.customer WHERE id = $1", 1, NULL, pr, NULL, NULL, 0);
+    ok = ok && PQpipelineSync(c);
+    int commands = 0;
+    char last[64] = "";
+    for (int i = 0; ok && i < 4; i++) {
+        while ((r = PQgetResult(c)) != NULL) {
+            if (PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(r), "1") == 0)
+                commands++;
+            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+                snprintf(last, sizeof last, "%s", PQgetvalue(r, 0, 0));
+            PQclear(r);
+        }
+    }
+    r = PQgetResult(c);
+    ok = ok && r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    PQexitPipelineMode(c);
+    check(ok && commands == 3 && strcmp(last, "Pipe Three") == 0,
+          "pipeline: three writes then a read that sees the last (%d, %s)", commands, last);
+
+    PQfinish(c);
+    PQfinish(direct);
+    return itest_failures ? 1 : 0;
+}
