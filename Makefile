@@ -18,7 +18,7 @@ ITEST_SRC := $(wildcard tests/integration/*.c)
 FUZZ_BINS := $(BUILD)/fuzz/fuzz_pgwire $(BUILD)/fuzz/fuzz_classify
 TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-programs check-asan run bench bench-upstream bench-backfill fuzz clean
+.PHONY: all deps test test-programs check-asan run bench bench-upstream bench-backfill bench-writes fuzz clean
 all: apigres
 
 # copied through a rename so that a running ./apigres does not make cp fail
@@ -71,6 +71,9 @@ bench-upstream: deps $(BUILD)/bench/upstream_client
 
 bench-backfill: deps all
 	bash bench/backfill
+
+bench-writes: deps all
+	bash bench/writes
 
 clean:
 	rm -rf build build-asan apigres
