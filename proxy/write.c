@@ -45,7 +45,10 @@ int write_context_init(write_context *w, uv_loop_t *loop, const config *cfg)
     }
     if (w->nsyncs > 0) {
         const char *dsn = cfg->service_database ? cfg->service_database : cfg->database;
-        if (!(w->locks = service_new(loop, dsn)) || !(w->repairs = service_new(loop, dsn)))
+        for (int i = 0; i < WRITE_LOCK_CONNECTIONS; i++)
+            if (!(w->locks[i] = service_new(loop, dsn)))
+                goto fail;
+        if (!(w->repairs = service_new(loop, dsn)))
             goto fail;
     }
     return 0;
@@ -63,9 +66,12 @@ void write_context_close(write_context *w)
         ratelimit_close(&w->syncs[i].limit);
     }
     w->nsyncs = 0;
-    service_free(w->locks);
+    for (int i = 0; i < WRITE_LOCK_CONNECTIONS; i++) {
+        service_free(w->locks[i]);
+        w->locks[i] = NULL;
+    }
     service_free(w->repairs);
-    w->locks = w->repairs = NULL;
+    w->repairs = NULL;
 }
 
 bool write_enabled(const write_context *w) { return w->nsyncs > 0; }
@@ -546,7 +552,7 @@ static void after_plan(write_job *j)
     snprintf(pid, sizeof pid, "%u", j->pid);
     const char *params[] = {pid};
     j->step = STEP_LOCKING;
-    if (service_query(j->wc->locks, "SELECT pg_advisory_lock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1, params,
+    if (service_query(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS], "SELECT pg_advisory_lock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1, params,
                       on_locked, j) < 0)
         fail_with(j, "53200", "out of memory", NULL, NULL);
 }
@@ -559,7 +565,7 @@ static void unlock(write_job *j, service_cb cb)
     snprintf(pid, sizeof pid, "%u", j->pid);
     const char *params[] = {pid};
     j->lock_held = false;
-    if (service_query(j->wc->locks, "SELECT pg_advisory_unlock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1,
+    if (service_query(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS], "SELECT pg_advisory_unlock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1,
                       params, cb, j) < 0 && cb)
         cb(j, NULL, "out of memory");
 }

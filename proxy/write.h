@@ -46,6 +46,9 @@
 #include "upstream/stripe.h"
 
 #define WRITE_DEFAULT_MAX_ROWS 100
+/* Service connections taking and releasing mirror locks: each serves its queue one round
+ * trip at a time, so several keep them from queueing behind each other under load. */
+#define WRITE_LOCK_CONNECTIONS 4
 
 typedef struct session session;
 
@@ -62,11 +65,11 @@ typedef struct write_context {
     write_sync syncs[CONFIG_MAX_SYNCS];
     int nsyncs;
     const char *schemas[CONFIG_MAX_SYNCS]; /* for classify */
-    /* Two service connections: `locks` only takes and releases the mirror locks (never
-     * waits), `repairs` re-applies records and may wait for a client's row locks; sharing
-     * one would let a repair stuck behind a client's transaction hold up the unlock that
+    /* Service connections: `locks` only take and release the mirror locks (never wait),
+     * `repairs` re-applies records and may wait for a client's row locks; sharing one
+     * would let a repair stuck behind a client's transaction hold up the unlock that
      * transaction is waiting for. */
-    service *locks;
+    service *locks[WRITE_LOCK_CONNECTIONS]; /* a backend's lock lives on locks[pid % N] */
     service *repairs;
     int max_rows;
 } write_context;
