@@ -90,7 +90,7 @@ with open(CONFIG, "w") as f:
                "syncs": [{"provider": "stripe", "api_base": FAKE, "credential": {"secret_key": KEY},
                           "collection_ids": ["stripe:customer", "stripe:product"],
                           "rate_limit": {"allowed_requests": 0, "interval": 1},
-                          "poll_interval": 0.3}]}, f)
+                          "request_timeout": 1, "poll_interval": 0.3}]}, f)
 
 # --- the database as README says, and two application roles
 direct("DROP DATABASE IF EXISTS %s" % DB, "postgres")
@@ -269,6 +269,49 @@ outs = [w.communicate(timeout=60)[0].strip() for w in writers]
 api("POST", "/_fake/config", json_body={"latency_ms": 0})
 check_eq("four concurrent writers all succeed", ["UPDATE 1"] * 4, outs)
 check_eq("the mirror ends equal to upstream", api("GET", "/v1/customers/" + c2).get("name"), mirror(c2, "name"))
+
+# --- error classes of the provider's table (README "Error mapping"), through the write path
+api("POST", "/_fake/config", json_body={"fail_nth_create": 0, "latency_ms": 0})
+out = proxy("UPDATE stripe.customer SET name = repeat('x', 300) WHERE id = '%s'" % c1)
+check("a string too long is 22001", "22001" in out and "at most 256 characters" in out, out)
+out = proxy("UPDATE stripe.customer SET tax_exempt = 'sometimes' WHERE id = '%s'" % c1)
+check("a value outside the API's enum is 22023", "22023" in out and "must be one of" in out, out)
+api("POST", "/_fake/config", json_body={"fail_next": 20, "fail_status": 429})
+t0 = time.monotonic()
+out = proxy("UPDATE stripe.customer SET name = 'limited' WHERE id = '%s'" % c1)
+check("rate limited after retries is 40001 (%.1f s of retries)" % (time.monotonic() - t0), "40001" in out, out)
+api("POST", "/_fake/config", json_body={"fail_next": 20, "fail_status": 500})
+out = proxy("UPDATE stripe.customer SET name = 'down' WHERE id = '%s'" % c1)
+check("an API that keeps failing is 57P03", "57P03" in out, out)
+api("POST", "/_fake/config", json_body={"fail_next": 0, "timeout_next": 20})
+out = proxy("UPDATE stripe.customer SET name = 'slow' WHERE id = '%s'" % c1)
+check("an API that does not answer is 57014", "57014" in out, out)
+api("POST", "/_fake/config", json_body={"timeout_next": 0})
+check_eq("after all that the mirror still equals upstream", api("GET", "/v1/customers/" + c1).get("name"),
+         mirror(c1, "name"))
+gone_upstream = ids[10]
+api("DELETE", "/v1/customers/" + gone_upstream)
+out = proxy("UPDATE stripe.customer SET name = 'ghost' WHERE id = '%s'" % gone_upstream)
+check_eq("a record gone upstream is not counted", "UPDATE 0", out)
+check_eq("... and leaves the mirror", "", mirror(gone_upstream))
+
+# --- RLS: a policy that hides rows from UPDATE hides them from the write path
+victim_id = ids[11]
+proxy("UPDATE stripe.customer SET name = 'protected' WHERE id = '%s'" % victim_id)
+direct("ALTER TABLE stripe.customer ENABLE ROW LEVEL SECURITY; "
+       "CREATE POLICY see_all ON stripe.customer FOR SELECT USING (true); "
+       "CREATE POLICY not_protected ON stripe.customer FOR UPDATE USING (coalesce(name, '') <> 'protected'); "
+       "CREATE POLICY add_any ON stripe.customer FOR INSERT WITH CHECK (true); "
+       "CREATE POLICY drop_any ON stripe.customer FOR DELETE USING (true)")
+n = mutations()
+out = proxy("UPDATE stripe.customer SET email = 'rls@example.com' WHERE id IN ('%s', '%s')" % (victim_id, ids[12]))
+check_eq("RLS hides the protected row: only the other is updated", "UPDATE 1", out)
+check_eq("... one API call", n[1] + 1, mutations()[1])
+check("... and the protected one is untouched upstream",
+      api("GET", "/v1/customers/" + victim_id).get("email") != "rls@example.com")
+direct("DROP POLICY see_all ON stripe.customer; DROP POLICY not_protected ON stripe.customer; "
+       "DROP POLICY add_any ON stripe.customer; DROP POLICY drop_any ON stripe.customer; "
+       "ALTER TABLE stripe.customer DISABLE ROW LEVEL SECURITY")
 
 # --- the extended protocol, through libpq (75_write_ext.c prints its own checks)
 ext = subprocess.run([os.path.join(os.environ["TEST_BIN"], "75_write_ext"),
