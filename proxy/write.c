@@ -890,7 +890,23 @@ static int take_row(write_job *j, const char *msg, size_t len)
         vals[c][vlen] = '\0';
         r.pos += vlen;
     }
-    return r.failed ? -1 : 0;
+    if (r.failed)
+        return -1;
+    /* UPDATE ... FROM / DELETE ... USING may join a target row more than once: the
+     * database would change it once (with one of the joined rows), so does the API */
+    if (j->rw->kind != REWRITE_INSERT && vals[0]) {
+        for (size_t i = 0; i + 1 < j->nrows; i++) {
+            if (j->rows[i][0] && strcmp(j->rows[i][0], vals[0]) == 0) {
+                for (int c = 0; c < n; c++)
+                    free(vals[c]);
+                free(vals);
+                j->nrows--;
+                j->rows_seen--;
+                break;
+            }
+        }
+    }
+    return 0;
 }
 
 int write_on_backend_message(session *s, const char *msg, size_t len)

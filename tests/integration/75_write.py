@@ -202,6 +202,14 @@ check_eq("UPDATE ... FROM an application table", "UPDATE 2", out)
 check_eq("both got it upstream", ["VIP customer"] * 2,
          [api("GET", "/v1/customers/" + c).get("description") for c in (c2, c3)])
 
+n = mutations()
+out = proxy("UPDATE stripe.customer c SET description = 'joined twice' FROM (VALUES ('%s'), ('%s')) v(x) "
+            "WHERE c.id = v.x" % (c2, c2))
+check_eq("a target row joined twice is updated once, as by the database", "UPDATE 1", out)
+check_eq("... with one API call", n[1] + 1, mutations()[1])
+out = proxy("INSERT INTO stripe.customer (id, email) VALUES ('cus_mine', 'a@b.co')")
+check("the id of a new record is the API's to choose (428C9)", "428C9" in out, out)
+
 # --- transactions: ROLLBACK cannot leave the mirror behind upstream
 out = proxy("BEGIN; UPDATE stripe.customer SET email = 'rolled@example.com' WHERE id = '%s'; ROLLBACK" % c2)
 check_eq("the update runs inside the client's transaction", "BEGIN\nUPDATE 1\nROLLBACK", out)
