@@ -402,17 +402,34 @@ void wj_send_error(write_job *j, const pgbuf *msg)
 
 /* The statement is answered: ReadyForQuery (unless more statements of the Query follow),
  * the lock released, our transaction's outcome settled. */
+static void on_finish_unlocked(void *data, const PGresult *res, const char *error)
+{
+    write_job *j = data;
+    if (!j->s) {
+        wj_free(j);
+        return;
+    }
+    wj_finish(j);
+}
+
 void wj_finish(write_job *j)
 {
     session *s = j->s;
-    if (j->lock_held)
-        unlock(j, NULL);
+    if (j->lock_held) {
+        /* the client hears nothing more before its backend has lost the right to mirror */
+        j->step = STEP_UNLOCKING;
+        unlock(j, on_finish_unlocked);
+        return;
+    }
     if (j->own_tx && !j->committed)
         repair_now(j); /* our transaction did not keep the mirror: the service does */
     s->tx_status = j->status ? j->status : s->tx_status;
     bool failed = j->failed;
     s->job = NULL;
-    wj_free(j);
+    if (j->lock_pending)
+        j->s = NULL; /* on_locked releases the lock and frees the job */
+    else
+        wj_free(j);
     if (s->brun) {
         ext_continue(s, failed);
         return;
@@ -439,6 +456,11 @@ static void set_error(write_job *j, const char *sqlstate, const char *message, c
  * mirrored), the client's is made to fail as a failed statement makes it. */
 static void fail_statement(write_job *j)
 {
+    if (j->own_tx && j->committed) { /* the mirror of what went through is committed */
+        wj_send_error(j, &j->our_error);
+        wj_finish(j);
+        return;
+    }
     if (j->own_tx) {
         wj_inject(j, j->applied > 0 || j->ngone > 0 ? "COMMIT" : "ROLLBACK", STEP_ABORT);
         return;
@@ -495,27 +517,53 @@ static cJSON *row_fields(write_job *j, char **vals)
     return f;
 }
 
-static void on_locked(void *data, const PGresult *res, const char *error)
+/* The plan is done and the lock's answer is in: the calls start. */
+static void start_calls(write_job *j)
 {
-    write_job *j = data;
-    if (!j->s) {
-        /* the session went away meanwhile: nothing was called, nothing to keep */
-        if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
-            unlock(j, NULL);
-        wj_free(j);
-        return;
-    }
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("client %llu: write path: %s", (unsigned long long)j->s->id,
-                  error ? error : PQresultErrorMessage(res));
+    if (j->lock_failed) {
         fail_with(j, "58000", "apigres cannot write synced tables right now: its service connection failed",
                   NULL, "See apigres's log; service_database must reach the database as the service role.");
         return;
     }
-    j->lock_held = true;
-    log_debug("client %llu: write path: mirror lock taken", (unsigned long long)j->s->id);
     j->step = STEP_CALLING;
     next_call(j);
+}
+
+static void on_locked(void *data, const PGresult *res, const char *error)
+{
+    write_job *j = data;
+    bool granted = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    j->lock_pending = false;
+    if (!j->s) {
+        /* the statement ended (or the session went away) meanwhile: nothing was called */
+        if (granted)
+            unlock(j, NULL);
+        wj_free(j);
+        return;
+    }
+    if (granted) {
+        j->lock_held = true;
+        log_debug("client %llu: write path: mirror lock taken", (unsigned long long)j->s->id);
+    } else {
+        log_error("client %llu: write path: %s", (unsigned long long)j->s->id,
+                  error ? error : PQresultErrorMessage(res));
+        j->lock_failed = true;
+    }
+    if (j->step == STEP_LOCKING) /* the plan waits for us */
+        start_calls(j);
+}
+
+/* Asks for the mirror lock while the plan runs: the two round trips overlap. */
+static void request_lock(write_job *j)
+{
+    char pid[16];
+    snprintf(pid, sizeof pid, "%u", j->pid);
+    const char *params[] = {pid};
+    if (service_query(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS],
+                      "SELECT pg_advisory_lock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1, params, on_locked, j) == 0)
+        j->lock_pending = true;
+    else
+        j->lock_failed = true;
 }
 
 static void after_plan(write_job *j)
@@ -548,13 +596,9 @@ static void after_plan(write_job *j)
         after_mirror(j); /* nothing to call: straight to RETURNING and COMMIT */
         return;
     }
-    char pid[16];
-    snprintf(pid, sizeof pid, "%u", j->pid);
-    const char *params[] = {pid};
     j->step = STEP_LOCKING;
-    if (service_query(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS], "SELECT pg_advisory_lock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1, params,
-                      on_locked, j) < 0)
-        fail_with(j, "53200", "out of memory", NULL, NULL);
+    if (!j->lock_pending)
+        start_calls(j);
 }
 
 /* ---- calls */
@@ -698,6 +742,12 @@ static void mirror(write_job *j)
     put(&sql, ", ");
     put_array_literal(&sql, j->gone, j->ngone);
     put(&sql, ")");
+    /* Our own transaction commits in the same round trip unless RETURNING must still read
+     * the mirrored rows. No client code runs at this COMMIT while the lock is held: the
+     * mirror function refuses callers inside triggers (deferred ones run at COMMIT). */
+    j->commit_with_mirror = j->own_tx && !(j->rw->has_returning && !j->returning_done);
+    if (j->commit_with_mirror)
+        put(&sql, "; COMMIT");
     pgbuf_put_byte(&sql, 0);
     free(json);
     if (sql.failed)
@@ -735,8 +785,9 @@ static void set_upstream_error(write_job *j)
 
 static void after_mirror(write_job *j)
 {
-    if (j->upstream_failed) {
+    if (j->upstream_failed)
         set_upstream_error(j);
+    if (j->upstream_failed || j->have_our_error) { /* the API's error, or the mirror's */
         fail_statement(j);
         return;
     }
@@ -744,7 +795,7 @@ static void after_mirror(write_job *j)
         run_returning(j, STEP_RETURNING);
         return;
     }
-    if (j->own_tx) {
+    if (j->own_tx && !j->committed) {
         wj_inject(j, "COMMIT", STEP_COMMIT);
         return;
     }
@@ -812,6 +863,8 @@ static void step_done(write_job *j)
         mirror(j);
         return;
     case STEP_MIRROR:
+        if (j->commit_with_mirror && !j->have_db_error)
+            j->committed = true;
         keep_for_repair(j);
         if (j->have_db_error && !j->have_our_error) {
             pgbuf_reset(&j->our_error);
@@ -1134,10 +1187,12 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
     put(&q, "; ");
     wrapped_plan(j, &q);
     pgbuf_put_byte(&q, 0);
-    if (q.failed)
+    if (q.failed) {
         fail_with(j, "54000", "the plan of this write is too large", NULL, NULL);
-    else
+    } else {
         wj_inject(j, q.data, STEP_PLAN);
+        request_lock(j);
+    }
     pgbuf_free(&q);
 }
 
@@ -1151,6 +1206,7 @@ void wj_precheck(write_job *j)
     privilege_check(j, &q);
     pgbuf_put_byte(&q, 0);
     wj_inject(j, q.data, STEP_PRECHECK);
+    request_lock(j);
     pgbuf_free(&q);
 }
 
@@ -1382,7 +1438,7 @@ void write_on_session_close(session *s)
         /* calling, locking, unlocking: the callback under way finishes the job; otherwise
          * the backend's transaction dies with the session, and what the API did reaches
          * the mirror through the service connection */
-        if (j->step != STEP_CALLING && j->step != STEP_LOCKING && j->step != STEP_UNLOCKING)
+        if (!j->lock_pending && j->step != STEP_CALLING && j->step != STEP_UNLOCKING)
             detached_done(j);
     }
     while (s->repairs) {

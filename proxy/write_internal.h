@@ -59,6 +59,8 @@ typedef struct write_job {
     cJSON **fields;
     size_t next;
     bool lock_held;
+    bool lock_pending; /* asked for while the plan runs; on_locked frees a detached job */
+    bool lock_failed;
     cJSON *records;    /* what the API returned, to mirror */
     char **ids;        /* rows counted in the tag (and given to RETURNING), in order */
     size_t nids;
@@ -69,6 +71,7 @@ typedef struct write_job {
     upstream_error uerr;
     double version;
     bool returning_done;
+    bool commit_with_mirror; /* the mirror's Query also commits our transaction */
     bool failed; /* the client was sent an error */
 
     /* extended protocol: the write is a portal's Execute (write_ext.c) */

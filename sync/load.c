@@ -129,11 +129,11 @@ int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_coll
                  "BEGIN\n"
                  /* the owner itself (the service connection), or a session whose backend
                   * the owner's own session has marked with the lock right now */
-                 "  IF session_user <> current_user AND NOT EXISTS (\n"
+                 "  IF session_user <> current_user AND (pg_trigger_depth() > 0 OR NOT EXISTS (\n"
                  "      SELECT FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid\n"
                  "      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2\n"
                  "        AND l.classid::bigint = " MIRROR_LOCK_CLASS_SQL " AND l.objid::bigint = pg_backend_pid()\n"
-                 "        AND a.usename = current_user) THEN\n"
+                 "        AND a.usename = current_user)) THEN\n"
                  "    RAISE EXCEPTION 'only apigres writes synced tables' USING ERRCODE = '42501',\n"
                  "      HINT = 'Connect through apigres: INSERT, UPDATE and DELETE on synced tables become API calls.';\n"
                  "  END IF;\n"

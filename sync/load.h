@@ -32,7 +32,9 @@ int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c)
  * records as load_upsert_sql does and deletes the ids in deleted. It runs only for the
  * owner (the service connection, repairing after a rollback) or for a backend whose pid
  * the owner's own session holds the advisory lock (MIRROR_LOCK_CLASS, pid) for: what the
- * proxy's service connection does around each mirror call, and what no client can fake.
+ * proxy's service connection does around each mirror call, and what no client can fake;
+ * never from inside a trigger (a client's deferred trigger runs at COMMIT, which the proxy
+ * may send while the lock is still held).
  * Appends a statement with its semicolon; returns 0 or -1. */
 #define MIRROR_LOCK_CLASS_SQL "1634757991"
 int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_collection *c);

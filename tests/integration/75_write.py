@@ -248,6 +248,30 @@ out = proxy("SELECT apigres.\"mirror stripe.customer\"('[{\"id\": \"%s\", \"emai
 check("... also through apigres", "42501" in out, out)
 check_eq("the mirror is untouched", "new@example.com", mirror(c1))
 
+# --- a client's deferred trigger, planted by an expression of the write, runs at our COMMIT
+# while the mirror lock is held: the mirror function refuses callers inside triggers
+direct("GRANT CREATE ON SCHEMA public TO app_writer")
+r = subprocess.run(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", PG_PORT, "-U", "app_writer", "-d", DB,
+                    "-v", "ON_ERROR_STOP=1"], capture_output=True, text=True, timeout=60, input="""
+CREATE TABLE public.sneaky (x int);
+CREATE FUNCTION public.forge() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM apigres."mirror stripe.customer"('[{"id": "%s", "email": "forged@evil.co"}]'::jsonb, 1e12, '{}');
+  RETURN NULL;
+END $f$;
+CREATE CONSTRAINT TRIGGER sneaky_t AFTER INSERT ON public.sneaky DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION public.forge();
+CREATE FUNCTION public.plant() RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN INSERT INTO public.sneaky VALUES (1); RETURN 'planted'; END $f$;
+""" % c1)
+check("the trap is set up", r.returncode == 0, r.stderr)
+out = proxy("UPDATE stripe.customer SET name = public.plant() WHERE id = '%s'" % c1)
+check("the deferred trigger's mirror call is refused (42501)", "42501" in out, out)
+check("the forged record never reaches the mirror, which follows upstream",
+      wait_for("trap repair", lambda: mirror(c1, "name") == "planted", 5) and mirror(c1) != "forged@evil.co",
+      "%s %s" % (mirror(c1, "name"), mirror(c1)))
+direct("DROP TABLE public.sneaky; DROP FUNCTION public.forge(), public.plant()")
+
 # --- the 3rd of 5 creates fails: 2 applied and mirrored, the error says so
 api("POST", "/_fake/config", json_body={"fail_nth_create": 3, "fail_status": 402})
 out = proxy("INSERT INTO stripe.customer (email) VALUES ('f1@b.co'), ('f2@b.co'), ('f3@b.co'), ('f4@b.co'), ('f5@b.co')")
