@@ -59,6 +59,11 @@ DO \$\$ BEGIN
 END \$\$;
 GRANT CREATE ON DATABASE app TO apigres;
 GRANT apigres_read TO app;
+-- app may write the synced Stripe tables through apigres (each write becomes an API call);
+-- the schema is created here so that the grant covers the tables the worker creates in it
+CREATE SCHEMA IF NOT EXISTS stripe AUTHORIZATION apigres;
+ALTER DEFAULT PRIVILEGES FOR ROLE apigres IN SCHEMA stripe GRANT INSERT, UPDATE, DELETE ON TABLES TO app;
+GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA stripe TO app;
 SQL
 
 FAKE_PIDS=()
@@ -126,7 +131,9 @@ MSG
 fi
 [ -z "${APIGRES_CONFIG:-}" ] && cat <<MSG
   The sync worker fills stripe.customer, stripe.product, ... (progress:
-  SELECT * FROM apigres.sync_status). Salesforce has no sync worker yet.
+  SELECT * FROM apigres.sync_status). Writes become API calls, e.g.
+      UPDATE stripe.customer SET name = 'Ann' WHERE id = (SELECT min(id) FROM stripe.customer);
+  Salesforce has no sync worker yet.
 
 MSG
 cat <<MSG
