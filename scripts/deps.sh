@@ -7,7 +7,8 @@ PKGS=(build-essential pkg-config git python3 ca-certificates openssl
       libuv1-dev libpq-dev libpg-query-dev libprotobuf-c-dev libcurl4-openssl-dev
       libcjson-dev libssl-dev
       postgresql postgresql-client postgresql-contrib pgbouncer procps
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev
+      python3-psycopg2 python3-asyncpg)
 [ "${APIGRES_DEPS_EXTRA:-}" ] && PKGS+=(${APIGRES_DEPS_EXTRA})
 # The API fakes and their fidelity tests run on Node; use Debian's unless one is installed.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
