@@ -596,6 +596,8 @@ static void handle_cancel_request(session *s, const pgwire_startup *st)
     log_info("client %llu: cancel request for client %llu", (unsigned long long)s->id,
              (unsigned long long)target->id);
     target->srv->stats.cancels_total++;
+    if (write_cancel(target))
+        return;
     cancel_send(s->srv->loop, &s->srv->cfg->backend, target->backend_pid, target->backend_key);
 }
 

@@ -670,6 +670,11 @@ static void on_record(const cJSON *record, const upstream_error *err, void *ctx)
 
 static void next_call(write_job *j)
 {
+    if (j->cancel_requested && j->next < j->nrows && !j->upstream_failed) {
+        /* as the database answers a cancelled statement; what went through is mirrored */
+        j->upstream_failed = true;
+        upstream_error_set(&j->uerr, "57014", "canceling statement due to user request", "");
+    }
     if (j->next >= j->nrows || j->upstream_failed) {
         mirror(j);
         return;
@@ -1423,6 +1428,15 @@ static void run_continue(session *s, bool failed)
     send_ready(s, s->tx_status);
     write_on_ready(s, s->tx_status);
     session_write_done(s, true);
+}
+
+bool write_cancel(session *s)
+{
+    write_job *j = s->job;
+    if (!j || (j->step != STEP_CALLING && j->step != STEP_LOCKING))
+        return false;
+    j->cancel_requested = true;
+    return true;
 }
 
 void write_on_session_close(session *s)

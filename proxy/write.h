@@ -98,6 +98,11 @@ int write_on_backend_message(session *s, const char *msg, size_t len);
 /* The backend said ReadyForQuery with this transaction status outside the write path:
  * records of a finished client transaction are re-applied. */
 void write_on_ready(session *s, char status);
+/* The client's CancelRequest while the write path is calling the API (the backend is idle
+ * then, so cancelling it would do nothing): no further call starts, what went through is
+ * mirrored, and the statement fails with 57014. Returns false when the write path is not
+ * calling (cancel the backend as usual). */
+bool write_cancel(session *s);
 /* The session is closing: pending work is detached, kept records re-applied. */
 void write_on_session_close(session *s);
 

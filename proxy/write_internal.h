@@ -72,6 +72,7 @@ typedef struct write_job {
     double version;
     bool returning_done;
     bool commit_with_mirror; /* the mirror's Query also commits our transaction */
+    bool cancel_requested;   /* a CancelRequest came: no further API call starts */
     bool failed; /* the client was sent an error */
 
     /* extended protocol: the write is a portal's Execute (write_ext.c) */

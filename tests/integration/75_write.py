@@ -292,6 +292,25 @@ check("killed mid-statement: the API applied it and the mirror follows",
                and mirror(c1, "name") == "vanished", 10),
       "%s / %s" % (api("GET", "/v1/customers/" + c1).get("name"), mirror(c1, "name")))
 
+# --- a CancelRequest while the API calls run: no further call, what went through is mirrored
+api("POST", "/_fake/config", json_body={"latency_ms": 300})
+five = ids[20:25]
+updates_before = stats()["updates"]
+canceller = subprocess.Popen(["psql", "-X", "-v", "VERBOSITY=verbose", "-h", "127.0.0.1", "-p", str(PROXY_PORT),
+                              "-U", "app_writer", "-d", DB, "-c",
+                              "UPDATE stripe.customer SET name = 'cancelled?' WHERE id IN (%s)"
+                              % ", ".join("'%s'" % i for i in five)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+wait_for("the first call", lambda: stats()["updates"] > updates_before, 10)  # then 4 x 300 ms of calls remain
+canceller.send_signal(signal.SIGINT)  # psql sends a CancelRequest
+out = canceller.communicate(timeout=30)[0]
+api("POST", "/_fake/config", json_body={"latency_ms": 0})
+upstream_names = [api("GET", "/v1/customers/" + i).get("name") for i in five]
+applied = upstream_names.count("cancelled?")
+check("a cancel stops the calls: 57014 and how many went through (%d of 5)" % applied,
+      "57014" in out and "%d of 5 rows were applied" % applied in out and 0 < applied < 5, out)
+check_eq("the mirror equals upstream for all five", upstream_names, [mirror(i, "name") for i in five])
+
 # --- concurrent writers on one record: the plan's row lock serializes them
 api("POST", "/_fake/config", json_body={"latency_ms": 50})
 writers = [subprocess.Popen(["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", "app_writer",
