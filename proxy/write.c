@@ -415,6 +415,12 @@ static void on_finish_unlocked(void *data, const PGresult *res, const char *erro
 void wj_finish(write_job *j)
 {
     session *s = j->s;
+    if (j->lock_pending) {
+        /* the lock may be granted any moment: it must be released before the client
+         * hears more, or its next statement could mirror under it */
+        j->finish_pending = true;
+        return;
+    }
     if (j->lock_held) {
         /* the client hears nothing more before its backend has lost the right to mirror */
         j->step = STEP_UNLOCKING;
@@ -426,10 +432,7 @@ void wj_finish(write_job *j)
     s->tx_status = j->status ? j->status : s->tx_status;
     bool failed = j->failed;
     s->job = NULL;
-    if (j->lock_pending)
-        j->s = NULL; /* on_locked releases the lock and frees the job */
-    else
-        wj_free(j);
+    wj_free(j);
     if (s->brun) {
         ext_continue(s, failed);
         return;
@@ -548,6 +551,10 @@ static void on_locked(void *data, const PGresult *res, const char *error)
         log_error("client %llu: write path: %s", (unsigned long long)j->s->id,
                   error ? error : PQresultErrorMessage(res));
         j->lock_failed = true;
+    }
+    if (j->finish_pending) { /* the statement ended meanwhile: release, then answer */
+        wj_finish(j);
+        return;
     }
     if (j->step == STEP_LOCKING) /* the plan waits for us */
         start_calls(j);
