@@ -274,6 +274,9 @@ static void free_rows(write_job *j)
 
 void wj_free(write_job *j)
 {
+    for (size_t i = 0; j->slots && i < j->nrows; i++)
+        cJSON_Delete(j->slots[i].record);
+    free(j->slots);
     for (size_t i = 0; j->fields && i < j->nrows; i++)
         cJSON_Delete(j->fields[i]);
     free(j->fields);
@@ -584,7 +587,8 @@ static void after_plan(write_job *j)
         return;
     }
     j->fields = calloc(j->nrows ? j->nrows : 1, sizeof *j->fields);
-    if (!j->fields) {
+    j->slots = calloc(j->nrows ? j->nrows : 1, sizeof *j->slots);
+    if (!j->fields || !j->slots) {
         fail_with(j, "53200", "out of memory", NULL, NULL);
         return;
     }
@@ -644,62 +648,100 @@ static void detached_done(write_job *j)
     wj_free(j);
 }
 
+/* The calls' outcomes in row order: what the tag counts, RETURNING reads and the mirror
+ * writes. */
+static void collect_results(write_job *j)
+{
+    for (size_t i = 0; i < j->nrows; i++) {
+        call_slot *c = &j->slots[i];
+        const char *id = j->rw->kind == REWRITE_INSERT ? NULL : j->rows[i][0];
+        if (c->state == CALL_GONE && id) {
+            push_id(&j->gone, &j->ngone, id); /* no longer there: not counted, not mirrored */
+        } else if (c->state == CALL_DONE) {
+            const char *rid = json_string(c->record, "id");
+            if (j->rw->kind == REWRITE_DELETE) {
+                push_id(&j->gone, &j->ngone, id);
+            } else if (c->record) {
+                cJSON_AddItemToArray(j->records, c->record);
+                c->record = NULL;
+            }
+            if (rid || id)
+                push_id(&j->ids, &j->nids, rid ? rid : id);
+            j->applied++;
+        }
+    }
+}
+
 static void on_record(const cJSON *record, const upstream_error *err, void *ctx)
 {
-    write_job *j = ctx;
-    const char *id = j->rw->kind == REWRITE_INSERT ? NULL : j->rows[j->next][0];
-    if (err && err->not_found && id) {
-        push_id(&j->gone, &j->ngone, id); /* no longer there: not counted, not mirrored */
+    call_slot *c = ctx;
+    write_job *j = c->j;
+    j->inflight--;
+    if (err && err->not_found && j->rw->kind != REWRITE_INSERT) {
+        c->state = CALL_GONE;
     } else if (err) {
-        j->upstream_failed = true;
-        j->uerr = *err;
-    } else {
-        const char *rid = json_string(record, "id");
-        if (j->rw->kind == REWRITE_DELETE) {
-            push_id(&j->gone, &j->ngone, id);
-        } else {
-            cJSON *copy = cJSON_Duplicate(record, 1);
-            if (copy)
-                cJSON_AddItemToArray(j->records, copy);
+        c->state = CALL_FAILED;
+        if (!j->upstream_failed) { /* the first failure is the statement's */
+            j->upstream_failed = true;
+            j->uerr = *err;
         }
-        if (rid || id)
-            push_id(&j->ids, &j->nids, rid ? rid : id);
-        j->applied++;
+    } else {
+        c->state = CALL_DONE;
+        c->record = j->rw->kind == REWRITE_DELETE ? cJSON_CreateObject() : cJSON_Duplicate(record, 1);
+        if (c->record && j->rw->kind == REWRITE_DELETE)
+            cJSON_AddStringToObject(c->record, "id", j->rows[c->row][0]);
     }
     j->version = wall_now();
-    j->next++;
     if (!j->s) {
-        detached_done(j);
+        if (j->inflight == 0) {
+            collect_results(j);
+            detached_done(j);
+        }
         return;
     }
     next_call(j);
 }
 
+/* Starts calls while fewer than the statement's share are in flight. Creates go one at a
+ * time, in order (the ids come back in the order of the VALUES, and the first failure
+ * stops the rest); updates and deletes of different records are independent, so several
+ * run at once within the sync's rate limit. When the last one is back, the mirror. */
 static void next_call(write_job *j)
 {
+    size_t at_once = j->rw->kind == REWRITE_INSERT ? 1 : WRITE_CALLS_AT_ONCE;
+    while (j->inflight < at_once && j->next < j->nrows && !j->upstream_failed && !j->cancel_requested) {
+        call_slot *c = &j->slots[j->next];
+        c->j = j;
+        c->row = j->next++;
+        j->inflight++;
+        switch (j->rw->kind) {
+        case REWRITE_INSERT:
+            stripe_create(j->ws->stripe, j->coll, j->fields[c->row], RATELIMIT_WRITE, on_record, c);
+            break;
+        case REWRITE_UPDATE:
+            stripe_update(j->ws->stripe, j->coll, j->rows[c->row][0], j->fields[c->row], RATELIMIT_WRITE,
+                          on_record, c);
+            break;
+        default:
+            stripe_delete(j->ws->stripe, j->coll, j->rows[c->row][0], RATELIMIT_WRITE, on_record, c);
+            break;
+        }
+        /* on -1 the callback has already run with the error, and next_call from it */
+        if (!j->s || j->inflight == 0)
+            return;
+    }
+    if (j->inflight > 0)
+        return;
     if (j->cancel_requested && j->next < j->nrows && !j->upstream_failed) {
         /* as the database answers a cancelled statement; what went through is mirrored */
         j->upstream_failed = true;
         upstream_error_set(&j->uerr, "57014", "canceling statement due to user request", "");
     }
-    if (j->next >= j->nrows || j->upstream_failed) {
-        mirror(j);
+    if (j->collected)
         return;
-    }
-    size_t i = j->next;
-    int rc;
-    switch (j->rw->kind) {
-    case REWRITE_INSERT:
-        rc = stripe_create(j->ws->stripe, j->coll, j->fields[i], RATELIMIT_WRITE, on_record, j);
-        break;
-    case REWRITE_UPDATE:
-        rc = stripe_update(j->ws->stripe, j->coll, j->rows[i][0], j->fields[i], RATELIMIT_WRITE, on_record, j);
-        break;
-    default:
-        rc = stripe_delete(j->ws->stripe, j->coll, j->rows[i][0], RATELIMIT_WRITE, on_record, j);
-        break;
-    }
-    (void)rc; /* on -1 the callback has already run with the error */
+    j->collected = true;
+    collect_results(j);
+    mirror(j);
 }
 
 /* ---- mirror, RETURNING, the end */

@@ -31,6 +31,18 @@ enum step {
     STEP_PRECHECK,     /* BEGIN?; privilege check (the plan follows with parameters) */
 };
 
+/* One API call of a statement: which row, and how it went. */
+enum call_state { CALL_PENDING, CALL_DONE, CALL_GONE, CALL_FAILED };
+typedef struct call_slot {
+    struct write_job *j;
+    size_t row;
+    enum call_state state;
+    cJSON *record; /* CALL_DONE: the API's record (DELETE: just its id) */
+} call_slot;
+
+/* Updates and deletes of one statement in flight at once (creates go one at a time). */
+#define WRITE_CALLS_AT_ONCE 8
+
 typedef struct write_job {
     session *s; /* NULL once the session is gone: the job finishes what is in flight */
     write_context *wc;
@@ -57,7 +69,10 @@ typedef struct write_job {
 
     /* calls */
     cJSON **fields;
-    size_t next;
+    call_slot *slots; /* one per plan row */
+    size_t next;      /* the next row to call for */
+    size_t inflight;
+    bool collected;   /* the outcomes are in records/ids/gone */
     bool lock_held;
     bool lock_pending; /* asked for while the plan runs; on_locked frees a detached job */
     bool lock_failed;

@@ -279,6 +279,18 @@ check("the third create fails and the error says 2 of 5 were applied", "2 of 5 r
 check_eq("the two are mirrored", "f1@b.co,f2@b.co",
          direct("SELECT string_agg(email, ',' ORDER BY email) FROM stripe.customer WHERE email LIKE 'f_@b.co'"))
 
+# --- several rows at once: updates of different records run concurrently
+api("POST", "/_fake/config", json_body={"latency_ms": 200})
+many = ids[30:46]
+t0 = time.monotonic()
+out = proxy("UPDATE stripe.customer SET description = 'batch' WHERE id IN (%s) RETURNING id" % ", ".join("'%s'" % i for i in many))
+took = time.monotonic() - t0
+api("POST", "/_fake/config", json_body={"latency_ms": 0})
+check("16 updates at 200 ms each take %.2f s, not 3.2 s (8 at once)" % took,
+      out.endswith("UPDATE 16") and took < 2.0, out)
+check_eq("RETURNING gives every row once", sorted(many), sorted(out.split("\n")[:16]))
+check_eq("... and all 16 reached the API", ["batch"] * 16, [api("GET", "/v1/customers/" + i).get("description") for i in many])
+
 # --- the client vanishes while the API call is under way: what the API did still reaches the mirror
 api("POST", "/_fake/config", json_body={"fail_nth_create": 0, "latency_ms": 700})
 victim = subprocess.Popen(["psql", "-X", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", "app_writer", "-d", DB,
@@ -294,22 +306,22 @@ check("killed mid-statement: the API applied it and the mirror follows",
 
 # --- a CancelRequest while the API calls run: no further call, what went through is mirrored
 api("POST", "/_fake/config", json_body={"latency_ms": 300})
-five = ids[20:25]
+twenty = ids[50:70]  # more rows than run at once
 updates_before = stats()["updates"]
 canceller = subprocess.Popen(["psql", "-X", "-v", "VERBOSITY=verbose", "-h", "127.0.0.1", "-p", str(PROXY_PORT),
                               "-U", "app_writer", "-d", DB, "-c",
                               "UPDATE stripe.customer SET name = 'cancelled?' WHERE id IN (%s)"
-                              % ", ".join("'%s'" % i for i in five)],
+                              % ", ".join("'%s'" % i for i in twenty)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-wait_for("the first call", lambda: stats()["updates"] > updates_before, 10)  # then 4 x 300 ms of calls remain
+wait_for("the first call", lambda: stats()["updates"] > updates_before, 10)  # the rest wait for the first 8
 canceller.send_signal(signal.SIGINT)  # psql sends a CancelRequest
 out = canceller.communicate(timeout=30)[0]
 api("POST", "/_fake/config", json_body={"latency_ms": 0})
-upstream_names = [api("GET", "/v1/customers/" + i).get("name") for i in five]
+upstream_names = [api("GET", "/v1/customers/" + i).get("name") for i in twenty]
 applied = upstream_names.count("cancelled?")
-check("a cancel stops the calls: 57014 and how many went through (%d of 5)" % applied,
-      "57014" in out and "%d of 5 rows were applied" % applied in out and 0 < applied < 5, out)
-check_eq("the mirror equals upstream for all five", upstream_names, [mirror(i, "name") for i in five])
+check("a cancel stops the calls: 57014 and how many went through (%d of 20)" % applied,
+      "57014" in out and "%d of 20 rows were applied" % applied in out and 0 < applied < 20, out)
+check_eq("the mirror equals upstream for all twenty", upstream_names, [mirror(i, "name") for i in twenty])
 
 # --- concurrent writers on one record: the plan's row lock serializes them
 api("POST", "/_fake/config", json_body={"latency_ms": 50})
