@@ -348,6 +348,14 @@ void wj_inject(write_job *j, const char *sql, enum step next)
     pgbuf_free(&q);
 }
 
+void wj_put_describe_statement(pgbuf *b, const char *name)
+{
+    size_t at = pgbuf_begin_message(b, 'D');
+    pgbuf_put_byte(b, 'S');
+    pgbuf_put_string(b, name);
+    pgbuf_end_message(b, at);
+}
+
 void wj_inject_raw(write_job *j, const char *data, size_t len, enum step next)
 {
     j->step = next;
@@ -403,6 +411,22 @@ void wj_send_error(write_job *j, const pgbuf *msg)
     j->failed = true;
 }
 
+/* One statement is answered: the next of its Query or batch, or ReadyForQuery. */
+static void statement_answered(session *s, bool failed)
+{
+    if (s->brun) {
+        ext_continue(s, failed);
+        return;
+    }
+    if (s->run) {
+        run_continue(s, failed);
+        return;
+    }
+    send_ready(s, s->tx_status);
+    write_on_ready(s, s->tx_status);
+    session_write_done(s, true);
+}
+
 /* The statement is answered: ReadyForQuery (unless more statements of the Query follow),
  * the lock released, our transaction's outcome settled. */
 static void on_finish_unlocked(void *data, const PGresult *res, const char *error)
@@ -436,17 +460,7 @@ void wj_finish(write_job *j)
     bool failed = j->failed;
     s->job = NULL;
     wj_free(j);
-    if (s->brun) {
-        ext_continue(s, failed);
-        return;
-    }
-    if (s->run) {
-        run_continue(s, failed);
-        return;
-    }
-    send_ready(s, s->tx_status);
-    write_on_ready(s, s->tx_status);
-    session_write_done(s, true);
+    statement_answered(s, failed);
 }
 
 /* Our own error for the statement: kept until the transaction is sorted out. */
@@ -885,6 +899,14 @@ static void keep_for_repair(write_job *j)
     j->s->repairs = r;
 }
 
+/* The database's error of this step is what the statement ends with. */
+static void take_db_error(write_job *j)
+{
+    pgbuf_reset(&j->our_error);
+    pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
+    j->have_our_error = true;
+}
+
 /* A ReadyForQuery ended the current step. */
 static void step_done(write_job *j)
 {
@@ -893,9 +915,7 @@ static void step_done(write_job *j)
     case STEP_PLAN:
         if (j->have_db_error) {
             if (j->own_tx) {
-                pgbuf_reset(&j->our_error);
-                pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
-                j->have_our_error = true;
+                take_db_error(j);
                 wj_inject(j, "ROLLBACK", STEP_ABORT);
                 return;
             }
@@ -909,30 +929,22 @@ static void step_done(write_job *j)
             after_plan(j);
         return;
     case STEP_RETURNING_PRE:
-        if (j->have_db_error) {
-            pgbuf_reset(&j->our_error);
-            pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
-            j->have_our_error = true;
-        }
+        if (j->have_db_error)
+            take_db_error(j);
         mirror(j);
         return;
     case STEP_MIRROR:
         if (j->commit_with_mirror && !j->have_db_error)
             j->committed = true;
         keep_for_repair(j);
-        if (j->have_db_error && !j->have_our_error) {
-            pgbuf_reset(&j->our_error);
-            pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
-            j->have_our_error = true;
-        }
+        if (j->have_db_error && !j->have_our_error)
+            take_db_error(j);
         j->step = STEP_UNLOCKING;
         unlock(j, on_unlocked);
         return;
     case STEP_RETURNING:
         if (j->have_db_error) {
-            pgbuf_reset(&j->our_error);
-            pgbuf_put(&j->our_error, j->db_error.data, j->db_error.len);
-            j->have_our_error = true;
+            take_db_error(j);
             fail_statement(j);
             return;
         }
@@ -1088,16 +1100,7 @@ void wj_refuse_now(session *s, const char *sqlstate, const char *message, const 
     session_send_client(s, m.data, m.len);
     pgbuf_free(&m);
     s->job = NULL;
-    if (s->brun) {
-        ext_continue(s, true);
-        return;
-    }
-    if (s->run) {
-        run_continue(s, true);
-        return;
-    }
-    send_ready(s, s->tx_status);
-    session_write_done(s, true);
+    statement_answered(s, true);
 }
 
 /* The plan wrapped so that each value comes out as the API takes it. */
@@ -1224,10 +1227,7 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
         /* the plan needs the parameters' types: the backend knows the client's statement */
         pgbuf m;
         pgbuf_init(&m, 1u << 20);
-        size_t at = pgbuf_begin_message(&m, 'D');
-        pgbuf_put_byte(&m, 'S');
-        pgbuf_put_string(&m, j->ext_stmt);
-        pgbuf_end_message(&m, at);
+        wj_put_describe_statement(&m, j->ext_stmt);
         pgbuf_put(&m, "H\0\0\0\4", 5);
         wj_inject_raw(j, m.data, m.len, STEP_DESCRIBE);
         pgbuf_free(&m);

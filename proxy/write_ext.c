@@ -316,10 +316,7 @@ static void run_batch(session *s)
             /* the statement's RowDescription, in the portal's formats */
             pgbuf d;
             pgbuf_init(&d, 1u << 20);
-            size_t at = pgbuf_begin_message(&d, 'D');
-            pgbuf_put_byte(&d, 'S');
-            pgbuf_put_string(&d, p->stmt);
-            pgbuf_end_message(&d, at);
+            wj_put_describe_statement(&d, p->stmt);
             msgview dm = {.type = 'D', .msg = d.data, .len = d.len};
             forward(s, &dm, 'T', true, p);
             pgbuf_free(&d);

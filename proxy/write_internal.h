@@ -105,6 +105,8 @@ typedef struct write_job {
 
 /* Sends sql as a Query on the session's backend connection; the job enters step next. */
 void wj_inject(write_job *j, const char *sql, enum step next);
+/* Appends Describe of the prepared statement `name`. */
+void wj_put_describe_statement(pgbuf *b, const char *name);
 /* Sends raw protocol bytes (whole messages) to the backend; the job enters step next. */
 void wj_inject_raw(write_job *j, const char *data, size_t len, enum step next);
 /* The statement is answered (see write.c). */

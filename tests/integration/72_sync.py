@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import urllib.parse
 import urllib.request
 
 import itest
-from itest import check, check_eq, note
+from itest import check, check_eq, free_port, note, wait_for
 
 FAKE = sys.argv[1]
 PG_PORT = os.environ["PG_PORT"]
@@ -66,12 +65,6 @@ def rows(sql):
     return [] if not out else [line.split("\t") for line in out.splitlines()]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 procs = []
@@ -92,17 +85,6 @@ def log_of(p):
         return f.read()
 
 
-def wait_for(desc, cond, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return True
-        except Exception:  # noqa: BLE001 - the database may not have the tables yet
-            pass
-        time.sleep(0.1)
-    note("gave up waiting: " + desc)
-    return False
 
 
 def phases():

@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import urllib.parse
 import urllib.request
 
 import itest
-from itest import check, check_eq, note
+from itest import check, check_eq, free_port, wait_for
 
 FAKE = sys.argv[1]
 PG_PORT = os.environ["PG_PORT"]
@@ -43,12 +42,6 @@ def api(method, path, form=None, json_body=None):
         return json.load(e)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 PROXY_PORT = free_port()
@@ -112,17 +105,6 @@ proc = subprocess.Popen([APIGRES, "--config", CONFIG, "--listen", "127.0.0.1:%d"
                         stdout=subprocess.DEVNULL, stderr=log)
 
 
-def wait_for(desc, cond, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return True
-        except Exception:  # noqa: BLE001 - tables may not exist yet
-            pass
-        time.sleep(0.1)
-    note("gave up waiting: " + desc)
-    return False
 
 
 check("the backfill finishes", wait_for("backfill", lambda: direct(

@@ -6,7 +6,9 @@ also makes tests/lib (pgraw, tcpcut) importable.
 """
 
 import os
+import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
@@ -106,3 +108,26 @@ def server_side_closed(server_port, client_port, timeout=3.0):
         if time.monotonic() > deadline:
             return False, states
         time.sleep(0.05)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(desc, cond, timeout=30.0):
+    """Polls cond() every 0.1 s until it is true (exceptions count as not yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return True
+        except Exception:  # noqa: BLE001 - e.g. the database has no tables yet
+            pass
+        time.sleep(0.1)
+    note("gave up waiting: " + desc)
+    return False
