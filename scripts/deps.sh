@@ -8,7 +8,12 @@ PKGS=(build-essential pkg-config git python3 ca-certificates openssl
       libcjson-dev libssl-dev
       postgresql postgresql-client postgresql-contrib pgbouncer procps
       clang libclang-rt-14-dev
-      python3-psycopg2 python3-asyncpg)
+      python3-psycopg2 python3-asyncpg
+      # the client matrix (tests/clients/): drivers and ORMs as Debian ships them
+      python3-psycopg python3-sqlalchemy python3-django
+      ruby ruby-pg ruby-activerecord
+      golang-go golang-github-jackc-pgx-v4-dev
+      default-jdk-headless libpostgresql-jdbc-java)
 [ "${APIGRES_DEPS_EXTRA:-}" ] && PKGS+=(${APIGRES_DEPS_EXTRA})
 # The API fakes and their fidelity tests run on Node; use Debian's unless one is installed.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)

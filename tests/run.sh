@@ -4,7 +4,8 @@
 # Prints "ok"/"not ok" lines and ends with "N passed, N failed"; exits non-zero on failure.
 #
 #   tests/run.sh [PATTERN]     PATTERN filters integration scripts by name (grep -E)
-# Environment: BUILD (default build) holds apigres and tests/ programs; KEEP_TMP=1 keeps logs.
+# Environment: BUILD (default build) holds apigres and tests/ programs; KEEP_TMP=1 keeps logs;
+# SKIP_UNIT=1 skips the unit tests and the fuzz run (to iterate on one integration script).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,12 +57,15 @@ run_logged() {  # run_logged NAME CMD...: runs a test, echoes its output, counts
 }
 
 # --- unit tests (no database needed)
+[ "${SKIP_UNIT:-0}" = 1 ] && echo "# SKIP_UNIT=1: unit tests and fuzz run not run"
 for t in "$TEST_BIN"/unit_*; do
+  [ "${SKIP_UNIT:-0}" = 1 ] && break
   [ -x "$t" ] && run_logged "$(basename "$t")" "$t"
 done
 
 # --- a short fuzz run of the entry points that read untrusted bytes (make fuzz runs longer)
 for target in pgwire classify; do
+  [ "${SKIP_UNIT:-0}" = 1 ] && break
   fuzzer=$BUILD/fuzz/fuzz_$target
   [ -x "$fuzzer" ] || continue
   echo "# fuzz_$target"
