@@ -56,6 +56,11 @@ check-asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  BUILD=$(abspath build-asan) tests/run.sh
 
+# Runs only the client matrix (tests/clients/) and writes its table into README.md.
+client-matrix: deps
+	$(MAKE) all test-programs
+	SKIP_UNIT=1 UPDATE_README=1 BUILD=$(abspath $(BUILD)) tests/run.sh 78_clients
+
 run: deps all
 	bash scripts/run.sh
 

@@ -372,6 +372,66 @@ static bool width_mismatch(ctx *c, size_t width, size_t n_cols)
     return width != n_cols;
 }
 
+static PgQuery__Node *mk_null(ctx *c)
+{
+    PgQuery__Node *n = mk_node(c);
+    PgQuery__AConst *k = alloc(c, sizeof *k);
+    if (!n || !k)
+        return NULL;
+    *k = (PgQuery__AConst)PG_QUERY__A__CONST__INIT;
+    k->isnull = true;
+    k->location = -1;
+    n->node_case = PG_QUERY__NODE__NODE_A_CONST;
+    n->a_const = k;
+    return n;
+}
+
+/* The VALUES source sel with each DEFAULT replaced by NULL, noting where they were in
+ * c->r->defaults; the caller leaves those fields out of the API call. A copy of the lists
+ * (the parse tree is libpg_query's and freed as it was built). NULL when out of memory. */
+static PgQuery__Node *values_without_defaults(ctx *c, const PgQuery__SelectStmt *sel)
+{
+    rewrite_result *r = c->r;
+    size_t n_rows = sel->n_values_lists, width = r->n_columns;
+    PgQuery__Node *node = mk_node(c);
+    PgQuery__SelectStmt *copy = alloc(c, sizeof *copy);
+    PgQuery__Node **rows = mk_list(c, n_rows);
+    if (!(r->defaults = calloc(n_rows * width, 1)))
+        c->oom = true;
+    if (!node || !copy || !rows || !r->defaults)
+        return NULL;
+    r->n_default_rows = n_rows;
+    *copy = *sel;
+    copy->values_lists = rows;
+    node->node_case = PG_QUERY__NODE__NODE_SELECT_STMT;
+    node->select_stmt = copy;
+    for (size_t i = 0; i < n_rows; i++) {
+        const PgQuery__Node *row = sel->values_lists[i];
+        rows[i] = (PgQuery__Node *)row;
+        if (row->node_case != PG_QUERY__NODE__NODE_LIST)
+            continue;
+        PgQuery__Node *row_copy = mk_node(c);
+        PgQuery__List *list = alloc(c, sizeof *list);
+        PgQuery__Node **items = mk_list(c, row->list->n_items);
+        if (!row_copy || !list || !items)
+            return NULL;
+        *list = *row->list;
+        list->items = items;
+        *row_copy = *row;
+        row_copy->list = list;
+        rows[i] = row_copy;
+        for (size_t j = 0; j < list->n_items; j++) {
+            items[j] = row->list->items[j];
+            if (items[j]->node_case == PG_QUERY__NODE__NODE_SET_TO_DEFAULT) {
+                r->defaults[i * width + j] = 1;
+                if (!(items[j] = mk_null(c)))
+                    return NULL;
+            }
+        }
+    }
+    return node;
+}
+
 static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins,
                         const char *table)
 {
@@ -414,6 +474,7 @@ static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins
         return;
     }
     const PgQuery__SelectStmt *sel = src->select_stmt;
+    bool has_default = false;
     if (sel->n_values_lists > 0) {
         for (size_t i = 0; i < sel->n_values_lists; i++) {
             const PgQuery__Node *row = sel->values_lists[i];
@@ -422,14 +483,11 @@ static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins
             if (width_mismatch(c, row->list->n_items, ins->n_cols))
                 return;
             for (size_t j = 0; j < row->list->n_items; j++)
-                if (row->list->items[j]->node_case == PG_QUERY__NODE__NODE_SET_TO_DEFAULT) {
-                    refuse(c, "0A000", "Give the value, or leave the column out of the "
-                                       "column list for the API to choose it.",
-                           "DEFAULT in the VALUES of an INSERT into synced table %s is not "
-                           "supported yet", table);
-                    return;
-                }
+                if (row->list->items[j]->node_case == PG_QUERY__NODE__NODE_SET_TO_DEFAULT)
+                    has_default = true;
         }
+        if (has_default && !(src = values_without_defaults(c, sel)))
+            return;
     } else {
         const PgQuery__SelectStmt *left = sel;
         while (left->op != PG_QUERY__SET_OPERATION__SETOP_NONE && left->larg)
@@ -513,6 +571,7 @@ void rewrite_result_free(rewrite_result *r)
     for (size_t i = 0; i < r->n_columns; i++)
         free(r->columns[i]);
     free(r->columns);
+    free(r->defaults);
     free(r->message);
     free(r->hint);
     free(r);

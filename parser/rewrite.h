@@ -10,6 +10,7 @@
  *   DELETE FROM t [AS a] [USING u, ...] [WHERE w]
  *     -> SELECT a.id FROM t a [, u, ...] [WHERE w] FOR UPDATE OF a
  *   INSERT INTO t (c1, c2) VALUES (...), ...     -> SELECT * FROM (VALUES ...) v(c1, c2)
+ *                                                   (DEFAULT -> NULL, noted in defaults)
  *   INSERT INTO t (c1, c2) SELECT ...            -> SELECT * FROM (SELECT ...) v(c1, c2)
  *
  * A read-only WITH in front of the write is carried over onto the plan. $n parameters are
@@ -43,6 +44,11 @@ typedef struct rewrite_result {
     char **columns;    /* API fields in the order of the plan's output columns (after id
                           for UPDATE); NULL and 0 for DELETE */
     size_t n_columns;
+    /* INSERT ... VALUES with DEFAULT: defaults[row * n_columns + column] is 1 where the
+     * client wrote DEFAULT. The plan has NULL there; the field is not sent, so the API's own
+     * default applies. NULL (and n_default_rows 0) when no value is DEFAULT. */
+    unsigned char *defaults;
+    size_t n_default_rows;
     bool has_returning;  /* the statement has a RETURNING list (not part of the plan) */
     size_t n_returning;  /* its number of entries */
     /* With RETURNING: "SELECT <the RETURNING list> FROM <target [AS alias]>", to which the

@@ -507,8 +507,8 @@ static const char *command_name(const write_job *j)
     return j->rw->kind == REWRITE_INSERT ? "INSERT" : j->rw->kind == REWRITE_UPDATE ? "UPDATE" : "DELETE";
 }
 
-/* The plan row's values as the API's fields. */
-static cJSON *row_fields(write_job *j, char **vals)
+/* The values of plan row `row` as the API's fields (a DEFAULT of the client's is left out). */
+static cJSON *row_fields(write_job *j, char **vals, size_t row)
 {
     cJSON *f = cJSON_CreateObject();
     if (!f)
@@ -516,6 +516,8 @@ static cJSON *row_fields(write_job *j, char **vals)
     int first = j->rw->kind == REWRITE_UPDATE ? 1 : 0;
     for (size_t c = 0; c < j->rw->n_columns; c++) {
         const char *col = j->rw->columns[c];
+        if (row < j->rw->n_default_rows && j->rw->defaults[row * j->rw->n_columns + c])
+            continue;
         const provider_field *pf = field_of_column(j->coll, col);
         const char *v = vals[first + (int)c];
         const char *name = pf ? pf->name : col;
@@ -608,7 +610,7 @@ static void after_plan(write_job *j)
     }
     for (size_t i = 0; i < j->nrows; i++) {
         upstream_error err;
-        if (!(j->fields[i] = row_fields(j, j->rows[i]))) {
+        if (!(j->fields[i] = row_fields(j, j->rows[i], i))) {
             fail_with(j, "22P02", "a value of this write is not valid JSON for the API", NULL, NULL);
             return;
         }

@@ -191,6 +191,19 @@ check_eq("a target row joined twice is updated once, as by the database", "UPDAT
 check_eq("... with one API call", n[1] + 1, mutations()[1])
 out = proxy("INSERT INTO stripe.customer (id, email) VALUES ('cus_mine', 'a@b.co')")
 check("the id of a new record is the API's to choose (428C9)", "428C9" in out, out)
+out = proxy("INSERT INTO stripe.customer (id, email, name, description) VALUES "
+            "(DEFAULT, 'dflt1@example.com', DEFAULT, 'd1'), (DEFAULT, 'dflt2@example.com', 'Named', DEFAULT) "
+            "RETURNING id, coalesce(name, '-'), coalesce(description, '-')")
+made = [line.split("|") for line in out.split("\n")[:2]]
+check("DEFAULT in VALUES leaves the field to the API (id included)",
+      len(made) == 2 and all(m[0].startswith("cus_") for m in made)
+      and [m[1:] for m in made] == [["-", "d1"], ["Named", "-"]], out)
+if len(made) == 2 and all(m[0].startswith("cus_") for m in made):
+    up = [api("GET", "/v1/customers/" + m[0]) for m in made]
+    check_eq("... and only the given fields reached it", [(None, "d1"), ("Named", None)],
+             [(u.get("name"), u.get("description")) for u in up])
+    direct_out = proxy("DELETE FROM stripe.customer WHERE id IN ('%s', '%s')" % (made[0][0], made[1][0]))
+    check_eq("... (and they go again)", "DELETE 2", direct_out)
 
 # --- transactions: ROLLBACK cannot leave the mirror behind upstream
 out = proxy("BEGIN; UPDATE stripe.customer SET email = 'rolled@example.com' WHERE id = '%s'; ROLLBACK" % c2)
