@@ -384,16 +384,6 @@ if ext.returncode != 0:
     itest.not_ok("75_write_ext reported failures")
 check_eq("upstream agrees with the extended-protocol writes", "Pipe Three", api("GET", "/v1/customers/" + c3).get("name"))
 
-# --- Python's drivers (Debian's python3-psycopg2 and python3-asyncpg, installed by make deps)
-drivers = subprocess.run(["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients",
-                                                          "python_drivers.py"),
-                          "postgresql://app_writer@127.0.0.1:%d/%s" % (PROXY_PORT, DB), c2],
-                         capture_output=True, text=True, timeout=120)
-sys.stdout.write(drivers.stdout)
-sys.stdout.flush()
-check("psycopg2 and asyncpg ran their checks", drivers.returncode == 0 and "asyncpg: the connection goes on" in drivers.stdout,
-      drivers.stderr[-2000:])
-
 # --- reads are untouched
 check_eq("reads through apigres", direct("SELECT count(*) FROM stripe.customer"), proxy("SELECT count(*) FROM stripe.customer"))
 
