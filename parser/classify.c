@@ -263,6 +263,70 @@ static bool scan_may_write(const char *sql, size_t len, bool backslash, bool *sa
     return false;
 }
 
+/* The first keyword of the first statement, after whitespace, comments and parentheses
+ * (len 0 when there is none). */
+static token first_word(const char *sql, size_t len)
+{
+    lexer lx = {sql, len, 0, false, false};
+    for (;;) {
+        token t = lex_next(&lx);
+        if (t.type == TOK_OPEN && sql[t.start] == '(')
+            continue;
+        if (t.type != TOK_WORD)
+            t.len = 0;
+        return t;
+    }
+}
+
+classify_tx classify_transaction(const char *sql, size_t len)
+{
+    static const char *const words[] = {"begin", "start", "commit", "end", "rollback", "abort",
+                                        "savepoint", "release", "prepare"};
+    len = text_len(sql, len);
+    token w = first_word(sql, len);
+    bool tx_word = false;
+    for (size_t i = 0; i < sizeof words / sizeof *words && w.len; i++)
+        tx_word |= word_is(sql + w.start, w.len, words[i]);
+    if (!tx_word || len > 1024) /* short, so libpg_query's recursion is no concern */
+        return CLASSIFY_TX_NONE;
+    char text[1025];
+    memcpy(text, sql, len);
+    text[len] = '\0';
+    PgQueryProtobufParseResult parsed = pg_query_parse_protobuf(text);
+    classify_tx verdict = CLASSIFY_TX_NONE;
+    PgQuery__ParseResult *tree = parsed.error ? NULL
+                                              : pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
+                                                                               (const uint8_t *)parsed.parse_tree.data);
+    if (tree && tree->n_stmts == 1 && tree->stmts[0]->stmt &&
+        tree->stmts[0]->stmt->node_case == PG_QUERY__NODE__NODE_TRANSACTION_STMT) {
+        const PgQuery__TransactionStmt *t = tree->stmts[0]->stmt->transaction_stmt;
+        switch (t->kind) {
+        case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_BEGIN:
+        case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_START:
+            verdict = CLASSIFY_TX_BEGINS;
+            break;
+        case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_COMMIT:
+        case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK:
+            verdict = t->chain ? CLASSIFY_TX_KEEPS : CLASSIFY_TX_ENDS;
+            break;
+        case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_PREPARE:
+            verdict = CLASSIFY_TX_ENDS;
+            break;
+        case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_SAVEPOINT:
+        case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_RELEASE:
+        case PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_TO:
+            verdict = CLASSIFY_TX_KEEPS;
+            break;
+        default: /* COMMIT PREPARED, ROLLBACK PREPARED: outside any block */
+            break;
+        }
+    }
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(parsed);
+    return verdict;
+}
+
 bool classify_may_write(const char *sql, size_t len)
 {
     len = text_len(sql, len);

@@ -147,6 +147,20 @@ int classify_sql(const char *sql, size_t len, const classify_options *options,
                  classify_result **out);
 void classify_result_free(classify_result *r);
 
+/* What a statement does to the session's transaction block, for a proxy that must know it
+ * between two ReadyForQuery messages (statements run one at a time in an extended batch). */
+typedef enum classify_tx {
+    CLASSIFY_TX_NONE,   /* not a transaction statement (or not one statement, or too long) */
+    CLASSIFY_TX_BEGINS, /* BEGIN, START TRANSACTION */
+    CLASSIFY_TX_ENDS,   /* COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION */
+    CLASSIFY_TX_KEEPS,  /* SAVEPOINT, RELEASE, ROLLBACK TO, and COMMIT/ROLLBACK AND CHAIN
+                           (their tags are COMMIT and ROLLBACK, yet the block stays open) */
+} classify_tx;
+
+/* The statement sql[0..len) as a transaction statement. A lexical check of the first keyword
+ * comes first, so other statements cost no parse; texts over 1 KiB are NONE. */
+classify_tx classify_transaction(const char *sql, size_t len);
+
 /* For logs and tests: "pass", "write", "refuse", "execute". */
 const char *classify_verdict_name(classify_verdict v);
 

@@ -1378,36 +1378,6 @@ void wj_start_write(session *s, const char *sql, size_t len, const classify_stmt
 
 /* ---- several statements in one Query */
 
-/* Whether a statement's first keyword manages transactions itself. */
-static bool controls_transaction(const char *p, size_t len)
-{
-    static const char *const words[] = {"begin", "start", "commit", "end", "rollback", "abort",
-                                        "savepoint", "release", "prepare"};
-    const char *end = p + len;
-    for (;;) {
-        while (p < end && strchr(" \t\r\n\f(", *p))
-            p++;
-        if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
-            while (p < end && *p != '\n')
-                p++;
-        } else if (end - p >= 2 && p[0] == '/' && p[1] == '*') {
-            const char *close = p + 2;
-            while (close + 1 < end && !(close[0] == '*' && close[1] == '/'))
-                close++;
-            p = close + 2 <= end ? close + 2 : end;
-        } else {
-            break;
-        }
-    }
-    size_t n = 0;
-    while (p + n < end && ((p[n] | 0x20) >= 'a' && (p[n] | 0x20) <= 'z'))
-        n++;
-    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
-        if (strlen(words[i]) == n && strncasecmp(p, words[i], n) == 0)
-            return true;
-    return false;
-}
-
 static void start_run(session *s, const char *sql, size_t len, classify_result *cr)
 {
     query_run *run = calloc(1, sizeof *run);
@@ -1423,7 +1393,7 @@ static void start_run(session *s, const char *sql, size_t len, classify_result *
     run->cr = cr;
     bool own_control = false;
     for (size_t i = 0; i < cr->n_stmts; i++)
-        own_control |= controls_transaction(sql + cr->stmts[i].offset, cr->stmts[i].len);
+        own_control |= classify_transaction(sql + cr->stmts[i].offset, cr->stmts[i].len) != CLASSIFY_TX_NONE;
     s->run = run;
     if (s->tx_status == 'I' && !own_control) {
         run->wrap = true;

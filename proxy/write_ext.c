@@ -46,14 +46,66 @@ struct write_ext {
     wportal *portals;
 };
 
+/* A statement or portal of this batch that is a transaction statement: the batch's
+ * messages run one at a time with no ReadyForQuery between them, so the transaction state
+ * a write starts in follows these (what earlier batches prepared is not known). */
+typedef struct txnote {
+    char *name;
+    bool portal;
+    classify_tx kind;
+    struct txnote *next;
+} txnote;
+
 typedef struct batch_run {
     char *data;
     size_t len, pos;
+    txnote *notes;
     bool failed;
     bool running; /* inside run_batch: a job that ends at once does not re-enter it */
 } batch_run;
 
 /* ---------------------------------------------------------------- names */
+
+static classify_tx note_of(const batch_run *b, const char *name, bool portal)
+{
+    for (const txnote *n = b->notes; n; n = n->next)
+        if (n->portal == portal && strcmp(n->name, name) == 0)
+            return n->kind;
+    return CLASSIFY_TX_NONE;
+}
+
+/* Records what statement or portal `name` now is (a new Parse or Bind replaces it).
+ * Out of memory, the note is dropped: the tag alone then tells (see tx_after). */
+static void set_note(batch_run *b, const char *name, bool portal, classify_tx kind)
+{
+    for (txnote **p = &b->notes; *p; p = &(*p)->next)
+        if ((*p)->portal == portal && strcmp((*p)->name, name) == 0) {
+            txnote *gone = *p;
+            *p = gone->next;
+            free(gone->name);
+            free(gone);
+            break;
+        }
+    txnote *n = kind == CLASSIFY_TX_NONE ? NULL : calloc(1, sizeof *n);
+    if (!n || !(n->name = strdup(name))) {
+        free(n);
+        return;
+    }
+    n->portal = portal;
+    n->kind = kind;
+    n->next = b->notes;
+    b->notes = n;
+}
+
+/* The transaction state after a relayed Execute completed with `tag`. */
+static char tx_after(char status, const char *tag, classify_tx kind)
+{
+    if (strcmp(tag, "BEGIN") == 0 || strcmp(tag, "START TRANSACTION") == 0)
+        return 'T';
+    if (strcmp(tag, "COMMIT") == 0 || strcmp(tag, "ROLLBACK") == 0 || strcmp(tag, "PREPARE TRANSACTION") == 0)
+        return kind == CLASSIFY_TX_KEEPS ? status : 'I';
+    return status;
+}
 
 static wstmt *find_stmt(session *s, const char *name)
 {
@@ -168,6 +220,11 @@ static void forward(session *s, const msgview *m, char expect, bool skip_t, cons
         s->brun->failed = true;
         return;
     }
+    if (m->type == 'E') {
+        pgread r = m->body;
+        const char *portal = pgread_string(&r);
+        j->ext_tx = portal ? note_of(s->brun, portal, true) : CLASSIFY_TX_NONE;
+    }
     j->ext_expect = expect;
     j->ext_skip_t = skip_t;
     if (patch) {
@@ -195,6 +252,12 @@ static void end_batch(session *s)
     batch_run *b = s->brun;
     bool synced = b->len > 0 && b->data[b->len - 5] == 'S';
     s->brun = NULL;
+    while (b->notes) {
+        txnote *n = b->notes;
+        b->notes = n->next;
+        free(n->name);
+        free(n);
+    }
     free(b->data);
     free(b);
     if (s->tx_status == 'I') /* portals end with their transaction */
@@ -249,6 +312,7 @@ static void run_batch(session *s)
                 w->next = s->ext->stmts;
                 s->ext->stmts = w;
             }
+            set_note(b, name, false, cr ? CLASSIFY_TX_NONE : classify_transaction(sql, strlen(sql)));
             forward(s, &m, '1', false, NULL);
             break;
         }
@@ -256,8 +320,10 @@ static void run_batch(session *s)
             const char *portal = pgread_string(&m.body);
             const char *stmt = pgread_string(&m.body);
             if (!portal || !stmt || !find_stmt(s, stmt)) {
-                if (portal)
+                if (portal) {
                     drop_portal(s, portal);
+                    set_note(b, portal, true, stmt ? note_of(b, stmt, false) : CLASSIFY_TX_NONE);
+                }
                 forward(s, &m, '2', false, NULL);
                 break;
             }
@@ -472,6 +538,10 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
     }
     if (type == 'Z' && len >= 6)
         j->status = msg[5];
+    else if (type == 'C' && len > 5 && msg[len - 1] == '\0')
+        j->status = tx_after(j->status, msg + 5, j->ext_tx);
+    else if (type == 'E' && j->status == 'T')
+        j->status = 'E';
     if (type == 'E' || completes(j, type)) {
         j->failed = type == 'E';
         wj_finish(j);

@@ -100,6 +100,7 @@ typedef struct write_job {
     int nparam_types;
     char ext_expect;       /* STEP_EXT_RELAY: the response that completes the message */
     bool ext_skip_t;       /* drop the ParameterDescription (a portal Describe we answer) */
+    classify_tx ext_tx;    /* a relayed Execute: its statement as a transaction statement */
     bool ext_patch_formats;/* patch RowDescription formats to ext_results */
 } write_job;
 

@@ -27,6 +27,42 @@ static char *mirrored(const char *sql, const char *id)
     return out;
 }
 
+/* Runs stmts in one pipeline with one Sync ($1 = id where a statement has it); returns how
+ * many succeeded, or -1 when the pipeline itself failed. */
+static int pipeline(PGconn *c, const char *const *stmts, int n, const char *id)
+{
+    const char *param[] = {id};
+    int ok = PQenterPipelineMode(c), done = 0;
+    for (int i = 0; i < n && ok; i++)
+        ok = PQsendQueryParams(c, stmts[i], strstr(stmts[i], "$1") ? 1 : 0, NULL, param, NULL, NULL, 0);
+    ok = ok && PQpipelineSync(c);
+    for (int i = 0; ok && i < n; i++) {
+        PGresult *r;
+        while ((r = PQgetResult(c)) != NULL) {
+            done += PQresultStatus(r) == PGRES_COMMAND_OK;
+            PQclear(r);
+        }
+    }
+    PGresult *r = PQgetResult(c);
+    ok = ok && r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    PQexitPipelineMode(c);
+    return ok ? done : -1;
+}
+
+/* Whether another session can lock customer id right now: "" when it can, else the SQLSTATE. */
+static const char *state_of_lock(const char *id)
+{
+    static char out[8];
+    const char *params[] = {id};
+    PGresult *r = PQexecParams(direct, "SELECT 1 FROM stripe.customer WHERE id = $1 FOR UPDATE NOWAIT", 1, NULL,
+                               params, NULL, NULL, 0);
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    snprintf(out, sizeof out, "%s", st ? st : "");
+    PQclear(r);
+    return out;
+}
+
 static const char *state_of(const PGresult *r)
 {
     const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -123,6 +159,26 @@ int main(int argc, char **argv)
     r = PQexec(c, "SELECT 1");
     check(PQresultStatus(r) == PGRES_TUPLES_OK, "the connection goes on after the error");
     PQclear(r);
+
+    /* transaction statements earlier in the same batch as a write (pgjdbc sends BEGIN with
+     * the first statement of a transaction): the write runs inside the client's block */
+    const char *begin_write[] = {"BEGIN", "UPDATE stripe.customer SET name = 'In Block' WHERE id = $1"};
+    int done = pipeline(c, begin_write, 2, id);
+    check(done == 2 && PQtransactionStatus(c) == PQTRANS_INTRANS &&
+              strcmp(state_of_lock(id), "55P03") == 0,
+          "BEGIN and a write in one batch: the block stays open and holds the row (%d, %d)", done,
+          (int)PQtransactionStatus(c));
+    const char *keep_write[] = {"SAVEPOINT s", "ROLLBACK TO SAVEPOINT s", "COMMIT AND CHAIN",
+                                "UPDATE stripe.customer SET name = 'Still In Block' WHERE id = $1"};
+    done = pipeline(c, keep_write, 4, id);
+    check(done == 4 && PQtransactionStatus(c) == PQTRANS_INTRANS,
+          "ROLLBACK TO and COMMIT AND CHAIN before a write in one batch keep the block open (%d)", done);
+    const char *end_write[] = {"COMMIT", "UPDATE stripe.customer SET name = 'After Commit' WHERE id = $1"};
+    done = pipeline(c, end_write, 2, id);
+    check(done == 2 && PQtransactionStatus(c) == PQTRANS_IDLE &&
+              strcmp(mirrored("SELECT name FROM stripe.customer WHERE id = $1", id), "After Commit") == 0,
+          "COMMIT and a write in one batch: the write commits on its own (%d, %d)", done,
+          (int)PQtransactionStatus(c));
 
     /* pipeline mode: three writes and a read in one Sync */
     int ok = PQenterPipelineMode(c);

@@ -483,8 +483,45 @@ static void test_stack(void)
         free(sqls[i]);
 }
 
+static void test_transaction(void)
+{
+    static const struct {
+        const char *sql;
+        classify_tx want;
+    } cases[] = {
+        {"BEGIN", CLASSIFY_TX_BEGINS},
+        {"  /* c */ start transaction isolation level serializable", CLASSIFY_TX_BEGINS},
+        {"COMMIT", CLASSIFY_TX_ENDS},
+        {"end", CLASSIFY_TX_ENDS},
+        {"ROLLBACK", CLASSIFY_TX_ENDS},
+        {"abort", CLASSIFY_TX_ENDS},
+        {"PREPARE TRANSACTION 'x'", CLASSIFY_TX_ENDS},
+        {"COMMIT AND CHAIN", CLASSIFY_TX_KEEPS},
+        {"ROLLBACK AND CHAIN", CLASSIFY_TX_KEEPS},
+        {"ROLLBACK TO SAVEPOINT s", CLASSIFY_TX_KEEPS},
+        {"rollback to s", CLASSIFY_TX_KEEPS},
+        {"SAVEPOINT s", CLASSIFY_TX_KEEPS},
+        {"RELEASE s", CLASSIFY_TX_KEEPS},
+        {"COMMIT PREPARED 'x'", CLASSIFY_TX_NONE},
+        {"PREPARE p AS SELECT 1", CLASSIFY_TX_NONE},
+        {"SELECT 'BEGIN'", CLASSIFY_TX_NONE},
+        {"BEGIN; COMMIT", CLASSIFY_TX_NONE},
+        {"BEGIN garbage", CLASSIFY_TX_NONE},
+        {"", CLASSIFY_TX_NONE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        CHECK(classify_transaction(cases[i].sql, strlen(cases[i].sql)) == cases[i].want,
+              "classify_transaction: %s", cases[i].sql);
+    char long_begin[2048];
+    memset(long_begin, ' ', sizeof long_begin);
+    memcpy(long_begin + sizeof long_begin - 6, "BEGIN", 6);
+    CHECK(classify_transaction(long_begin, strlen(long_begin)) == CLASSIFY_TX_NONE,
+          "classify_transaction: a text over 1 KiB is not parsed");
+}
+
 int main(void)
 {
+    test_transaction();
     test_may_write();
     test_writes();
     test_unqualified();
