@@ -102,6 +102,53 @@ static bool is_synced_name(const write_context *w, const char *table)
     return false;
 }
 
+int wj_classify(const write_context *wc, const char *sql, size_t len, classify_result **out)
+{
+    classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
+    classify_result *cr = NULL;
+    if (classify_sql(sql, len, &opt, &cr) < 0)
+        return -1;
+    classify_resolved res[64];
+    size_t nres = 0;
+    bool synced = false;
+    for (size_t i = 0; i < cr->n_stmts; i++) {
+        classify_stmt *st = &cr->stmts[i];
+        for (size_t u = 0; u < st->n_unresolved && !synced; u++) {
+            if (!is_synced_name(wc, st->unresolved[u])) {
+                if (nres < sizeof res / sizeof *res)
+                    res[nres++] = (classify_resolved){st->unresolved[u], NULL};
+                continue;
+            }
+            char msg[256];
+            snprintf(msg, sizeof msg, "apigres needs the schema of table \"%s\" to write it", st->unresolved[u]);
+            free(st->message);
+            free(st->hint);
+            st->verdict = CLASSIFY_REFUSE;
+            memcpy(st->sqlstate, "0A000", 6);
+            st->message = strdup(msg);
+            st->hint = strdup("Qualify the table with its schema, e.g. stripe.customer.");
+            if (!st->message) {
+                classify_result_free(cr);
+                return -1;
+            }
+            synced = true;
+        }
+    }
+    if (!synced && nres > 0) {
+        /* none of them is a synced table's name: classify again with them as not synced */
+        classify_result *again = NULL;
+        opt.resolved = res;
+        opt.n_resolved = nres;
+        int rc = classify_sql(sql, len, &opt, &again);
+        classify_result_free(cr);
+        if (rc < 0)
+            return -1;
+        cr = again;
+    }
+    *out = cr;
+    return 0;
+}
+
 /* The field a column stands for: columns are the field names lower-cased. */
 static const provider_field *field_of_column(const provider_collection *c, const char *column)
 {
@@ -1284,46 +1331,11 @@ bool write_query(session *s, const char *sql, size_t len)
     write_context *wc = &s->srv->writes;
     if (!write_enabled(wc) || s->tx_status == 'E' || !classify_may_write(sql, len))
         return false;
-    classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
     classify_result *cr = NULL;
-    if (classify_sql(sql, len, &opt, &cr) < 0) {
+    if (wj_classify(wc, sql, len, &cr) < 0) {
         wj_refuse_now(s, "53200", "out of memory", NULL);
         return true;
     }
-    /* unqualified targets: only names of synced tables matter (others are the client's) */
-    for (size_t i = 0; i < cr->n_stmts; i++) {
-        classify_stmt *st = &cr->stmts[i];
-        for (size_t u = 0; u < st->n_unresolved; u++)
-            if (is_synced_name(wc, st->unresolved[u])) {
-                char msg[256];
-                snprintf(msg, sizeof msg, "apigres needs the schema of table \"%s\" to write it", st->unresolved[u]);
-                classify_result_free(cr);
-                wj_refuse_now(s, "0A000", msg, "Qualify the table with its schema, e.g. stripe.customer.");
-                return true;
-            }
-    }
-    classify_result *again = NULL;
-    bool any_unresolved = false;
-    for (size_t i = 0; i < cr->n_stmts; i++)
-        any_unresolved |= cr->stmts[i].n_unresolved > 0;
-    if (any_unresolved) {
-        /* none of them is a synced table's name: resolve them all as not synced */
-        classify_resolved res[64];
-        size_t nres = 0;
-        for (size_t i = 0; i < cr->n_stmts && nres < 64; i++)
-            for (size_t u = 0; u < cr->stmts[i].n_unresolved && nres < 64; u++)
-                res[nres++] = (classify_resolved){cr->stmts[i].unresolved[u], NULL};
-        opt.resolved = res;
-        opt.n_resolved = nres;
-        if (classify_sql(sql, len, &opt, &again) < 0) {
-            classify_result_free(cr);
-            wj_refuse_now(s, "53200", "out of memory", NULL);
-            return true;
-        }
-        classify_result_free(cr);
-        cr = again;
-    }
-
     size_t writes = 0;
     const classify_stmt *write = NULL;
     for (size_t i = 0; i < cr->n_stmts; i++) {

@@ -165,12 +165,10 @@ static bool ensure_ext(session *s)
  * refused), NULL otherwise. */
 static classify_result *classify_parse(session *s, const char *sql, size_t len)
 {
-    write_context *wc = &s->srv->writes;
     if (!classify_may_write(sql, len))
         return NULL;
-    classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
     classify_result *cr = NULL;
-    if (classify_sql(sql, len, &opt, &cr) < 0)
+    if (wj_classify(&s->srv->writes, sql, len, &cr) < 0)
         return NULL;
     if (cr->n_stmts == 1 &&
         (cr->stmts[0].verdict == CLASSIFY_WRITE || cr->stmts[0].verdict == CLASSIFY_REFUSE))

@@ -132,4 +132,9 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len);
 void ext_continue(session *s, bool failed);
 void ext_on_session_close(session *s);
 
+/* Classifies sql for the write path against the synced schemas. An unqualified write
+ * target that names no synced table is the client's own (classified again as such); one
+ * that does is refused (0A000: apigres needs the schema). 0, or -1 when out of memory. */
+int wj_classify(const write_context *wc, const char *sql, size_t len, classify_result **out);
+
 #endif

@@ -160,6 +160,18 @@ int main(int argc, char **argv)
     check(PQresultStatus(r) == PGRES_TUPLES_OK, "the connection goes on after the error");
     PQclear(r);
 
+    /* unqualified targets: an application table passes, a synced table's name needs its schema */
+    const char *pu[] = {id};
+    r = PQexecParams(c, "INSERT INTO orders (customer_id, note) VALUES ($1, 'unqualified')", 1, NULL, pu, NULL,
+                     NULL, 0);
+    check(PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "INSERT 0 1") == 0,
+          "an INSERT into an unqualified application table with parameters passes (%s)", PQresultErrorMessage(r));
+    PQclear(r);
+    r = PQexecParams(c, "UPDATE customer SET name = 'x' WHERE id = $1", 1, NULL, pu, NULL, NULL, 0);
+    check(strcmp(state_of(r), "0A000") == 0 && strstr(PQresultErrorMessage(r), "needs the schema"),
+          "an UPDATE of an unqualified synced table's name is refused at Parse (%s)", PQresultErrorMessage(r));
+    PQclear(r);
+
     /* transaction statements earlier in the same batch as a write (pgjdbc sends BEGIN with
      * the first statement of a transaction): the write runs inside the client's block */
     const char *begin_write[] = {"BEGIN", "UPDATE stripe.customer SET name = 'In Block' WHERE id = $1"};
