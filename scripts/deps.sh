@@ -11,7 +11,7 @@ PKGS=(build-essential pkg-config git python3 ca-certificates openssl
       python3-psycopg2 python3-asyncpg
       # the client matrix (tests/clients/): drivers and ORMs as Debian ships them
       python3-psycopg python3-sqlalchemy python3-django
-      ruby ruby-pg ruby-activerecord
+      ruby ruby-pg ruby-activerecord ruby-railties
       golang-go golang-github-jackc-pgx-v4-dev
       default-jdk-headless libpostgresql-jdbc-java)
 [ "${APIGRES_DEPS_EXTRA:-}" ] && PKGS+=(${APIGRES_DEPS_EXTRA})

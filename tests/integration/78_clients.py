@@ -12,7 +12,9 @@ covers, one line
 or "# matrix: ROW | unavailable | ... | WHY" when its install needs something this machine
 cannot reach. The rows make the table in $TEST_TMP/client-matrix.md; with
 UPDATE_README=1 that table replaces README.md's (make client-matrix).
-Environment: CLIENTS (regex) runs only the clients whose directory name matches.
+Then it runs examples/node, examples/python and examples/rails as their comments say.
+Environment: CLIENTS (regex) runs only the clients whose directory name matches (and the
+examples named example-node, example-python, example-rails that match).
 """
 
 import base64
@@ -88,6 +90,7 @@ psql("GRANT INSERT, UPDATE, DELETE ON stripe.customer TO %s" % USER)
 psql("CREATE TABLE public.orders (id serial PRIMARY KEY, customer_id text NOT NULL, note text NOT NULL,"
      " amount integer NOT NULL)")
 psql("GRANT ALL ON public.orders, public.orders_id_seq TO %s" % USER)
+psql("GRANT CREATE ON SCHEMA public TO %s" % USER)  # the examples create their own table
 ids = psql("SELECT id FROM stripe.customer ORDER BY id").split("\n")
 
 # --- each client with a customer and an order of its own
@@ -126,6 +129,21 @@ for i, name in enumerate(clients):
              json.load(urllib.request.urlopen(urllib.request.Request(
                  FAKE + "/v1/customers/" + cid, headers={"Authorization": "Basic " + base64.b64encode(
                      (KEY + ":").encode()).decode()}), timeout=30)).get("email") else "differs")
+
+# --- the examples (examples/node, python, rails) run as their comments say, against this proxy
+EXAMPLES = {"node": "test -d node_modules || npm ci --no-audit --no-fund --silent; exec node app.js",
+            "python": "exec /usr/bin/python3 app.py", "rails": "exec /usr/bin/ruby app.rb"}
+for name, cmd in sorted(EXAMPLES.items()):
+    if not re.search(os.environ.get("CLIENTS", "."), "example-" + name):
+        continue
+    env = dict(os.environ, DATABASE_URL="postgres://%s:%s@127.0.0.1:%d/%s" % (USER, PASSWORD, PROXY_PORT, DB))
+    run = subprocess.run(["bash", "-c", cmd], cwd=os.path.join(ROOT, "examples", name), env=env,
+                         capture_output=True, text=True, timeout=600)
+    out = run.stdout
+    check("examples/%s: creates, joins, renames, is refused with 23514 and deletes" % name,
+          run.returncode == 0 and re.search(r"^created cus_", out, re.M) and "totalling 5900" in out
+          and re.search(r"^refused: 23514 Error updating customer cus_\w+: Invalid email address", out, re.M)
+          and re.search(r"^deleted: (DELETE 1|true)", out, re.M), out + run.stderr[-2000:])
 
 # --- the matrix, generated from this run
 table = ["| client | library | runtime | installed from |", "|---|---|---|---|"]
