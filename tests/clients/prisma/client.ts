@@ -190,7 +190,7 @@ async function main() {
   const prismaVersion = version("prisma");
   console.log(`# matrix: Prisma ${prismaVersion.split(".")[0]} | prisma ${prismaVersion}, @prisma/client ` +
     `${version("@prisma/client")}, @prisma/adapter-pg ${version("@prisma/adapter-pg")}, pg ${version("pg")} | ` +
-    `Node.js ${process.versions.node} | npm`);
+    `Node ${process.versions.node} | npm registry (package-lock.json)`);
 }
 
 main().then(
