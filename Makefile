@@ -7,7 +7,7 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS = $(CFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -Wmissing-prototypes -Wstrict-prototypes -I. $(shell pkg-config --cflags $(PKGS))
 # libpg_query (Debian libpg-query-dev) has no .pc file; it carries its own protobuf-c.
-LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lcrypto -lpg_query
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lssl -lcrypto -lpg_query
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 PROXY_SRC := $(wildcard proxy/*.c)

@@ -28,6 +28,9 @@ void config_free(config *c)
     c->database = NULL;
     free(c->service_database);
     c->service_database = NULL;
+    free(c->tls_cert_file);
+    free(c->tls_key_file);
+    c->tls_cert_file = c->tls_key_file = NULL;
     for (int i = 0; i < c->nsyncs; i++)
         sync_config_free(&c->syncs[i]);
     c->nsyncs = 0;
@@ -173,6 +176,22 @@ int config_set_database(config *c, const char *conninfo, char *err, size_t errle
             goto out;
         }
     }
+    const char *sslmode = conninfo_value(opts, defs, "sslmode");
+    const char *rootcert = conninfo_value(opts, NULL, "sslrootcert");
+    static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+        known |= sslmode && strcmp(sslmode, modes[i]) == 0;
+    if (sslmode && !known) {
+        rc = fail(err, errlen, "database: invalid sslmode \"%s\"", sslmode);
+        goto out;
+    }
+    snprintf(c->db_sslmode, sizeof c->db_sslmode, "%s", sslmode ? sslmode : "prefer");
+    snprintf(c->db_sslrootcert, sizeof c->db_sslrootcert, "%s", rootcert ? rootcert : "");
+    const char *name = conninfo_value(opts, defs, "host");
+    if (!name || name[0] == '/')
+        name = b->host;
+    snprintf(c->db_sslhost, sizeof c->db_sslhost, "%.*s", (int)strcspn(name, ","), name);
     free(c->database);
     c->database = strdup(conninfo);
 out:
@@ -292,6 +311,8 @@ static int apply_key(config *c, const cJSON *item, char *err, size_t errlen)
             rc = fail(err, errlen, "log_level: \"%s\" is not debug, info, warn or error", s);
     } else if (strcmp(key, "startup_timeout") == 0) {
         rc = json_number(item, key, 0.01, 86400, &c->startup_timeout, err, errlen);
+    } else if (strcmp(key, "client_idle_timeout") == 0) {
+        rc = json_number(item, key, 0, 86400 * 365, &c->client_idle_timeout, err, errlen);
     } else if (strcmp(key, "shutdown_timeout") == 0) {
         rc = json_number(item, key, 0, 86400, &c->shutdown_timeout, err, errlen);
     } else if (strcmp(key, "max_message_size") == 0) {
@@ -322,6 +343,18 @@ static int apply_key(config *c, const cJSON *item, char *err, size_t errlen)
         }
     } else if (strcmp(key, "syncs") == 0) {
         rc = apply_syncs(c, item, err, errlen);
+    } else if (strcmp(key, "tls_cert_file") == 0 || strcmp(key, "tls_key_file") == 0) {
+        char **field = key[4] == 'c' ? &c->tls_cert_file : &c->tls_key_file;
+        if ((rc = json_string(item, key, &s, err, errlen)) == 0) {
+            free(*field);
+            *field = s;
+            s = NULL;
+        }
+    } else if (strcmp(key, "tls_required") == 0) {
+        if (!cJSON_IsBool(item))
+            rc = fail(err, errlen, "tls_required: expected true or false%s", NULL);
+        else
+            c->tls_required = cJSON_IsTrue(item);
     } else if (strcmp(key, "max_client_conn") == 0) {
         if ((rc = json_number(item, key, 1, 1000000, &d, err, errlen)) == 0)
             c->max_client_conn = (int)d;
@@ -382,5 +415,9 @@ int config_finish(config *c, char *err, size_t errlen)
         return -1;
     if (!c->database && config_set_database(c, "", err, errlen) < 0)
         return -1;
+    if (!c->tls_cert_file != !c->tls_key_file)
+        return fail(err, errlen, "tls_cert_file and tls_key_file go together: set both or neither%s", NULL);
+    if (c->tls_required && !c->tls_cert_file)
+        return fail(err, errlen, "tls_required needs tls_cert_file and tls_key_file%s", NULL);
     return 0;
 }

@@ -39,11 +39,19 @@ typedef struct config {
     enum log_level log_level;
     double startup_timeout;  /* seconds from accept to the first ReadyForQuery */
     double shutdown_timeout; /* seconds clients get to finish after SIGTERM/SIGINT */
+    double client_idle_timeout; /* seconds a logged-in client may idle outside a transaction; 0 = no limit */
     uint32_t max_message_size;
     int max_client_conn;
     sync_config syncs[CONFIG_MAX_SYNCS]; /* the APIs mirrored into the database */
     int nsyncs;
     char *service_database; /* the service role's connection (may hold a secret); NULL = database */
+    /* TLS towards clients: on when both files are set; tls_required refuses plain ones */
+    char *tls_cert_file, *tls_key_file;
+    bool tls_required;
+    /* TLS towards the database, from the database connection string as libpq reads it */
+    char db_sslmode[16];      /* disable, allow, prefer (libpq's default), require, verify-ca, verify-full */
+    char db_sslrootcert[512]; /* verify-ca and verify-full */
+    char db_sslhost[256];     /* the name verify-full checks: host, even when hostaddr is given */
     char read_role[64];     /* granted SELECT on the synced tables, if it exists */
 } config;
 

@@ -33,12 +33,18 @@ static void usage(FILE *out)
             "      --log-level LEVEL      debug, info, warn or error (default info)\n"
             "      --startup-timeout SEC  time a client has to log in (default 60)\n"
             "      --shutdown-timeout SEC time clients get to finish after SIGTERM (default 30)\n"
+            "      --client-idle-timeout SEC  disconnect clients idle outside a transaction\n"
+            "                             that long (default 0: never)\n"
             "      --max-message-size N   largest client message in bytes (default 1073741823)\n"
             "      --max-client-conn N    most clients at once (default 10000)\n"
+            "      --tls-cert-file FILE   certificate chain (PEM) offered to clients\n"
+            "      --tls-key-file FILE    its private key (PEM)\n"
+            "      --tls-required         refuse clients that do not use TLS\n"
             "      --check                validate the configuration and exit\n"
             "  -h, --help                 show this help\n"
             "  -V, --version              show the version\n\n"
-            "Signals: SIGTERM/SIGINT stop gracefully, SIGUSR1 logs counters.\n");
+            "Signals: SIGTERM/SIGINT stop gracefully, SIGUSR1 logs counters, SIGHUP reloads\n"
+            "the TLS certificate and key.\n");
 }
 
 static int parse_number(const char *opt, const char *s, double min, double max, double *out)
@@ -65,7 +71,7 @@ static void raise_fd_limit(void)
 }
 
 enum { OPT_LOG_LEVEL = 256, OPT_STARTUP_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_MESSAGE,
-       OPT_MAX_CLIENTS, OPT_CHECK, OPT_SUPABASE };
+       OPT_MAX_CLIENTS, OPT_CHECK, OPT_SUPABASE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_REQUIRED, OPT_IDLE_TIMEOUT };
 
 int main(int argc, char **argv)
 {
@@ -78,6 +84,10 @@ int main(int argc, char **argv)
         {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
         {"max-message-size", required_argument, NULL, OPT_MAX_MESSAGE},
         {"max-client-conn", required_argument, NULL, OPT_MAX_CLIENTS},
+        {"client-idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"tls-cert-file", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key-file", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-required", no_argument, NULL, OPT_TLS_REQUIRED},
         {"check", no_argument, NULL, OPT_CHECK},
         {"supabase", no_argument, NULL, OPT_SUPABASE},
         {"help", no_argument, NULL, 'h'},
@@ -139,6 +149,20 @@ int main(int argc, char **argv)
             if (parse_number("--max-client-conn", optarg, 1, 1000000, &v) < 0)
                 goto out;
             cfg.max_client_conn = (int)v;
+            break;
+        case OPT_TLS_CERT:
+        case OPT_TLS_KEY: {
+            char **field = opt == OPT_TLS_CERT ? &cfg.tls_cert_file : &cfg.tls_key_file;
+            free(*field);
+            *field = strdup(optarg);
+            break;
+        }
+        case OPT_IDLE_TIMEOUT:
+            if (parse_number("--client-idle-timeout", optarg, 0, 86400 * 365, &cfg.client_idle_timeout) < 0)
+                goto out;
+            break;
+        case OPT_TLS_REQUIRED:
+            cfg.tls_required = true;
             break;
         case OPT_CHECK:
             check_only = true;

@@ -16,12 +16,14 @@ void sendq_init(sendq *q, uv_stream_t *stream, size_t max, sendq_drained_cb drai
     q->req.data = q;
     pgbuf_init(&q->inflight, max);
     pgbuf_init(&q->pending, max);
+    pgbuf_init(&q->cipher, max);
 }
 
 void sendq_free(sendq *q)
 {
     pgbuf_free(&q->inflight);
     pgbuf_free(&q->pending);
+    pgbuf_free(&q->cipher);
 }
 
 static void on_written(uv_write_t *req, int status);
@@ -59,7 +61,36 @@ static void on_written(uv_write_t *req, int status)
     q->drained(q, q->error);
 }
 
+static int send_bytes(sendq *q, const void *data, size_t len);
+
+/* The bytes the TLS engine has for the peer: sent before anything encrypted later. */
+int sendq_flush_tls(sendq *q)
+{
+    if (q->error || !q->tls)
+        return q->error;
+    pgbuf_reset(&q->cipher);
+    int rc = tls_take_output(q->tls, &q->cipher) < 0 ? UV_EPROTO : send_bytes(q, q->cipher.data, q->cipher.len);
+    if (q->cipher.cap > SENDQ_KEEP_BYTES)
+        pgbuf_free(&q->cipher);
+    if (rc < 0 && !q->error)
+        q->error = rc;
+    return rc;
+}
+
 int sendq_send(sendq *q, const void *data, size_t len)
+{
+    if (!q->tls || q->error || len == 0)
+        return send_bytes(q, data, len);
+    pgbuf_reset(&q->cipher);
+    int rc = tls_encrypt(q->tls, data, len, &q->cipher) < 0 ? UV_EPROTO : send_bytes(q, q->cipher.data, q->cipher.len);
+    if (q->cipher.cap > SENDQ_KEEP_BYTES)
+        pgbuf_free(&q->cipher);
+    if (rc < 0 && !q->error)
+        q->error = rc;
+    return rc;
+}
+
+static int send_bytes(sendq *q, const void *data, size_t len)
 {
     if (q->error)
         return q->error;

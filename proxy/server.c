@@ -36,7 +36,12 @@ static void server_stop(server *srv)
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     uv_close((uv_handle_t *)&srv->sig_usr1, NULL);
+    uv_close((uv_handle_t *)&srv->sig_hup, NULL);
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    SSL_CTX_free(srv->tls_clients); /* sessions still holding one keep a reference */
+    SSL_CTX_free(srv->tls_database);
+    srv->tls_clients = srv->tls_database = NULL;
+    pgbuf_free(&srv->tls_plain);
     /* re-applications still queued are dropped; the sync worker's feed brings those
      * records back */
     write_context_close(&srv->writes);
@@ -91,6 +96,50 @@ static void on_stats_signal(uv_signal_t *sig, int signum)
     server_log_stats(sig->data);
 }
 
+/* New connections get the files as they are now; live ones keep the context they began
+ * with. A file that does not load leaves the current one in place. */
+static void on_reload_signal(uv_signal_t *sig, int signum)
+{
+    server *srv = sig->data;
+    if (!srv->cfg->tls_cert_file) {
+        log_info("SIGHUP: no TLS certificate configured, nothing to reload");
+        return;
+    }
+    char err[300];
+    SSL_CTX *ctx = tls_server_context(srv->cfg->tls_cert_file, srv->cfg->tls_key_file, err, sizeof err);
+    if (!ctx) {
+        log_error("SIGHUP: TLS certificate not reloaded, keeping the current one: %s", err);
+        return;
+    }
+    SSL_CTX_free(srv->tls_clients);
+    srv->tls_clients = ctx;
+    log_info("SIGHUP: TLS certificate and key reloaded");
+}
+
+/* The TLS contexts of both legs from the configuration. */
+static int load_tls(server *srv, const config *cfg)
+{
+    char err[300];
+    if (cfg->tls_cert_file &&
+        !(srv->tls_clients = tls_server_context(cfg->tls_cert_file, cfg->tls_key_file, err, sizeof err))) {
+        log_error("%s", err);
+        return -1;
+    }
+    const char *mode = cfg->db_sslmode;
+    if (strcmp(mode, "prefer") == 0 || strcmp(mode, "require") == 0 || strncmp(mode, "verify-", 7) == 0) {
+        tls_verify v = strcmp(mode, "verify-full") == 0 ? TLS_VERIFY_FULL
+                       : strcmp(mode, "verify-ca") == 0 ? TLS_VERIFY_CA
+                                                        : TLS_VERIFY_NONE;
+        if (!(srv->tls_database = tls_client_context(v, cfg->db_sslrootcert, err, sizeof err))) {
+            log_error("%s", err);
+            return -1;
+        }
+    }
+    if (srv->tls_clients)
+        log_info("TLS for clients: %s%s", cfg->tls_cert_file, cfg->tls_required ? " (required)" : "");
+    return 0;
+}
+
 static int listen_on(server *srv, const listen_addr *la)
 {
     struct sockaddr_storage addr;
@@ -127,11 +176,17 @@ int server_start(server *srv, uv_loop_t *loop, const config *cfg)
     uv_signal_init(loop, &srv->sig_term);
     uv_signal_init(loop, &srv->sig_int);
     uv_signal_init(loop, &srv->sig_usr1);
-    srv->sig_term.data = srv->sig_int.data = srv->sig_usr1.data = srv;
+    uv_signal_init(loop, &srv->sig_hup);
+    srv->sig_term.data = srv->sig_int.data = srv->sig_usr1.data = srv->sig_hup.data = srv;
     uv_signal_start(&srv->sig_term, on_stop_signal, SIGTERM);
     uv_signal_start(&srv->sig_int, on_stop_signal, SIGINT);
     uv_signal_start(&srv->sig_usr1, on_stats_signal, SIGUSR1);
+    uv_signal_start(&srv->sig_hup, on_reload_signal, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
+    pgbuf_init(&srv->tls_plain, 1u << 22);
+
+    if (load_tls(srv, cfg) < 0)
+        return -1;
 
     if (write_context_init(&srv->writes, loop, cfg) < 0)
         return -1;

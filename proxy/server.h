@@ -14,6 +14,7 @@
 
 #include "proxy/cancel.h"
 #include "proxy/config.h"
+#include "proxy/tls.h"
 #include "proxy/write.h"
 
 #define SERVER_READ_BUFFER 65536
@@ -38,18 +39,23 @@ typedef struct server {
     uv_signal_t sig_term;
     uv_signal_t sig_int;
     uv_signal_t sig_usr1;
+    uv_signal_t sig_hup;
     uv_timer_t shutdown_timer;
     bool shutting_down;
     session *sessions; /* every live session, for shutdown */
+    int clients_admitted; /* sessions past their StartupMessage: what max_client_conn limits */
     cancel_map cancels;
     proxy_stats stats;
     write_context writes; /* API clients and the service connection of the write path */
+    SSL_CTX *tls_clients;  /* TLS offered to clients (NULL: answered 'N'); SIGHUP reloads it */
+    SSL_CTX *tls_database; /* TLS towards the database (NULL: sslmode disable or allow) */
+    pgbuf tls_plain;       /* scratch: the plaintext of one read of a TLS stream */
     /* One read buffer for every stream on the loop: a read is fully handed on (written,
      * or copied into a send queue) before the next one starts. */
     char read_buffer[SERVER_READ_BUFFER];
 } server;
 
-/* Binds every listen address and installs signal handlers. Returns 0 or -1 (logged). */
+/* Loads TLS, binds every listen address and installs signal handlers. Returns 0 or -1 (logged). */
 int server_start(server *srv, uv_loop_t *loop, const config *cfg);
 /* Called by a session when it has been freed. */
 void server_session_gone(server *srv);

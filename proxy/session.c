@@ -59,6 +59,7 @@ static void send_client_error(session *s, const char *severity, const char *sqls
 }
 
 /* FATAL to the client (if it can still be told), then close once it is flushed. */
+static void arm_idle_timer(session *s);
 static void fail_session(session *s, const char *sqlstate, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void fail_session(session *s, const char *sqlstate, const char *fmt, ...)
@@ -111,8 +112,12 @@ static void session_handle_closed(session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->stats.clients_active--;
+    if (s->admitted)
+        srv->clients_admitted--;
     sendq_free(&s->to_client);
     sendq_free(&s->to_server);
+    tls_free(s->client_tls);
+    tls_free(s->server_tls);
     pgscan_free(&s->from_client);
     pgscan_free(&s->from_server);
     pgbuf_free(&s->startup);
@@ -195,7 +200,8 @@ static void update_reading(session *s)
     bool want_client = (s->state == SESSION_STARTUP || relaying) && !s->client_eof &&
                        !sendq_busy(&s->to_server) && !s->job && s->client_pending.len == 0 &&
                        s->deferred_query.len == 0;
-    bool want_server = relaying && !s->server_eof && !sendq_busy(&s->to_client);
+    bool negotiating = s->db_tls == DB_TLS_ASKED || s->db_tls == DB_TLS_HANDSHAKE;
+    bool want_server = (relaying || negotiating) && !s->server_eof && !sendq_busy(&s->to_client);
 
     if (want_client != s->reading_client) {
         if (want_client)
@@ -281,6 +287,11 @@ static enum pgscan_verdict client_on_header(void *ctx, char type, uint32_t len)
     case 'X':
         s->terminate_seen = true;
         break;
+    case 'p':
+        if (s->sasl_initial_due && s->db_tls == DB_TLS_ON && len <= HOLD_MAX)
+            return PGSCAN_HOLD; /* see sasl_initial_response */
+        s->sasl_initial_due = false;
+        break;
     }
     if (extended && write_enabled(&s->srv->writes)) {
         /* held until Sync or Flush (write_batch); a batch too large to hold is relayed */
@@ -339,10 +350,33 @@ static int batch_message(session *s, const char *msg, size_t len)
     return rc;
 }
 
+/* The client's SASLInitialResponse when the database connection uses TLS. A client on
+ * TLS that was offered no SCRAM-SHA-256-PLUS says so with the gs2 flag 'y' ("I could bind,
+ * the server cannot"); a database on TLS takes that for a downgrade attack and refuses it
+ * with a puzzling message. The flag is covered by the client's proof, so it cannot be
+ * changed on the way: say what to do instead. */
+static int sasl_initial_response(session *s, const char *msg, size_t len)
+{
+    s->sasl_initial_due = false;
+    pgread r;
+    pgread_init(&r, msg + 5, len - 5);
+    const char *mech = pgread_string(&r);
+    uint32_t n = pgread_int32(&r);
+    if (!r.failed && mech && strncmp(mech, "SCRAM-SHA-256", 13) == 0 && n != 0xffffffffu && n >= 1 &&
+        pgread_remaining(&r) >= 1 && msg[5 + r.pos] == 'y') {
+        fail_session(s, "08P01", "SCRAM channel binding cannot pass through apigres when both of its connections use "
+                                 "TLS: connect with channel_binding=disable (TLS still protects both connections)");
+        return -1;
+    }
+    return client_on_pass(s, msg, len);
+}
+
 /* A held Query: the write path's, or relayed. Positive pauses the client's scan. */
 static int client_on_message(void *ctx, const char *msg, size_t len)
 {
     session *s = ctx;
+    if (msg[0] == 'p')
+        return sasl_initial_response(s, msg, len);
     if (msg[0] != 'Q')
         return batch_message(s, msg, len);
     if (s->syncs_pending > 1) {
@@ -399,6 +433,29 @@ static void relay_from_client(session *s, const char *data, size_t len)
 
 /* ---- server → client */
 
+/* client_idle_timeout: a logged-in client that sends nothing for that long while no query
+ * runs and no transaction is open is told so and disconnected, as Postgres's
+ * idle_session_timeout does. Any read from the client starts the time again. */
+static void on_idle_timeout(uv_timer_t *t)
+{
+    session *s = t->data;
+    if (s->state != SESSION_READY)
+        return;
+    if (s->syncs_pending > 0 || s->job || s->tx_status != 'I') {
+        arm_idle_timer(s); /* busy or in a transaction: not idle in that sense */
+        return;
+    }
+    log_info("client %llu: idle for %.0f s: disconnected", (unsigned long long)s->id,
+             s->srv->cfg->client_idle_timeout);
+    session_terminate(s, "57P05", "terminating connection due to idle-session timeout");
+}
+
+static void arm_idle_timer(session *s)
+{
+    if (s->srv->cfg->client_idle_timeout > 0 && s->state == SESSION_READY)
+        uv_timer_start(&s->timer, on_idle_timeout, (uint64_t)(s->srv->cfg->client_idle_timeout * 1000), 0);
+}
+
 static enum pgscan_verdict server_on_header(void *ctx, char type, uint32_t len)
 {
     session *s = ctx;
@@ -418,11 +475,14 @@ static enum pgscan_verdict server_on_header(void *ctx, char type, uint32_t len)
         if (s->state == SESSION_AUTH) {
             s->state = SESSION_READY;
             uv_timer_stop(&s->timer);
+            arm_idle_timer(s);
             pgbuf_free(&s->from_server.hold);
             log_info("client %llu: session ready (user=%s database=%s)",
                      (unsigned long long)s->id, s->user, s->database);
         }
-        return write_enabled(&s->srv->writes) ? PGSCAN_HOLD : PGSCAN_PASS;
+        /* the transaction status is read from it when something depends on it */
+        bool need_status = write_enabled(&s->srv->writes) || s->srv->cfg->client_idle_timeout > 0;
+        return need_status ? PGSCAN_HOLD : PGSCAN_PASS;
     }
     if (s->state == SESSION_AUTH && (type == 'R' || type == 'K'))
         return PGSCAN_HOLD;
@@ -475,8 +535,10 @@ static int server_on_message(void *ctx, const char *msg, size_t len)
             run_deferred_query(s);
         return 0;
     }
-    if (msg[0] == 'R' && len >= 9 && pgwire_get_int32(msg + 5) == PGWIRE_AUTH_SASL)
+    if (msg[0] == 'R' && len >= 9 && pgwire_get_int32(msg + 5) == PGWIRE_AUTH_SASL) {
+        s->sasl_initial_due = true;
         return send_sasl_without_plus(s, msg, len);
+    }
     if (msg[0] == 'K' && len == 13) {
         s->backend_pid = pgwire_get_int32(msg + 5);
         s->backend_key = pgwire_get_int32(msg + 9);
@@ -495,6 +557,67 @@ static int server_on_message(void *ctx, const char *msg, size_t len)
 
 static const pgscan_ops server_ops = {server_on_header, server_on_pass, server_on_message};
 
+static void backend_ready(session *s);
+
+/* TLS towards the database: the answer to the SSLRequest, the handshake, then decryption.
+ * Returns true with *data and *len replaced by plaintext to relay, false when there is none
+ * (or the session failed). */
+static bool server_tls_input(session *s, const char **data, size_t *len)
+{
+    const config *cfg = s->srv->cfg;
+    if (s->db_tls == DB_TLS_ASKED) {
+        char answer = (*data)[0];
+        if (answer == 'S' && *len == 1) {
+            bool full = strcmp(cfg->db_sslmode, "verify-full") == 0;
+            s->server_tls = tls_connect(s->srv->tls_database, cfg->db_sslhost, full);
+            if (!s->server_tls) {
+                fail_session(s, "53200", "out of memory");
+                return false;
+            }
+            s->to_server.tls = s->server_tls;
+            s->db_tls = DB_TLS_HANDSHAKE;
+            if (sendq_flush_tls(&s->to_server) < 0)
+                on_server_gone(s);
+            return false;
+        }
+        if (answer == 'N' && *len == 1 && strcmp(cfg->db_sslmode, "prefer") == 0) {
+            s->db_tls = DB_TLS_NONE;
+            backend_ready(s);
+        } else if (answer == 'N' && *len == 1) {
+            fail_session(s, "08001", "server does not support SSL, but SSL was required (sslmode %s)",
+                         cfg->db_sslmode);
+        } else {
+            fail_session(s, "08P01", "received invalid response to SSL negotiation from the database");
+        }
+        return false;
+    }
+    pgbuf *plain = &s->srv->tls_plain;
+    pgbuf_reset(plain);
+    int rc = tls_feed(s->server_tls, *data, *len, plain);
+    if (rc == 0)
+        rc = sendq_flush_tls(&s->to_server);
+    if (rc < 0) {
+        if (s->db_tls == DB_TLS_HANDSHAKE) {
+            fail_session(s, "08001", "SSL connection to the database server at %s failed: %s",
+                         config_database_label(cfg), tls_error(s->server_tls));
+        } else {
+            log_error("client %llu: %s", (unsigned long long)s->id, tls_error(s->server_tls));
+            on_server_gone(s);
+        }
+        return false;
+    }
+    if (s->db_tls == DB_TLS_HANDSHAKE && tls_established(s->server_tls)) {
+        char how[128];
+        log_debug("client %llu: database connection uses %s", (unsigned long long)s->id,
+                  tls_describe(s->server_tls, how, sizeof how));
+        s->db_tls = DB_TLS_ON;
+        backend_ready(s);
+    }
+    *data = plain->data;
+    *len = plain->len;
+    return *len > 0 && s->state < SESSION_DRAINING;
+}
+
 static void on_server_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     backend_conn *bc = stream->data;
@@ -506,7 +629,11 @@ static void on_server_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
         return;
     }
     s->srv->stats.bytes_server += (uint64_t)nread;
-    int rc = pgscan_feed(&s->from_server, &server_ops, s, buf->base, (size_t)nread);
+    const char *data = buf->base;
+    size_t len = (size_t)nread;
+    if (s->db_tls != DB_TLS_NONE && !server_tls_input(s, &data, &len))
+        return;
+    int rc = pgscan_feed(&s->from_server, &server_ops, s, data, len);
     if (s->state >= SESSION_DRAINING)
         return;
     if (s->to_client.error) {
@@ -570,8 +697,23 @@ static void on_backend_connected(backend_conn *bc, int status)
         return;
     }
     s->srv->stats.servers_active++;
-    s->state = SESSION_AUTH;
     sendq_init(&s->to_server, &bc->h.stream, SENDQ_MAX, on_queue_drained, s);
+    if (s->srv->tls_database && !s->srv->cfg->backend.is_unix) {
+        static const char ssl_request[8] = {0, 0, 0, 8, 0x04, (char)0xd2, 0x16, 0x2f};
+        s->db_tls = DB_TLS_ASKED;
+        if (sendq_send(&s->to_server, ssl_request, sizeof ssl_request) < 0)
+            on_server_gone(s);
+        else
+            update_reading(s);
+        return;
+    }
+    backend_ready(s);
+}
+
+/* The database connection is open (and encrypted when it is to be): log in. */
+static void backend_ready(session *s)
+{
+    s->state = SESSION_AUTH;
     uint32_t len = pgwire_startup_length(s->startup.data, s->startup.len);
     if (sendq_send(&s->to_server, s->startup.data, len) < 0) {
         on_server_gone(s);
@@ -625,6 +767,24 @@ static void process_startup(session *s)
             fail_session(s, "08P01", "invalid startup packet layout: expected terminator as last byte");
             return;
         }
+        if (st.code == PGWIRE_SSL_REQUEST && s->client_tls) {
+            fail_session(s, "08P01", "SSL request on a connection that is encrypted already");
+            return;
+        }
+        if (st.code == PGWIRE_SSL_REQUEST && s->srv->tls_clients) {
+            pgbuf_consume(&s->startup, len);
+            if (s->startup.len > 0) { /* what came with it was not encrypted: refuse it */
+                fail_session(s, "08P01", "received unencrypted data after SSL request");
+                return;
+            }
+            sendq_send(&s->to_client, "S", 1);
+            if (!(s->client_tls = tls_accept(s->srv->tls_clients))) {
+                session_finish(s);
+                return;
+            }
+            s->to_client.tls = s->client_tls;
+            return;
+        }
         if (st.code == PGWIRE_SSL_REQUEST || st.code == PGWIRE_GSSENC_REQUEST) {
             pgbuf_consume(&s->startup, len);
             sendq_send(&s->to_client, "N", 1);
@@ -642,6 +802,23 @@ static void process_startup(session *s)
         }
         copy_name(s->user, sizeof s->user, st.user);
         copy_name(s->database, sizeof s->database, st.database ? st.database : st.user);
+        if (s->srv->clients_admitted >= s->srv->cfg->max_client_conn) {
+            fail_session(s, "53300", "sorry, too many clients already");
+            return;
+        }
+        s->srv->clients_admitted++;
+        s->admitted = true;
+        if (s->srv->cfg->tls_required && !s->client_tls) {
+            /* what Postgres says when only hostssl lines match */
+            char host[64];
+            snprintf(host, sizeof host, "%s", s->peer);
+            char *colon = strrchr(host, ':');
+            if (colon)
+                *colon = '\0';
+            fail_session(s, "28000", "no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", no encryption",
+                         host, s->user, s->database);
+            return;
+        }
         log_info("client %llu: login user=%s database=%s application=%s", (unsigned long long)s->id,
                  s->user, s->database, st.application_name ? st.application_name : "");
         s->state = SESSION_CONNECTING;
@@ -665,8 +842,34 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
         return;
     }
     s->srv->stats.bytes_client += (uint64_t)nread;
+    const char *data = buf->base;
+    size_t len = (size_t)nread;
+    if (s->client_tls) {
+        pgbuf *plain = &s->srv->tls_plain;
+        pgbuf_reset(plain);
+        bool was_established = tls_established(s->client_tls);
+        int rc = tls_feed(s->client_tls, data, len, plain);
+        if (rc == 0)
+            rc = sendq_flush_tls(&s->to_client);
+        if (rc < 0) {
+            log_info("client %llu: %s", (unsigned long long)s->id, tls_error(s->client_tls));
+            on_client_gone(s);
+            return;
+        }
+        if (!was_established && tls_established(s->client_tls)) {
+            char how[128];
+            log_debug("client %llu: uses %s", (unsigned long long)s->id,
+                      tls_describe(s->client_tls, how, sizeof how));
+        }
+        data = plain->data;
+        len = plain->len;
+        if (len == 0)
+            return;
+    }
+    if (s->state == SESSION_READY)
+        arm_idle_timer(s);
     if (s->state == SESSION_STARTUP) {
-        pgbuf_put(&s->startup, buf->base, (size_t)nread);
+        pgbuf_put(&s->startup, data, len);
         if (s->startup.failed) {
             fail_session(s, "08P01", "invalid length of startup packet");
             return;
@@ -674,7 +877,7 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
         process_startup(s);
         return;
     }
-    relay_from_client(s, buf->base, (size_t)nread);
+    relay_from_client(s, data, len);
 }
 
 static void on_startup_timeout(uv_timer_t *t)
@@ -786,7 +989,10 @@ void session_accept(server *srv, uv_stream_t *listener)
     snprintf(s->peer, sizeof s->peer, "%s:%d", host, port);
     log_info("client %llu: connected from %s", (unsigned long long)s->id, s->peer);
 
-    if (srv->stats.clients_active > srv->cfg->max_client_conn) {
+    /* max_client_conn counts logged-in clients (process_startup), as Postgres counts
+     * backends: SSL negotiation and CancelRequests must still get through when it is
+     * reached. Connections still in their startup may number as many again. */
+    if (srv->stats.clients_active > 2 * srv->cfg->max_client_conn) {
         fail_session(s, "53300", "sorry, too many clients already");
         return;
     }

@@ -2,9 +2,11 @@
  * session: one client connection and its backend connection (session mode), relayed.
  *
  * State advances STARTUP → CONNECTING → AUTH → READY, then DRAINING → CLOSED:
- *  - STARTUP:    reading the startup packet; SSLRequest/GSSENCRequest answered 'N';
+ *  - STARTUP:    reading the startup packet; SSLRequest answered 'S' and TLS begun when
+ *                the proxy has a certificate (else 'N'), GSSENCRequest answered 'N';
  *                a CancelRequest is looked up and forwarded, then the connection closed.
- *  - CONNECTING: client reads paused while the backend connection opens.
+ *  - CONNECTING: client reads paused while the backend connection opens (and, unless the
+ *                database's sslmode is disable or allow, negotiates TLS with SSLRequest).
  *  - AUTH:       the startup packet went to the database with the client's parameters;
  *                authentication is relayed message by message, except that
  *                SCRAM-SHA-256-PLUS is removed from AuthenticationSASL and the secret in
@@ -29,6 +31,14 @@
 #include "proxy/pgwire.h"
 #include "proxy/sendq.h"
 #include "proxy/server.h"
+
+/* TLS towards the database, while CONNECTING and after. */
+enum db_tls {
+    DB_TLS_NONE,      /* plain: sslmode disable/allow, a Unix socket, or prefer and refused */
+    DB_TLS_ASKED,     /* SSLRequest sent, waiting for 'S' or 'N' */
+    DB_TLS_HANDSHAKE, /* 'S': the handshake runs */
+    DB_TLS_ON,
+};
 
 enum session_state {
     SESSION_STARTUP,
@@ -73,6 +83,11 @@ struct session {
     pgbuf client_pending;    /* client bytes read but not scanned while the write path runs */
     pgbuf deferred_query;    /* a Query that may write, waiting for the backend to be idle */
     bool feeding;            /* inside relay_from_client */
+    tls_conn *client_tls;  /* after the client's SSLRequest was answered 'S' */
+    tls_conn *server_tls;
+    enum db_tls db_tls;
+    bool sasl_initial_due;
+    bool admitted;          /* counted in srv->clients_admitted (max_client_conn) */  /* AuthenticationSASL went to the client: its answer is next */
     char peer[64];
     char user[64];
     char database[64];
