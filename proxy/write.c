@@ -626,7 +626,9 @@ static void on_locked(void *data, const PGresult *res, const char *error)
         start_calls(j);
 }
 
-/* Asks for the mirror lock while the plan runs: the two round trips overlap. */
+/* Asks for the mirror lock. Only once the plan has run: the plan evaluates the client's
+ * expressions, and a function of the client's running while the lock is held could call
+ * the mirror function with a record of its own making. */
 static void request_lock(write_job *j)
 {
     char pid[16];
@@ -637,6 +639,162 @@ static void request_lock(write_job *j)
         j->lock_pending = true;
     else
         j->lock_failed = true;
+}
+
+/* ---- the probe: the write itself, in a savepoint, to learn what the database allows */
+
+#define PROBE_SAVEPOINT "apigres_probe"
+
+/* The plan row's value of column c as the probe writes it (NULL stays NULL). */
+static void put_probe_value(write_job *j, pgbuf *sql, size_t row, size_t c)
+{
+    int first = j->rw->kind == REWRITE_UPDATE ? 1 : 0;
+    const char *raw = j->rows[row][first + (int)j->rw->n_columns + (int)c];
+    const provider_field *pf = field_of_column(j->coll, j->rw->columns[c]);
+    if (row < j->rw->n_default_rows && j->rw->defaults[row * j->rw->n_columns + c]) {
+        put(sql, "DEFAULT");
+        return;
+    }
+    put(sql, "CAST(");
+    if (raw)
+        schema_quote_literal(sql, raw);
+    else
+        put(sql, "NULL");
+    put(sql, " AS ");
+    put(sql, field_type_sql(pf ? pf->type : FIELD_TEXT));
+    put(sql, ")");
+}
+
+/* The statement the client asked for, with the plan's rows and values: the database checks
+ * its privileges and row-level security (USING and WITH CHECK, the DELETE policies), and
+ * then the guard refuses it after the statement (see schema.c), naming the rows a DELETE
+ * reached. Nothing of the client's runs in it but policy expressions, so no lock is held. */
+static void probe_sql(write_job *j, pgbuf *sql)
+{
+    put(sql, "SAVEPOINT " PROBE_SAVEPOINT "; ");
+    switch (j->rw->kind) {
+    case REWRITE_UPDATE:
+        put(sql, "UPDATE ONLY ");
+        put_table(sql, j->schema, j->table);
+        put(sql, " AS t SET ");
+        for (size_t c = 0; c < j->rw->n_columns; c++) {
+            if (c)
+                put(sql, ", ");
+            schema_quote_ident(sql, j->rw->columns[c]);
+            put(sql, " = v.");
+            schema_quote_ident(sql, j->rw->columns[c]);
+        }
+        put(sql, " FROM (VALUES ");
+        for (size_t r = 0; r < j->nrows; r++) {
+            put(sql, r ? ", (" : "(");
+            schema_quote_literal(sql, j->rows[r][0]);
+            for (size_t c = 0; c < j->rw->n_columns; c++) {
+                put(sql, ", ");
+                put_probe_value(j, sql, r, c);
+            }
+            put(sql, ")");
+        }
+        put(sql, ") AS v(\"apigres id\"");
+        for (size_t c = 0; c < j->rw->n_columns; c++) {
+            put(sql, ", ");
+            schema_quote_ident(sql, j->rw->columns[c]);
+        }
+        put(sql, ") WHERE t.id = v.\"apigres id\"");
+        break;
+    case REWRITE_INSERT:
+        put(sql, "INSERT INTO ");
+        put_table(sql, j->schema, j->table);
+        put(sql, " (id");
+        for (size_t c = 0; c < j->rw->n_columns; c++) {
+            if (strcmp(j->rw->columns[c], "id") == 0)
+                continue; /* DEFAULT: the API's to choose; the probe has its own */
+            put(sql, ", ");
+            schema_quote_ident(sql, j->rw->columns[c]);
+        }
+        put(sql, ") VALUES ");
+        for (size_t r = 0; r < j->nrows; r++) {
+            char id[48];
+            snprintf(id, sizeof id, "%s'apigres probe %zu'", r ? ", (" : "(", r);
+            put(sql, id);
+            for (size_t c = 0; c < j->rw->n_columns; c++) {
+                if (strcmp(j->rw->columns[c], "id") == 0)
+                    continue;
+                put(sql, ", ");
+                put_probe_value(j, sql, r, c);
+            }
+            put(sql, ")");
+        }
+        break;
+    default:
+        put(sql, "DELETE FROM ONLY ");
+        put_table(sql, j->schema, j->table);
+        put(sql, " WHERE id IN (");
+        for (size_t r = 0; r < j->nrows; r++) {
+            if (r)
+                put(sql, ", ");
+            schema_quote_literal(sql, j->rows[r][0]);
+        }
+        put(sql, ")");
+        break;
+    }
+}
+
+static void probe(write_job *j)
+{
+    pgbuf q;
+    pgbuf_init(&q, (size_t)1 << 30);
+    probe_sql(j, &q);
+    pgbuf_put_byte(&q, 0);
+    if (q.failed)
+        fail_with(j, "54000", "the probe of this write is too large", NULL, NULL);
+    else
+        wj_inject(j, q.data, STEP_PROBE);
+    pgbuf_free(&q);
+}
+
+/* Whether the probe's error is the guard's: everything the database checks passed. */
+static bool guard_refused(const write_job *j)
+{
+    const char *body = j->db_error.data + 5;
+    size_t len = j->db_error.len > 5 ? j->db_error.len - 5 : 0;
+    const char *code = pgwire_error_field(body, len, 'C');
+    const char *msg = pgwire_error_field(body, len, 'M');
+    return code && msg && strcmp(code, "42501") == 0 && strstr(msg, "it mirrors an API and is written only through apigres");
+}
+
+/* A DELETE goes only to the rows the database let it reach (the DELETE policies): the
+ * guard's DETAIL lists them, "rows: [ids]". */
+static void keep_reached_rows(write_job *j)
+{
+    const char *body = j->db_error.data + 5;
+    size_t len = j->db_error.len > 5 ? j->db_error.len - 5 : 0;
+    const char *detail = pgwire_error_field(body, len, 'D');
+    cJSON *ids = detail && strncmp(detail, "rows: ", 6) == 0 ? cJSON_Parse(detail + 6) : NULL;
+    if (!cJSON_IsArray(ids)) {
+        cJSON_Delete(ids);
+        return; /* an older guard without the list: the plan's rows */
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < j->nrows; i++) {
+        bool reached = false;
+        const cJSON *id;
+        cJSON_ArrayForEach(id, ids)
+        {
+            reached |= cJSON_IsString(id) && j->rows[i][0] && strcmp(id->valuestring, j->rows[i][0]) == 0;
+        }
+        if (!reached) {
+            for (int c = 0; c < j->ncols; c++)
+                free(j->rows[i][c]);
+            free(j->rows[i]);
+            cJSON_Delete(j->fields[i]);
+            continue;
+        }
+        j->rows[kept] = j->rows[i];
+        j->fields[kept] = j->fields[i];
+        kept++;
+    }
+    j->nrows = kept;
+    cJSON_Delete(ids);
 }
 
 static void after_plan(write_job *j)
@@ -670,9 +828,7 @@ static void after_plan(write_job *j)
         after_mirror(j); /* nothing to call: straight to RETURNING and COMMIT */
         return;
     }
-    j->step = STEP_LOCKING;
-    if (!j->lock_pending)
-        start_calls(j);
+    probe(j);
 }
 
 /* ---- calls */
@@ -977,6 +1133,38 @@ static void step_done(write_job *j)
         else
             after_plan(j);
         return;
+    case STEP_PROBE:
+        if (j->have_db_error && !guard_refused(j)) {
+            /* the database refuses the write itself (42501, 42703, 22P02, ...): so do we */
+            if (j->own_tx) {
+                take_db_error(j);
+                wj_inject(j, "ROLLBACK", STEP_ABORT);
+                return;
+            }
+            wj_send_error(j, &j->db_error);
+            wj_finish(j);
+            return;
+        }
+        if (j->have_db_error && j->rw->kind == REWRITE_DELETE)
+            keep_reached_rows(j);
+        wj_inject(j, "ROLLBACK TO SAVEPOINT " PROBE_SAVEPOINT "; RELEASE SAVEPOINT " PROBE_SAVEPOINT, STEP_PROBE_END);
+        if (j->nrows > 0)
+            request_lock(j); /* meanwhile: nothing of the client's runs any more */
+        return;
+    case STEP_PROBE_END:
+        if (j->have_db_error) {
+            take_db_error(j);
+            fail_statement(j);
+            return;
+        }
+        if (j->nrows == 0) {
+            after_mirror(j);
+            return;
+        }
+        j->step = STEP_LOCKING;
+        if (!j->lock_pending)
+            start_calls(j);
+        return;
     case STEP_RETURNING_PRE:
         if (j->have_db_error)
             take_db_error(j);
@@ -1196,46 +1384,16 @@ static int wrapped_plan(write_job *j, pgbuf *sql)
         }
         pgbuf_free(&col);
     }
+    /* and each value as text, for the probe (which writes it as the column's type) */
+    for (size_t c = 0; c < j->rw->n_columns && j->rw->kind != REWRITE_DELETE; c++) {
+        put(sql, ", CAST(p.");
+        schema_quote_ident(sql, j->rw->columns[c]);
+        put(sql, " AS text)");
+    }
     put(sql, " FROM (");
     put(sql, j->rw->plan_sql);
     put(sql, ") p");
     return sql->failed ? -1 : 0;
-}
-
-/* The no-row write that makes the database check the client's privileges. */
-static void privilege_check(write_job *j, pgbuf *sql)
-{
-    switch (j->rw->kind) {
-    case REWRITE_UPDATE:
-        put(sql, "UPDATE ");
-        put_table(sql, j->schema, j->table);
-        put(sql, " SET ");
-        for (size_t c = 0; c < j->rw->n_columns; c++) {
-            if (c)
-                put(sql, ", ");
-            schema_quote_ident(sql, j->rw->columns[c]);
-            put(sql, " = NULL");
-        }
-        break;
-    case REWRITE_DELETE:
-        put(sql, "DELETE FROM ");
-        put_table(sql, j->schema, j->table);
-        break;
-    default:
-        put(sql, "INSERT INTO ");
-        put_table(sql, j->schema, j->table);
-        put(sql, " (");
-        for (size_t c = 0; c < j->rw->n_columns; c++) {
-            if (c)
-                put(sql, ", ");
-            schema_quote_ident(sql, j->rw->columns[c]);
-        }
-        put(sql, ") SELECT ");
-        for (size_t c = 0; c < j->rw->n_columns; c++)
-            put(sql, c ? ", NULL" : "NULL");
-        break;
-    }
-    put(sql, " WHERE false");
 }
 
 static void start_write(session *s, const char *sql, size_t len, const classify_stmt *st,
@@ -1286,31 +1444,23 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
     pgbuf_init(&q, (size_t)1 << 30);
     if (j->own_tx)
         put(&q, "BEGIN; ");
-    privilege_check(j, &q);
-    put(&q, "; ");
     wrapped_plan(j, &q);
     pgbuf_put_byte(&q, 0);
     if (q.failed) {
         fail_with(j, "54000", "the plan of this write is too large", NULL, NULL);
     } else {
         wj_inject(j, q.data, STEP_PLAN);
-        request_lock(j);
     }
     pgbuf_free(&q);
 }
 
-/* Extended protocol, after Describe: our transaction and the privilege check. */
+/* Extended protocol, after Describe: our transaction, then the plan with the parameters. */
 void wj_precheck(write_job *j)
 {
-    pgbuf q;
-    pgbuf_init(&q, 1u << 20);
     if (j->own_tx)
-        put(&q, "BEGIN; ");
-    privilege_check(j, &q);
-    pgbuf_put_byte(&q, 0);
-    wj_inject(j, q.data, STEP_PRECHECK);
-    request_lock(j);
-    pgbuf_free(&q);
+        wj_inject(j, "BEGIN", STEP_PRECHECK);
+    else
+        wj_plan_ready(j);
 }
 
 void wj_plan_ready(write_job *j)

@@ -15,6 +15,8 @@
 
 enum step {
     STEP_PLAN,         /* BEGIN?; privilege check; plan */
+    STEP_PROBE,        /* the write itself in a savepoint: the database's checks, then the guard */
+    STEP_PROBE_END,    /* back to the savepoint (the lock is asked for meanwhile) */
     STEP_LOCKING,      /* waiting for the service connection's lock */
     STEP_CALLING,      /* API calls under way */
     STEP_RETURNING_PRE,/* DELETE ... RETURNING: the rows before they go */

@@ -47,20 +47,34 @@ static void put_table(pgbuf *out, const char *schema, const char *table)
 void schema_service_sql(pgbuf *out)
 {
     /* current_user inside the trigger is whoever runs the statement (or the definer of a
-     * SECURITY DEFINER function that does): only the table's owner passes. */
+     * SECURITY DEFINER function that does): only the table's owner passes.
+     *
+     * The guard fires AFTER each statement, not before each row: by then Postgres has
+     * checked the statement's privileges and every row-level security policy (USING, WITH
+     * CHECK, the DELETE policies), so the write path can run the very write in a savepoint
+     * as a probe and learn from the error which of these the database would allow (the
+     * guard's DETAIL lists the rows a DELETE reached). A direct write still ends in the
+     * guard's error and is rolled back with its statement. */
     put(out,
         "CREATE SCHEMA IF NOT EXISTS " SCHEMA_SERVICE ";\n"
         "CREATE OR REPLACE FUNCTION " SCHEMA_SERVICE ".guard_synced_table() RETURNS trigger\n"
         "LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $guard$\n"
+        "DECLARE reached text;\n"
         "BEGIN\n"
         "  IF current_user <> (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN\n"
+        "    IF TG_OP = 'DELETE' AND TG_LEVEL = 'STATEMENT' THEN\n"
+        "      SELECT coalesce(jsonb_agg(id ORDER BY id), '[]')::text INTO reached FROM apigres_gone;\n"
+        "      RAISE EXCEPTION 'cannot % %.%: it mirrors an API and is written only through apigres',\n"
+        "        lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME\n"
+        "        USING ERRCODE = '42501', DETAIL = 'rows: ' || reached,\n"
+        "              HINT = 'Connect through apigres: INSERT, UPDATE and DELETE on synced tables become API calls.';\n"
+        "    END IF;\n"
         "    RAISE EXCEPTION 'cannot % %.%: it mirrors an API and is written only through apigres',\n"
         "      lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME\n"
         "      USING ERRCODE = '42501',\n"
         "            HINT = 'Connect through apigres: INSERT, UPDATE and DELETE on synced tables become API calls.';\n"
         "  END IF;\n"
-        "  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;\n"
-        "  RETURN NEW;\n"
+        "  RETURN NULL;\n"
         "END\n"
         "$guard$;\n"
         /* the mirror functions live here and every client's session calls them (they
@@ -129,9 +143,16 @@ int schema_collection_sql(pgbuf *out, const char *schema, const provider_collect
     put_table(out, schema, c->name);
     put(out, "." SCHEMA_COL_SYNCED_AT " IS 'apigres: when this row was last written from the API';\n");
 
-    put(out, "CREATE OR REPLACE TRIGGER apigres_guard BEFORE INSERT OR UPDATE OR DELETE ON ");
+    /* apigres_guard was a row trigger before the guard moved after the statement */
+    put(out, "DROP TRIGGER IF EXISTS apigres_guard ON ");
     put_table(out, schema, c->name);
-    put(out, " FOR EACH ROW EXECUTE FUNCTION " SCHEMA_SERVICE ".guard_synced_table();\n"
+    put(out, ";\nCREATE OR REPLACE TRIGGER apigres_guard_write AFTER INSERT OR UPDATE ON ");
+    put_table(out, schema, c->name);
+    put(out, " FOR EACH STATEMENT EXECUTE FUNCTION " SCHEMA_SERVICE ".guard_synced_table();\n"
+             "CREATE OR REPLACE TRIGGER apigres_guard_delete AFTER DELETE ON ");
+    put_table(out, schema, c->name);
+    put(out, " REFERENCING OLD TABLE AS apigres_gone FOR EACH STATEMENT EXECUTE FUNCTION " SCHEMA_SERVICE
+             ".guard_synced_table();\n"
              "CREATE OR REPLACE TRIGGER apigres_guard_truncate BEFORE TRUNCATE ON ");
     put_table(out, schema, c->name);
     put(out, " FOR EACH STATEMENT EXECUTE FUNCTION " SCHEMA_SERVICE ".guard_synced_table();\n");

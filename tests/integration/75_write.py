@@ -291,7 +291,11 @@ api("POST", "/_fake/config", json_body={"fail_nth_create": 0, "latency_ms": 700}
 victim = subprocess.Popen(["psql", "-X", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", "app_writer", "-d", DB,
                            "-c", "UPDATE stripe.customer SET name = 'vanished' WHERE id = '%s'" % c1],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-time.sleep(0.3)
+# the plan has run (its transaction waits for the API) before the client goes: on a busy
+# machine a fixed sleep may kill psql before it even sent the statement
+wait_for("the victim's plan", lambda: direct("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app_writer' "
+                                             "AND state = 'idle in transaction'") == "1", 10)
+time.sleep(0.2)
 victim.kill()
 victim.wait()
 check("killed mid-statement: the API applied it and the mirror follows",

@@ -43,9 +43,11 @@ int main(void)
           "typed columns added if missing, id only once");
     CHECK(strstr(sql, "COMMENT ON COLUMN \"stripe\".\"customer\".\"email\" IS E'") != NULL,
           "columns get the API's descriptions");
-    CHECK(strstr(sql, "BEFORE INSERT OR UPDATE OR DELETE ON \"stripe\".\"customer\"") != NULL &&
-              strstr(sql, "BEFORE TRUNCATE ON \"stripe\".\"customer\"") != NULL,
-          "the guard triggers cover every kind of write");
+    CHECK(strstr(sql, "AFTER INSERT OR UPDATE ON \"stripe\".\"customer\" FOR EACH STATEMENT") != NULL &&
+              strstr(sql, "AFTER DELETE ON \"stripe\".\"customer\" REFERENCING OLD TABLE") != NULL &&
+              strstr(sql, "BEFORE TRUNCATE ON \"stripe\".\"customer\"") != NULL &&
+              strstr(sql, "DROP TRIGGER IF EXISTS apigres_guard ON \"stripe\".\"customer\"") != NULL,
+          "the guard triggers cover every kind of write (after the statement: RLS is checked first)");
     pgbuf_reset(&b);
 
     provider_field bad_fields[] = {{.name = "ok", .type = FIELD_TEXT}, {.name = "", .type = FIELD_TEXT}};
