@@ -69,7 +69,14 @@ int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c
         put(out, ", ");
         put_value(out, c, &c->fields[i]);
     }
-    put(out, ", to_timestamp($2::double precision), now()\nFROM jsonb_array_elements($1::jsonb) AS r\n"
+    if (c->version_field) {
+        put(out, ", coalesce((r->>");
+        schema_quote_literal(out, c->version_field);
+        put(out, ")::timestamptz, to_timestamp($2::double precision))");
+    } else {
+        put(out, ", to_timestamp($2::double precision)");
+    }
+    put(out, ", now()\nFROM jsonb_array_elements($1::jsonb) AS r\n"
              "ON CONFLICT (id) DO UPDATE SET (");
     for (int i = 0; i < c->nfields; i++) {
         if (&c->fields[i] == id)
@@ -100,6 +107,16 @@ int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c
     put_table(out, schema, c);
     put(out, " WHERE id = $1 AND (" SCHEMA_COL_UPDATED_AT " IS NULL OR " SCHEMA_COL_UPDATED_AT
              " <= to_timestamp($2::double precision))");
+    pgbuf_put_byte(out, 0);
+    return out->failed ? -1 : 0;
+}
+
+int load_delete_listed_sql(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    put(out, "DELETE FROM ");
+    put_table(out, schema, c);
+    put(out, " AS t USING jsonb_array_elements($1::jsonb) AS d WHERE t.id = d->>'id' AND (t."
+             SCHEMA_COL_UPDATED_AT " IS NULL OR t." SCHEMA_COL_UPDATED_AT " <= (d->>'deletedDate')::timestamptz)");
     pgbuf_put_byte(out, 0);
     return out->failed ? -1 : 0;
 }

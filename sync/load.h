@@ -4,13 +4,18 @@
  * returns).
  *
  * Upsert: $1 is a JSON array of the API's records exactly as the API sent them, $2 the
- * upstream version they reflect (unix seconds, fractional allowed). Postgres converts each
+ * upstream version they reflect (unix seconds, fractional allowed), unless the collection
+ * names a version_field: then each record's own (Salesforce's SystemModstamp) is its
+ * version and $2 only stands in where a record lacks it. Postgres converts each
  * field to its column's type (Stripe's unix-second timestamps, Salesforce's ISO ones, JSON
  * null as SQL NULL), so a page is one statement and one round trip. A row is only replaced
  * by a version at least as new as the one it has (shared/DESIGN.md §5, ordering).
  *
  * Delete: $1 the id, $2 the version of the deletion; an older deletion does not remove a
  * row written from a newer version.
+ *
+ * Delete listed: $1 is a JSON array of deletions as Salesforce's getDeleted lists them,
+ * [{"id", "deletedDate"}]; each removes its row unless the row reflects a newer version.
  *
  * Sweep: after a complete listing that started at $1 (timestamptz), removes the rows it did
  * not see and nothing else touched since: records deleted upstream meanwhile.
@@ -24,6 +29,7 @@
 /* Each appends one statement (no semicolon, NUL-terminated); returns 0 or -1. */
 int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c);
+int load_delete_listed_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c);
 
 /* The SECURITY DEFINER function apigres."mirror SCHEMA.NAME"(records jsonb, version double

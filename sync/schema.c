@@ -98,24 +98,22 @@ int schema_collection_sql(pgbuf *out, const char *schema, const provider_collect
     put(out, " (id text PRIMARY KEY, " SCHEMA_COL_UPDATED_AT " timestamptz, " SCHEMA_COL_SYNCED_AT
              " timestamptz NOT NULL DEFAULT now());\n");
 
-    /* one ALTER for every field: a field that is new upstream becomes a column */
-    bool any = false;
+    /* one ALTER for every field: a field that is new upstream becomes a column (and a
+     * table made before, by an older version or by hand, gets the metadata columns) */
+    put(out, "ALTER TABLE ");
+    put_table(out, schema, c->name);
+    put(out, "\n  ADD COLUMN IF NOT EXISTS " SCHEMA_COL_UPDATED_AT " timestamptz,\n  ADD COLUMN IF NOT EXISTS "
+             SCHEMA_COL_SYNCED_AT " timestamptz NOT NULL DEFAULT now()");
     for (int i = 0; i < c->nfields; i++) {
         schema_column_name(c->fields[i].name, col, sizeof col);
         if (strcmp(col, "id") == 0)
             continue;
-        put(out, any ? ",\n  ADD COLUMN IF NOT EXISTS " : "ALTER TABLE ");
-        if (!any) {
-            put_table(out, schema, c->name);
-            put(out, "\n  ADD COLUMN IF NOT EXISTS ");
-        }
-        any = true;
+        put(out, ",\n  ADD COLUMN IF NOT EXISTS ");
         schema_quote_ident(out, col);
         pgbuf_put_byte(out, ' ');
         put(out, field_type_sql(c->fields[i].type));
     }
-    if (any)
-        put(out, ";\n");
+    put(out, ";\n");
 
     if (c->description) {
         put(out, "COMMENT ON TABLE ");

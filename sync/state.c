@@ -15,6 +15,9 @@ const char *state_schema_sql(void)
            "  backfill_started_at timestamptz, backfill_done_at timestamptz, last_poll_at timestamptz,\n"
            "  last_error text, last_error_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now(),\n"
            "  PRIMARY KEY (sync, collection));\n"
+           /* Salesforce: each collection's change windows (server time) */
+           "ALTER TABLE apigres.sync_state ADD COLUMN IF NOT EXISTS updated_since timestamptz,\n"
+           "  ADD COLUMN IF NOT EXISTS deleted_since timestamptz;\n"
            "CREATE TABLE IF NOT EXISTS apigres.sync_feed (\n"
            "  sync text PRIMARY KEY, cursor text NOT NULL, last_event_at timestamptz,\n"
            "  updated_at timestamptz NOT NULL DEFAULT now());\n"

@@ -5,7 +5,9 @@
  *
  *   apigres.sync_state  one row per (sync, collection): phase (backfill | incremental),
  *                       the listing's cursor, rows loaded, when the backfill started and
- *                       ended, the last poll and the last error
+ *                       ended, the last poll and the last error; for Salesforce the
+ *                       starts of its change windows (updated_since: SystemModstamp,
+ *                       deleted_since: getDeleted), in the server's time
  *   apigres.sync_feed   one row per sync: the change feed's cursor (Stripe's last event)
  *   apigres.sync_status a view of both for people: collection, phase, rows_loaded,
  *                       rows_upstream, last_poll_at, last_error, lag

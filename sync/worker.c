@@ -1,5 +1,6 @@
 /* worker: see worker.h. */
 #include "sync/worker.h"
+#include "sync/worker_internal.h"
 
 #include <cJSON.h>
 #include <libpq-fe.h>
@@ -18,57 +19,23 @@
 #include "sync/state.h"
 #include "upstream/call.h"
 #include "upstream/json.h"
+#include "upstream/salesforce.h"
+#include "sync/salesforce_feed.h"
 #include "upstream/stripe.h"
 #include "upstream/stripe_collections.h"
 #include "upstream/stripe_events.h"
 
-#define RETRY_MS 2000       /* after a failure: database down, API refusing, lease taken */
 #define PROGRESS_EVERY 2.0  /* seconds between two backfill progress lines */
 #define EVENTS_PER_COMMIT 100
 
-typedef struct collection {
-    const provider_collection *spec;
-    char *upsert_sql, *delete_sql, *sweep_sql;
-    state_row st;
-} collection;
-
-struct sync_worker {
-    const sync_config *sc;
-    const char *dsn, *read_role;
-    pthread_t thread;
-    uv_loop_t loop;
-    uv_async_t wake; /* stop requests from the main thread */
-    uv_timer_t timer;
-    ratelimit limit;
-    upstream_target target;
-    PGconn *db;
-    bool leased, ready, feed_ready, waiting_logged;
-    collection coll[SYNC_MAX_COLLECTIONS];
-    int ncoll;
-    char feed_cursor[256];
-    bool busy;     /* a listing or a poll is in flight */
-    int stopping;  /* read by the worker thread, set through wake */
-    pthread_mutex_t stop_lock;
-    /* the backfill in progress */
-    int current;
-    long long pages, rows;
-    double started, last_progress;
-    /* the poll in progress */
-    int uncommitted;
-    bool in_tx, poll_failed;
-    double next_poll;
-};
-
-static void advance(sync_worker *w);
-
-static double wall_now(void)
+double worker_now(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-static bool stop_requested(sync_worker *w)
+bool worker_stop_requested(sync_worker *w)
 {
     pthread_mutex_lock(&w->stop_lock);
     int s = w->stopping;
@@ -76,12 +43,12 @@ static bool stop_requested(sync_worker *w)
     return s;
 }
 
-static void on_timer(uv_timer_t *t) { advance(t->data); }
+static void on_timer(uv_timer_t *t) { worker_advance(t->data); }
 
-static void later(sync_worker *w, uint64_t ms) { uv_timer_start(&w->timer, on_timer, ms, 0); }
+void worker_later(sync_worker *w, uint64_t ms) { uv_timer_start(&w->timer, on_timer, ms, 0); }
 
 /* Records a failure where SQL can see it (if the database can still be told). */
-static void record_error(sync_worker *w, const char *coll_name, const char *message)
+void worker_record_error(sync_worker *w, const char *coll_name, const char *message)
 {
     log_warn("sync %s: %s%s%s", w->sc->name, coll_name ? coll_name : "", coll_name ? ": " : "", message);
     if (!w->db || PQstatus(w->db) != CONNECTION_OK)
@@ -96,11 +63,11 @@ static void record_error(sync_worker *w, const char *coll_name, const char *mess
 }
 
 /* A failed statement: if the connection itself is gone, start over from connecting. */
-static void db_failed(sync_worker *w, const char *coll_name, const char *err)
+void worker_db_failed(sync_worker *w, const char *coll_name, const char *err)
 {
     if (w->db && PQtransactionStatus(w->db) != PQTRANS_IDLE && PQstatus(w->db) == CONNECTION_OK)
         PQclear(PQexec(w->db, "ROLLBACK"));
-    record_error(w, coll_name, err);
+    worker_record_error(w, coll_name, err);
     if (w->db && PQstatus(w->db) != CONNECTION_OK) {
         PQfinish(w->db);
         w->db = NULL;
@@ -144,7 +111,7 @@ static bool take_lease(sync_worker *w)
                                NULL, NULL, 0);
     bool got = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        db_failed(w, NULL, PQresultErrorMessage(r));
+        worker_db_failed(w, NULL, PQresultErrorMessage(r));
     PQclear(r);
     if (got) {
         log_info("sync %s: took the lease", w->sc->name);
@@ -186,16 +153,16 @@ static int setup_schema(sync_worker *w)
     char err[512];
     int rc = -1;
     if (sql.failed) {
-        record_error(w, NULL, "the schema's SQL does not fit");
+        worker_record_error(w, NULL, "the schema's SQL does not fit");
     } else if (state_exec(w->db, "BEGIN", 0, NULL, err, sizeof err) < 0 ||
                state_exec(w->db, sql.data, 0, NULL, err, sizeof err) < 0 ||
                state_exec(w->db, "COMMIT", 0, NULL, err, sizeof err) < 0) {
-        db_failed(w, NULL, err);
+        worker_db_failed(w, NULL, err);
     } else {
         rc = 0;
         for (int i = 0; i < w->ncoll && rc == 0; i++)
             if (state_load(w->db, w->sc->name, w->coll[i].spec->name, &w->coll[i].st, err, sizeof err) < 0) {
-                db_failed(w, NULL, err);
+                worker_db_failed(w, NULL, err);
                 rc = -1;
             }
     }
@@ -212,30 +179,57 @@ static void on_feed_start(const upstream_error *err, bool expired, const char *c
     sync_worker *w = ctx;
     w->busy = false;
     if (err) {
-        record_error(w, NULL, err->message);
-        later(w, RETRY_MS);
+        worker_record_error(w, NULL, err->message);
+        worker_later(w, RETRY_MS);
         return;
     }
     char e[256];
     const char *p[] = {w->sc->name, cursor};
     if (state_exec(w->db, "INSERT INTO apigres.sync_feed (sync, cursor) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                    2, p, e, sizeof e) < 0) {
-        db_failed(w, NULL, e);
-        later(w, RETRY_MS);
+        worker_db_failed(w, NULL, e);
+        worker_later(w, RETRY_MS);
         return;
     }
-    advance(w);
+    worker_advance(w);
 }
 
 /* ---- backfill */
 
-static void progress(sync_worker *w, const char *what)
+void worker_progress(sync_worker *w, const char *what)
 {
     collection *c = &w->coll[w->current];
-    double t = wall_now() - w->started;
+    double t = worker_now() - w->started;
     log_info("sync %s: %s backfill %s: %lld rows in %lld pages (%.0f rows/s), %lld loaded in all", w->sc->name,
              c->spec->name, what, w->rows, w->pages, t > 0 ? (double)w->rows / t : 0.0, c->st.rows_loaded);
-    w->last_progress = wall_now();
+    w->last_progress = worker_now();
+}
+
+int worker_finish_backfill(sync_worker *w, collection *c)
+{
+    const char *p[] = {w->sc->name, c->spec->name};
+    char e[512];
+    PGresult *r = PQexecParams(w->db, "SELECT backfill_started_at FROM apigres.sync_state "
+                                      "WHERE sync = $1 AND collection = $2", 2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        worker_db_failed(w, c->spec->name, PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    const char *sweep[] = {PQgetvalue(r, 0, 0)};
+    if (state_exec(w->db, "BEGIN", 0, NULL, e, sizeof e) < 0 ||
+        state_exec(w->db, c->sweep_sql, 1, sweep, e, sizeof e) < 0 ||
+        state_exec(w->db, "UPDATE apigres.sync_state SET phase = 'incremental', backfill_done_at = now(), "
+                          "last_error = NULL, updated_at = now() WHERE sync = $1 AND collection = $2",
+                   2, p, e, sizeof e) < 0 ||
+        state_exec(w->db, "COMMIT", 0, NULL, e, sizeof e) < 0) {
+        PQclear(r);
+        worker_db_failed(w, c->spec->name, e);
+        return -1;
+    }
+    PQclear(r);
+    c->st.incremental = true;
+    return 0;
 }
 
 static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
@@ -244,12 +238,12 @@ static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
     collection *c = &w->coll[w->current];
     int n = cJSON_GetArraySize(data);
     if (n == 0)
-        return stop_requested(w);
+        return worker_stop_requested(w);
     /* A page reflects upstream as of its arrival; versions are whole seconds (Stripe's
      * events are), and a page counts as one second older, so that an event from the same
      * second always wins over it (applied in order, the feed ends on the latest state). */
     char version[32], rows[32];
-    snprintf(version, sizeof version, "%.0f", floor(wall_now()) - 1);
+    snprintf(version, sizeof version, "%.0f", floor(worker_now()) - 1);
     snprintf(rows, sizeof rows, "%d", n);
     char *json = cJSON_PrintUnformatted(data);
     const char *last = json_string(cJSON_GetArrayItem(data, n - 1), "id");
@@ -266,16 +260,16 @@ static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
         rc = -1;
     free(json);
     if (rc < 0) {
-        db_failed(w, c->spec->name, json ? err : "out of memory");
+        worker_db_failed(w, c->spec->name, json ? err : "out of memory");
         return 1;
     }
     c->st.rows_loaded += n;
     snprintf(c->st.cursor, sizeof c->st.cursor, "%s", last ? last : "");
     w->pages++;
     w->rows += n;
-    if (wall_now() - w->last_progress >= PROGRESS_EVERY)
-        progress(w, "in progress");
-    return stop_requested(w);
+    if (worker_now() - w->last_progress >= PROGRESS_EVERY)
+        worker_progress(w, "in progress");
+    return worker_stop_requested(w);
 }
 
 static void on_backfill_done(stripe_list *l, const upstream_error *err, int pages, void *ctx)
@@ -283,8 +277,8 @@ static void on_backfill_done(stripe_list *l, const upstream_error *err, int page
     sync_worker *w = ctx;
     collection *c = &w->coll[w->current];
     w->busy = false;
-    if (stop_requested(w) || !w->db) {
-        advance(w);
+    if (worker_stop_requested(w) || !w->db) {
+        worker_advance(w);
         return;
     }
     if (err) {
@@ -297,39 +291,19 @@ static void on_backfill_done(stripe_list *l, const upstream_error *err, int page
             c->st.cursor[0] = '\0';
             log_warn("sync %s: %s: the backfill's cursor no longer exists upstream; listing again",
                      w->sc->name, c->spec->name);
-            advance(w);
+            worker_advance(w);
             return;
         }
-        record_error(w, c->spec->name, err->message);
-        later(w, RETRY_MS);
+        worker_record_error(w, c->spec->name, err->message);
+        worker_later(w, RETRY_MS);
         return;
     }
-    const char *p[] = {w->sc->name, c->spec->name};
-    char e[512];
-    PGresult *r = PQexecParams(w->db, "SELECT backfill_started_at FROM apigres.sync_state "
-                                      "WHERE sync = $1 AND collection = $2", 2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        db_failed(w, c->spec->name, PQresultErrorMessage(r));
-        PQclear(r);
-        later(w, RETRY_MS);
+    if (worker_finish_backfill(w, c) < 0) {
+        worker_later(w, RETRY_MS);
         return;
     }
-    const char *sweep[] = {PQgetvalue(r, 0, 0)};
-    if (state_exec(w->db, "BEGIN", 0, NULL, e, sizeof e) < 0 ||
-        state_exec(w->db, c->sweep_sql, 1, sweep, e, sizeof e) < 0 ||
-        state_exec(w->db, "UPDATE apigres.sync_state SET phase = 'incremental', backfill_done_at = now(), "
-                          "last_error = NULL, updated_at = now() WHERE sync = $1 AND collection = $2",
-                   2, p, e, sizeof e) < 0 ||
-        state_exec(w->db, "COMMIT", 0, NULL, e, sizeof e) < 0) {
-        PQclear(r);
-        db_failed(w, c->spec->name, e);
-        later(w, RETRY_MS);
-        return;
-    }
-    PQclear(r);
-    c->st.incremental = true;
-    progress(w, "done");
-    advance(w);
+    worker_progress(w, "done");
+    worker_advance(w);
 }
 
 static void start_backfill(sync_worker *w, int i)
@@ -341,15 +315,15 @@ static void start_backfill(sync_worker *w, int i)
         state_exec(w->db, "UPDATE apigres.sync_state SET backfill_started_at = now(), rows_loaded = 0, "
                           "backfill_done_at = NULL WHERE sync = $1 AND collection = $2",
                    2, p, e, sizeof e) < 0) {
-        db_failed(w, c->spec->name, e);
-        later(w, RETRY_MS);
+        worker_db_failed(w, c->spec->name, e);
+        worker_later(w, RETRY_MS);
         return;
     }
     if (!c->st.cursor[0])
         c->st.rows_loaded = 0;
     w->current = i;
     w->pages = w->rows = 0;
-    w->started = w->last_progress = wall_now();
+    w->started = w->last_progress = worker_now();
     log_info("sync %s: %s backfill %s", w->sc->name, c->spec->name,
              c->st.cursor[0] ? "resumes from its cursor" : "starts");
     /* Stripe lists only live subscriptions unless asked for every status */
@@ -362,8 +336,8 @@ static void start_backfill(sync_worker *w, int i)
     w->busy = true;
     if (!stripe_list_start(&w->target, &o, on_backfill_page, on_backfill_done, w)) {
         w->busy = false;
-        record_error(w, c->spec->name, "out of memory starting a listing");
-        later(w, RETRY_MS);
+        worker_record_error(w, c->spec->name, "out of memory starting a listing");
+        worker_later(w, RETRY_MS);
     }
 }
 
@@ -388,7 +362,7 @@ static bool commit_events(sync_worker *w, const char *cursor)
     if (state_exec(w->db, "UPDATE apigres.sync_feed SET cursor = $2, updated_at = now() WHERE sync = $1", 2, p, e,
                    sizeof e) < 0 ||
         state_exec(w->db, "COMMIT", 0, NULL, e, sizeof e) < 0) {
-        db_failed(w, NULL, e);
+        worker_db_failed(w, NULL, e);
         return false;
     }
     snprintf(w->feed_cursor, sizeof w->feed_cursor, "%s", cursor);
@@ -405,7 +379,7 @@ static int on_event(const cJSON *event, void *ctx)
     char e[512];
     if (!w->in_tx) {
         if (state_exec(w->db, "BEGIN", 0, NULL, e, sizeof e) < 0) {
-            db_failed(w, NULL, e);
+            worker_db_failed(w, NULL, e);
             w->poll_failed = true;
             return 1;
         }
@@ -433,7 +407,7 @@ static int on_event(const cJSON *event, void *ctx)
         }
         if (rc < 0) {
             w->in_tx = false;
-            db_failed(w, c->spec->name, e);
+            worker_db_failed(w, c->spec->name, e);
             w->poll_failed = true;
             return 1;
         }
@@ -442,7 +416,7 @@ static int on_event(const cJSON *event, void *ctx)
         w->poll_failed = true;
         return 1;
     }
-    return stop_requested(w);
+    return worker_stop_requested(w);
 }
 
 /* Every collection back to a full listing: the feed cannot say what changed. */
@@ -455,7 +429,7 @@ static void relist(sync_worker *w)
                    sizeof e) < 0 ||
         state_exec(w->db, "DELETE FROM apigres.sync_feed WHERE sync = $1", 1, p, e, sizeof e) < 0 ||
         state_exec(w->db, "COMMIT", 0, NULL, e, sizeof e) < 0) {
-        db_failed(w, NULL, e);
+        worker_db_failed(w, NULL, e);
         return;
     }
     for (int i = 0; i < w->ncoll; i++) {
@@ -474,9 +448,9 @@ static void on_poll_done(const upstream_error *err, bool expired, const char *cu
     if (w->in_tx && w->db)
         PQclear(PQexec(w->db, "ROLLBACK"));
     w->in_tx = false; /* also when the connection died with the transaction */
-    w->next_poll = wall_now() + w->sc->poll_interval;
-    if (stop_requested(w) || !w->db) {
-        advance(w);
+    w->next_poll = worker_now() + w->sc->poll_interval;
+    if (worker_stop_requested(w) || !w->db) {
+        worker_advance(w);
         return;
     }
     if (expired) {
@@ -484,7 +458,7 @@ static void on_poll_done(const upstream_error *err, bool expired, const char *cu
                  "collection again", w->sc->name);
         relist(w);
     } else if (err) {
-        record_error(w, NULL, err->message);
+        worker_record_error(w, NULL, err->message);
     } else if (!w->poll_failed) {
         char e[256];
         const char *p[] = {w->sc->name};
@@ -493,7 +467,7 @@ static void on_poll_done(const upstream_error *err, bool expired, const char *cu
         if (count)
             log_info("sync %s: %d change%s applied", w->sc->name, count, count == 1 ? "" : "s");
     }
-    advance(w);
+    worker_advance(w);
 }
 
 static void start_poll(sync_worker *w)
@@ -506,7 +480,7 @@ static void start_poll(sync_worker *w)
     stripe_events_poll(&w->target, &o, on_event, on_poll_done, w);
 }
 
-/* ---- the scheduler: one step at a time, each ending in advance() or a timer */
+/* ---- the scheduler: one step at a time, each ending in worker_advance() or a timer */
 
 static void close_handles(sync_worker *w)
 {
@@ -516,36 +490,45 @@ static void close_handles(sync_worker *w)
     ratelimit_close(&w->limit);
 }
 
-static void advance(sync_worker *w)
+void worker_advance(sync_worker *w)
 {
     if (w->busy)
         return;
-    if (stop_requested(w)) {
+    if (worker_stop_requested(w)) {
         if (!uv_is_closing((uv_handle_t *)&w->timer))
             close_handles(w);
         return;
     }
     if (!connect_db(w)) {
-        later(w, RETRY_MS);
+        worker_later(w, RETRY_MS);
         return;
     }
     if (!w->leased && !(w->leased = take_lease(w))) {
-        later(w, w->db ? 1000 : RETRY_MS);
+        worker_later(w, w->db ? 1000 : RETRY_MS);
         return;
     }
     if (!w->ready) {
+        if (w->sc->provider == SYNC_SALESFORCE && !w->described) {
+            /* its collections are whatever describe says the objects are */
+            salesforce_feed_describe(w);
+            return;
+        }
         if (setup_schema(w) < 0) {
-            later(w, RETRY_MS);
+            worker_later(w, RETRY_MS);
             return;
         }
         w->ready = true;
+    }
+    if (w->sc->provider == SYNC_SALESFORCE) {
+        salesforce_feed_step(w);
+        return;
     }
     if (!w->feed_ready) {
         char e[256];
         int found = state_feed_cursor(w->db, w->sc->name, w->feed_cursor, sizeof w->feed_cursor, e, sizeof e);
         if (found < 0) {
-            db_failed(w, NULL, e);
-            later(w, RETRY_MS);
+            worker_db_failed(w, NULL, e);
+            worker_later(w, RETRY_MS);
             return;
         }
         if (found == 0) {
@@ -563,9 +546,9 @@ static void advance(sync_worker *w)
             start_backfill(w, i);
             return;
         }
-    double wait = w->next_poll - wall_now();
+    double wait = w->next_poll - worker_now();
     if (wait > 0) {
-        later(w, (uint64_t)(wait * 1000) + 1);
+        worker_later(w, (uint64_t)(wait * 1000) + 1);
         return;
     }
     start_poll(w);
@@ -575,7 +558,7 @@ static void on_wake(uv_async_t *a)
 {
     sync_worker *w = a->data;
     uv_timer_stop(&w->timer);
-    advance(w);
+    worker_advance(w);
 }
 
 static void *worker_main(void *arg)
@@ -588,18 +571,26 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+void worker_collection_clear(collection *c)
+{
+    free(c->upsert_sql);
+    free(c->delete_sql);
+    free(c->sweep_sql);
+    free(c->select_sql);
+    salesforce_collection_free(c->owned);
+    memset(c, 0, sizeof *c);
+}
+
 static void free_worker(sync_worker *w)
 {
-    for (int i = 0; i < w->ncoll; i++) {
-        free(w->coll[i].upsert_sql);
-        free(w->coll[i].delete_sql);
-        free(w->coll[i].sweep_sql);
-    }
+    for (int i = 0; i < w->ncoll; i++)
+        worker_collection_clear(&w->coll[i]);
+    salesforce_feed_free(w);
     pthread_mutex_destroy(&w->stop_lock);
     free(w);
 }
 
-static char *sql_of(int (*gen)(pgbuf *, const char *, const provider_collection *), const char *schema,
+char *worker_sql_of(int (*gen)(pgbuf *, const char *, const provider_collection *), const char *schema,
                     const provider_collection *c)
 {
     pgbuf b;
@@ -611,11 +602,6 @@ static char *sql_of(int (*gen)(pgbuf *, const char *, const provider_collection 
 
 sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, const char *read_role)
 {
-    if (sc->provider != SYNC_STRIPE) {
-        log_warn("sync %s: there is no sync worker for %s yet; its tables are not filled", sc->name,
-                 sync_provider_name(sc->provider));
-        return NULL;
-    }
     sync_worker *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
@@ -623,14 +609,14 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
     w->dsn = service_dsn;
     w->read_role = read_role;
     pthread_mutex_init(&w->stop_lock, NULL);
-    for (const provider_collection *const *p = stripe_collections; *p; p++) {
+    for (const provider_collection *const *p = stripe_collections; sc->provider == SYNC_STRIPE && *p; p++) {
         if (!sync_config_has_collection(sc, (*p)->name))
             continue;
         collection *c = &w->coll[w->ncoll++];
         c->spec = *p;
-        c->upsert_sql = sql_of(load_upsert_sql, sc->schema, *p);
-        c->delete_sql = sql_of(load_delete_sql, sc->schema, *p);
-        c->sweep_sql = sql_of(load_sweep_sql, sc->schema, *p);
+        c->upsert_sql = worker_sql_of(load_upsert_sql, sc->schema, *p);
+        c->delete_sql = worker_sql_of(load_delete_sql, sc->schema, *p);
+        c->sweep_sql = worker_sql_of(load_sweep_sql, sc->schema, *p);
         if (!c->upsert_sql || !c->delete_sql || !c->sweep_sql) {
             log_error("sync %s: cannot build the statements for %s", sc->name, (*p)->name);
             free_worker(w);
@@ -654,9 +640,17 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         free_worker(w);
         return NULL;
     }
+    if (sc->provider == SYNC_SALESFORCE && salesforce_feed_init(w) < 0) {
+        log_error("sync %s: cannot set up its salesforce client", sc->name);
+        close_handles(w);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+        free_worker(w);
+        return NULL;
+    }
     w->target.timeout_ms = (long)(sc->request_timeout * 1000);
     w->target.connect_timeout_ms = (long)(sc->connect_timeout * 1000);
-    later(w, 0);
+    worker_later(w, 0);
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         log_error("sync %s: cannot start its thread", sc->name);
         close_handles(w);
@@ -665,7 +659,11 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         free_worker(w);
         return NULL;
     }
-    log_info("sync %s: worker started (%d collections into schema %s)", sc->name, w->ncoll, sc->schema);
+    if (sc->provider == SYNC_SALESFORCE)
+        log_info("sync %s: worker started (%s into schema %s)", sc->name,
+                 sc->ncollections ? "the configured objects" : "every replicateable object", sc->schema);
+    else
+        log_info("sync %s: worker started (%d collections into schema %s)", sc->name, w->ncoll, sc->schema);
     return w;
 }
 

@@ -11,8 +11,8 @@
  * feed every poll_interval seconds. Failures are logged, stored in apigres.sync_state and
  * retried; the proxy is never affected.
  *
- * Built for Stripe (the /v1/events feed); a Salesforce sync is accepted by the
- * configuration but has no worker yet (see README).
+ * Stripe's feed (the /v1/events feed) is in worker.c; Salesforce's (describe, SOQL by Id,
+ * SystemModstamp windows and getDeleted) in salesforce_feed.c, chosen by the provider.
  */
 #ifndef APIGRES_WORKER_H
 #define APIGRES_WORKER_H

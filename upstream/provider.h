@@ -40,6 +40,10 @@ typedef struct provider_collection {
     const char *description;
     const provider_field *fields;
     int nfields;
+    /* The record's own field that holds its version (Salesforce's SystemModstamp, an ISO
+     * date-time), which the mirror then stores as the row's version; NULL when the API's
+     * records carry none (Stripe: the caller says which version a record reflects). */
+    const char *version_field;
 } provider_collection;
 
 const char *field_type_sql(enum field_type t);

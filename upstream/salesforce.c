@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "upstream/form.h"
 #include "upstream/json.h"
@@ -113,7 +115,40 @@ struct salesforce_client {
     upstream_target *t;
     char *instance_url, *api_version, *access_token;
     char *login_url, *client_id, *client_secret, *refresh_token;
+    bool have_skew;
+    double skew; /* the server's clock minus ours, from the last Date header */
 };
+
+static double local_time(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* Date: Tue, 01 Dec 2026 12:48:00 GMT (RFC 9110 IMF-fixdate). The header has whole
+ * seconds: the server's clock is up to a second past it when it arrives. */
+static void note_server_time(salesforce_client *sf, const http_response *resp)
+{
+    char date[64];
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (http_response_header(resp, "date", date, sizeof date) < 0)
+        return;
+    const char *end = strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end)
+        return;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return;
+    sf->skew = (double)t - local_time();
+    sf->have_skew = true;
+}
+
+double salesforce_server_time(const salesforce_client *sf)
+{
+    return sf->have_skew ? local_time() + sf->skew : 0;
+}
 
 static char *dup_opt(const char *s) { return s ? strdup(s) : NULL; }
 
@@ -238,6 +273,8 @@ static void on_sf_response(upstream_call *call, http_response *resp, int attempt
 {
     sf_request *r = data;
     upstream_error err;
+    if (resp->outcome == HTTP_OK)
+        note_server_time(r->sf, resp);
     if (resp->outcome == HTTP_OK && resp->status == 401 && !r->refreshed && sf_refresh(r) == 0)
         return; /* on_token sends r again */
     if (resp->outcome != HTTP_OK || resp->status >= 300) {
@@ -465,6 +502,8 @@ provider_collection *salesforce_collection_from_describe(const cJSON *d)
                       strcmp(json_string(f, "type") ? json_string(f, "type") : "", "boolean") != 0;
         const char *flabel = json_string(f, "label");
         x->description = strdup(flabel ? flabel : name);
+        if (strcmp(name, "SystemModstamp") == 0)
+            c->version_field = x->name;
     }
     return c;
 }

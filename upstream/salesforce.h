@@ -82,6 +82,11 @@ int salesforce_batch_delete(salesforce_client *sf, const char *const *ids, int n
 int salesforce_changes(salesforce_client *sf, const char *sobject, bool deleted, const char *start,
                        const char *end, enum ratelimit_priority prio, salesforce_done_cb cb, void *ctx);
 
+/* The server's clock now (unix seconds), estimated from the Date header of the last
+ * response (whole seconds) and the local clock since; 0 before any response. Windows of
+ * changes (getDeleted, SystemModstamp) are in the server's time, not ours. */
+double salesforce_server_time(const salesforce_client *sf);
+
 /* The current access token, for tests that check a refresh happened. Borrowed. */
 const char *salesforce_access_token(const salesforce_client *sf);
 

@@ -279,7 +279,7 @@ static void test_provider_checks(void)
         {"nickname", FIELD_TEXT, true, true, false, "A brief description"},
     };
     static const provider_collection price = {"stripe", "price", "price", "/v1/prices", "/v1/prices/{id}",
-                                              "/v1/prices", "/v1/prices/{id}", NULL, "Prices", fields, 4};
+                                              "/v1/prices", "/v1/prices/{id}", NULL, "Prices", fields, 4, NULL};
     upstream_error e;
     cJSON *f = cJSON_Parse("{\"currency\": \"usd\", \"nickname\": \"x\"}");
     CHECK(provider_check_fields(&price, f, true, &e) == 0, "assigned fields accepted on create");

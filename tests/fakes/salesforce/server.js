@@ -145,6 +145,8 @@ function createFake(options = {}) {
   function send(req, res, status, body, headers = {}) {
     if (res.headersSent || res.destroyed) return;
     const h = {
+      // the org's clock (clock_offset_ms included), as the replication windows see it
+      Date: new Date(clock()).toUTCString(),
       'Sforce-Limit-Info': `api-usage=${state.apiUsage}/${config.api_daily_limit}`,
       ...headers,
     };
