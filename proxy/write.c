@@ -14,6 +14,7 @@
 #include "sync/load.h"
 #include "sync/schema.h"
 #include "upstream/json.h"
+#include "upstream/salesforce_records.h"
 #include "upstream/stripe_collections.h"
 
 /* ---------------------------------------------------------------- context */
@@ -34,9 +35,11 @@ int write_context_init(write_context *w, uv_loop_t *loop, const config *cfg)
         }
         ws->target.timeout_ms = (long)(sc->request_timeout * 1000);
         ws->target.connect_timeout_ms = (long)(sc->connect_timeout * 1000);
-        if (sc->provider == SYNC_STRIPE &&
-            !(ws->stripe = stripe_client_new(&ws->target, sc->api_base, sc->secret_key))) {
+        if ((sc->provider == SYNC_STRIPE && !(ws->stripe = stripe_client_new(&ws->target, sc->api_base, sc->secret_key))) ||
+            (sc->provider == SYNC_SALESFORCE && wsf_init(ws) < 0)) {
             upstream_target_close(&ws->target);
+            wsf_close(ws);
+            stripe_client_free(ws->stripe);
             ratelimit_close(&ws->limit);
             goto fail;
         }
@@ -61,8 +64,11 @@ fail:
 void write_context_close(write_context *w)
 {
     for (int i = 0; i < w->nsyncs; i++) {
-        stripe_client_free(w->syncs[i].stripe);
+        /* the target first: calls still under way end (their callbacks run) while the
+         * clients they belong to are alive */
         upstream_target_close(&w->syncs[i].target);
+        stripe_client_free(w->syncs[i].stripe);
+        wsf_close(&w->syncs[i]);
         ratelimit_close(&w->syncs[i].limit);
     }
     w->nsyncs = 0;
@@ -78,14 +84,17 @@ bool write_enabled(const write_context *w) { return w->nsyncs > 0; }
 
 /* The sync and collection of schema.table, if the write path serves it. */
 static write_sync *find_table(write_context *w, const char *schema, const char *table,
-                              const provider_collection **coll)
+                              const provider_collection **coll, bool *pending)
 {
+    *pending = false;
     for (int i = 0; i < w->nsyncs; i++) {
         write_sync *ws = &w->syncs[i];
         if (strcmp(ws->sc->schema, schema) != 0)
             continue;
         if (ws->sc->provider == SYNC_STRIPE && sync_config_has_collection(ws->sc, table))
             *coll = provider_find(stripe_collections, table);
+        else if (ws->sc->provider == SYNC_SALESFORCE)
+            *coll = wsf_collection(ws, table, pending);
         else
             *coll = NULL;
         return ws;
@@ -96,8 +105,9 @@ static write_sync *find_table(write_context *w, const char *schema, const char *
 static bool is_synced_name(const write_context *w, const char *table)
 {
     for (int i = 0; i < w->nsyncs; i++)
-        if (w->syncs[i].sc->provider == SYNC_STRIPE && sync_config_has_collection(w->syncs[i].sc, table) &&
-            provider_find(stripe_collections, table))
+        if ((w->syncs[i].sc->provider == SYNC_STRIPE && sync_config_has_collection(w->syncs[i].sc, table) &&
+             provider_find(stripe_collections, table)) ||
+            (w->syncs[i].sc->provider == SYNC_SALESFORCE && wsf_known(&w->syncs[i], table)))
             return true;
     return false;
 }
@@ -575,6 +585,8 @@ static cJSON *row_fields(write_job *j, char **vals, size_t row)
             item = cJSON_CreateBool(v[0] == 't');
         else if (pf && pf->type == FIELD_JSONB)
             item = cJSON_Parse(v);
+        else if (pf && (pf->type == FIELD_BIGINT || pf->type == FIELD_NUMERIC) && j->ws->sf)
+            item = cJSON_CreateRaw(v); /* Salesforce takes JSON numbers; v is a number's text */
         else
             item = cJSON_CreateString(v);
         if (!item || !cJSON_AddItemToObject(f, name, item)) {
@@ -878,6 +890,8 @@ static void collect_results(write_job *j)
             push_id(&j->gone, &j->ngone, id); /* no longer there: not counted, not mirrored */
         } else if (c->state == CALL_DONE) {
             const char *rid = json_string(c->record, "id");
+            if (!rid)
+                rid = json_string(c->record, "Id"); /* Salesforce's */
             if (j->rw->kind == REWRITE_DELETE) {
                 push_id(&j->gone, &j->ngone, id);
             } else if (c->record) {
@@ -933,17 +947,20 @@ static void next_call(write_job *j)
         c->j = j;
         c->row = j->next++;
         j->inflight++;
-        switch (j->rw->kind) {
-        case REWRITE_INSERT:
+        const char *id = j->rows[c->row][0];
+        if (j->ws->sf) {
+            if (j->rw->kind == REWRITE_INSERT)
+                salesforce_create(j->ws->sf, j->coll, j->fields[c->row], RATELIMIT_WRITE, on_record, c);
+            else if (j->rw->kind == REWRITE_UPDATE)
+                salesforce_update(j->ws->sf, j->coll, id, j->fields[c->row], RATELIMIT_WRITE, on_record, c);
+            else
+                salesforce_delete(j->ws->sf, j->coll, id, RATELIMIT_WRITE, on_record, c);
+        } else if (j->rw->kind == REWRITE_INSERT) {
             stripe_create(j->ws->stripe, j->coll, j->fields[c->row], RATELIMIT_WRITE, on_record, c);
-            break;
-        case REWRITE_UPDATE:
-            stripe_update(j->ws->stripe, j->coll, j->rows[c->row][0], j->fields[c->row], RATELIMIT_WRITE,
-                          on_record, c);
-            break;
-        default:
-            stripe_delete(j->ws->stripe, j->coll, j->rows[c->row][0], RATELIMIT_WRITE, on_record, c);
-            break;
+        } else if (j->rw->kind == REWRITE_UPDATE) {
+            stripe_update(j->ws->stripe, j->coll, id, j->fields[c->row], RATELIMIT_WRITE, on_record, c);
+        } else {
+            stripe_delete(j->ws->stripe, j->coll, id, RATELIMIT_WRITE, on_record, c);
         }
         /* on -1 the callback has already run with the error, and next_call from it */
         if (!j->s || j->inflight == 0)
@@ -1523,13 +1540,21 @@ void wj_start_write(session *s, const char *sql, size_t len, const classify_stmt
 {
     write_context *wc = &s->srv->writes;
     const provider_collection *coll = NULL;
-    write_sync *ws = write->schema ? find_table(wc, write->schema, write->table, &coll) : NULL;
-    if (!ws || !coll || (ws->sc->provider == SYNC_STRIPE && !ws->stripe) || ws->sc->provider != SYNC_STRIPE) {
+    bool pending = false;
+    write_sync *ws = write->schema ? find_table(wc, write->schema, write->table, &coll, &pending) : NULL;
+    if (pending) {
         char msg[256];
-        snprintf(msg, sizeof msg, "%s.%s is not a table apigres can write: %s", write->schema ? write->schema : "?",
-                 write->table,
-                 ws && ws->sc->provider != SYNC_STRIPE ? "writes to this provider are not supported yet"
-                                                        : "the sync does not mirror this collection");
+        snprintf(msg, sizeof msg, "apigres is still reading the description of %s.%s from the API", write->schema,
+                 write->table);
+        if (ext)
+            wj_free(ext);
+        wj_refuse_now(s, "55000", msg, "Try again in a moment.");
+        return;
+    }
+    if (!ws || !coll) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s.%s is not a table apigres can write: the sync does not mirror this collection",
+                 write->schema ? write->schema : "?", write->table);
         if (ext)
             wj_free(ext);
         wj_refuse_now(s, "0A000", msg, NULL);

@@ -6,15 +6,18 @@
  *
  * For one INSERT, UPDATE or DELETE on a synced table (simple protocol):
  *  1. plan, on the client's session and transaction (a BEGIN of our own when the client is
- *     not in one): a no-row write of the same columns (`UPDATE t SET c = NULL WHERE false`),
- *     so that the database checks the client's privileges and answers with its own 42501
- *     or 42703, then the plan SELECT of parser/rewrite (FOR UPDATE of the target rows, so
- *     RLS and concurrent writers are the database's business), its values converted to
- *     what the API takes. More than write_max_rows rows → 54000, no call made.
- *  2. the service connection takes the advisory lock that lets this backend call the
- *     mirror function (sync/load.h); then one API call per row, in order; the first
+ *     not in one): the plan SELECT of parser/rewrite (FOR UPDATE of the target rows),
+ *     its values converted to what the API takes. More than write_max_rows rows → 54000,
+ *     no call made.
+ *  2. probe: the write itself with the plan's rows and values, in a savepoint, so that the
+ *     database checks privileges and every RLS policy; the guard trigger then refuses it
+ *     (naming the rows a DELETE reached) and the savepoint is rolled back. The database's
+ *     own error (42501, ...) is the statement's.
+ *  3. the service connection takes the advisory lock that lets this backend call the
+ *     mirror function (sync/load.h), only now that none of the client's code runs any
+ *     more; then one API call per row (Stripe, or Salesforce with a read-back); the first
  *     failure stops the statement.
- *  3. the records the API returned are mirrored on the client's session through
+ *  4. the records the API returned are mirrored on the client's session through
  *     apigres."mirror SCHEMA.TABLE"; the lock is released; RETURNING is answered from the
  *     mirrored rows (DELETE: before they go); our own transaction commits.
  * The client gets the original command tag and count, or one ErrorResponse: the database's
@@ -43,6 +46,7 @@
 #include "upstream/call.h"
 #include "upstream/provider.h"
 #include "upstream/ratelimit.h"
+#include "upstream/salesforce.h"
 #include "upstream/stripe.h"
 
 #define WRITE_DEFAULT_MAX_ROWS 100
@@ -58,6 +62,13 @@ typedef struct write_sync {
     ratelimit limit;
     upstream_target target;
     stripe_client *stripe; /* provider SYNC_STRIPE */
+    /* provider SYNC_SALESFORCE: the client and the objects as describe tells them (asked
+     * for at start; a table written before its description came is refused with 55000) */
+    salesforce_client *sf;
+    provider_collection *sf_colls[SYNC_MAX_COLLECTIONS];
+    int nsf_colls;
+    char *sf_describing[SYNC_MAX_COLLECTIONS]; /* names whose describe is under way */
+    int nsf_describing;
 } write_sync;
 
 /* Everything the write path shares on one loop. */

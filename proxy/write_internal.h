@@ -134,6 +134,14 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len);
 void ext_continue(session *s, bool failed);
 void ext_on_session_close(session *s);
 
+/* The Salesforce objects of a sync (write_salesforce.c). wsf_init makes the client and asks
+ * for the descriptions; wsf_collection gives the one of table, or NULL with *pending when
+ * it has not come yet (a describe is then under way). */
+int wsf_init(write_sync *ws);
+void wsf_close(write_sync *ws);
+const provider_collection *wsf_known(const write_sync *ws, const char *table);
+const provider_collection *wsf_collection(write_sync *ws, const char *table, bool *pending);
+
 /* Classifies sql for the write path against the synced schemas. An unqualified write
  * target that names no synced table is the client's own (classified again as such); one
  * that does is refused (0A000: apigres needs the schema). 0, or -1 when out of memory. */
