@@ -11,6 +11,7 @@
 #include "parser/rewrite.h"
 #include "parser/format.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -527,15 +528,19 @@ static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins
 
 /* ---------------------------------------------------------------- parameters */
 
-/* Highest $n below m. The tree is no deeper than the statement classify_sql accepted. */
-static int max_param(const ProtobufCMessage *m)
+/* The lowest and highest $n below m (lo stays INT_MAX without one). The tree is no deeper
+ * than the statement classify_sql accepted. */
+static void param_range(const ProtobufCMessage *m, int *lo, int *hi)
 {
     if (!m)
-        return 0;
+        return;
     const ProtobufCMessageDescriptor *d = m->descriptor;
-    if (d == &pg_query__param_ref__descriptor)
-        return ((const PgQuery__ParamRef *)m)->number;
-    int best = 0;
+    if (d == &pg_query__param_ref__descriptor) {
+        int n = ((const PgQuery__ParamRef *)m)->number;
+        *lo = n < *lo ? n : *lo;
+        *hi = n > *hi ? n : *hi;
+        return;
+    }
     const char *base = (const char *)m;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
@@ -547,16 +552,12 @@ static int max_param(const ProtobufCMessage *m)
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)(base + f->quantifier_offset);
             ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + f->offset);
-            for (size_t j = 0; j < n; j++) {
-                int p = max_param(items[j]);
-                best = p > best ? p : best;
-            }
+            for (size_t j = 0; j < n; j++)
+                param_range(items[j], lo, hi);
         } else {
-            int p = max_param(*(const ProtobufCMessage *const *)(base + f->offset));
-            best = p > best ? p : best;
+            param_range(*(const ProtobufCMessage *const *)(base + f->offset), lo, hi);
         }
     }
-    return best;
 }
 
 /* ---------------------------------------------------------------- entry points */
@@ -607,6 +608,19 @@ static char *deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
     else if (!(text = strdup(d.query ? d.query : "")))
         c->oom = true;
     pg_query_free_deparse_result(d);
+    if (text) {
+        /* libpg_query cannot deparse every tree the grammar accepts (e.g. a type with
+         * expressions for modifiers, which Postgres refuses later anyway): a plan that does
+         * not parse again is refused here rather than sent (fuzz_classify found this) */
+        PgQueryParseResult again = pg_query_parse(text);
+        if (again.error) {
+            refuse(c, "42601", NULL, "apigres cannot carry out this write: its rewritten form does not parse (%s)",
+                   again.error->message ? again.error->message : "syntax error");
+            free(text);
+            text = NULL;
+        }
+        pg_query_free_parse_result(again);
+    }
     return text;
 }
 
@@ -716,8 +730,13 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     if (c.oom)
         goto fail;
     if (c.r->kind != REWRITE_REFUSED) {
-        c.r->n_params = max_param(&s->base);
-        c.r->plan_sql = deparse(&c, s, tree->version);
+        int lo = INT_MAX, hi = 0;
+        param_range(&s->base, &lo, &hi);
+        c.r->n_params = hi;
+        if (lo < 1) /* as Postgres answers it (libpg_query would deparse it as "?") */
+            refuse(&c, "42P02", NULL, "there is no parameter $%d", lo);
+        else
+            c.r->plan_sql = deparse(&c, s, tree->version);
     }
     if (c.r->kind != REWRITE_REFUSED && c.r->has_returning)
         plan_returning(&c, rel, ret_list, c.r->n_returning, tree->version);

@@ -1,11 +1,13 @@
 /*
- * libFuzzer target for the statement classifier: every Query text a client sends that the
+ * libFuzzer target for the statement classifier and the rewriter: every Query text a client sends that the
  * pre-check lets through reaches libpg_query and the tree walk. Besides "no crash, no
  * sanitizer report, no leak" it checks the contract a caller relies on: statements lie
  * inside the input, in order, and do not overlap; a refusal carries a SQLSTATE and a
  * message; a write names its table; the pre-check and the classifier agree that a text
  * the pre-check calls harmless holds no write (a WRITE or REFUSE there would mean the fast
- * path forwards what the write path must handle).
+ * path forwards what the write path must handle). Each WRITE then goes through rewrite_plan:
+ * a plan is a SELECT that libpg_query parses again, a refusal carries a SQLSTATE and a
+ * message. classify_transaction sees every input too.
  *
  *   make fuzz            (60 s per target; FUZZ_SECONDS=N to change)
  */
@@ -13,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pg_query.h>
+
 #include "parser/classify.h"
+#include "parser/rewrite.h"
 
 static const char *const synced[] = {"stripe", "salesforce"};
 
@@ -42,6 +47,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (st->verdict == CLASSIFY_EXECUTE && !st->name)
             abort();
+        rewrite_result *rw = NULL;
+        if (st->verdict == CLASSIFY_WRITE && rewrite_plan(sql, size, st, &rw) == 0) {
+            if (rw->kind == REWRITE_REFUSED && (strlen(rw->sqlstate) != 5 || !rw->message))
+                abort();
+            if (rw->kind != REWRITE_REFUSED) {
+                if (!rw->plan_sql)
+                    abort();
+                PgQueryParseResult again = pg_query_parse(rw->plan_sql);
+                bool bad = again.error != NULL;
+                pg_query_free_parse_result(again);
+                if (bad)
+                    abort(); /* the plan must be valid SQL */
+            }
+            rewrite_result_free(rw);
+        }
         /* the fast path must never skip what the classifier would act on (54000/54001 are
          * refusals of the text as a whole, decided before parsing) */
         if (!may && !r->parse_error && (st->verdict == CLASSIFY_WRITE ||
@@ -51,5 +71,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     classify_result_free(r);
+    (void)classify_transaction(sql, size);
     return 0;
 }

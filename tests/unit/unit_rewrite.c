@@ -293,6 +293,9 @@ static void test_refusals(void)
                    "multiple assignments");
     expect_refusal("INSERT INTO stripe.customer VALUES ('x')", "0A000", "needs a column list");
     expect_refusal("INSERT INTO stripe.customer DEFAULT VALUES", "0A000", "DEFAULT VALUES");
+    /* found by fuzz_classify: $0 deparses as "?", a type with expression modifiers not at all */
+    expect_refusal("UPDATE stripe.customer SET name = $0 WHERE id = 'x'", "42P02", "no parameter $0");
+    expect_refusal("DELETE FROM stripe.customer c WHERE c.id = 'a' AND c.x / foo(ARRAY[1,2]) 'x'", "42601", "does not parse");
 
     expect_refusal("INSERT INTO stripe.customer (tags[1]) VALUES ('x')", "0A000",
                    "part of column");

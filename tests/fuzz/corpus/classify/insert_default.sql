@@ -1,0 +1,1 @@
+INSERT INTO stripe.customer (id, email, name) VALUES (DEFAULT, 'a', DEFAULT), (DEFAULT, 'b', 'B') RETURNING id

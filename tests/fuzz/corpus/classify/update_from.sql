@@ -1,0 +1,1 @@
+UPDATE stripe.customer c SET name = o.note, email = lower($1) FROM public.orders o WHERE o.customer_id = c.id RETURNING c.id
