@@ -42,6 +42,17 @@ static void copy_name(char *dst, size_t size, const char *src)
  * server-to-client stream. */
 static void send_client_error(session *s, const char *severity, const char *sqlstate,
                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void send_error_message(session *s, const char *severity, const char *sqlstate, const char *message,
+                               const char *hint)
+{
+    pgbuf msg;
+    pgbuf_init(&msg, 4096);
+    pgwire_put_error_detail(&msg, severity, sqlstate, message, NULL, hint);
+    if (!msg.failed)
+        sendq_send(&s->to_client, msg.data, msg.len);
+    pgbuf_free(&msg);
+}
+
 static void send_client_error(session *s, const char *severity, const char *sqlstate,
                               const char *fmt, ...)
 {
@@ -50,12 +61,7 @@ static void send_client_error(session *s, const char *severity, const char *sqls
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    pgbuf msg;
-    pgbuf_init(&msg, 4096);
-    pgwire_put_error_detail(&msg, severity, sqlstate, message, NULL, NULL);
-    if (!msg.failed)
-        sendq_send(&s->to_client, msg.data, msg.len);
-    pgbuf_free(&msg);
+    send_error_message(s, severity, sqlstate, message, NULL);
 }
 
 /* FATAL to the client (if it can still be told), then close once it is flushed. */
@@ -72,6 +78,15 @@ static void fail_session(session *s, const char *sqlstate, const char *fmt, ...)
     log_warn("client %llu: %s (%s)", (unsigned long long)s->id, message, sqlstate);
     if (!s->client_eof && pgscan_at_boundary(&s->from_server))
         send_client_error(s, "FATAL", sqlstate, "%s", message);
+    session_finish(s);
+}
+
+/* fail_session with a HINT saying what to do instead. */
+static void fail_session_hint(session *s, const char *sqlstate, const char *hint, const char *message)
+{
+    log_warn("client %llu: %s (%s)", (unsigned long long)s->id, message, sqlstate);
+    if (!s->client_eof && pgscan_at_boundary(&s->from_server))
+        send_error_message(s, "FATAL", sqlstate, message, hint);
     session_finish(s);
 }
 
@@ -364,8 +379,11 @@ static int sasl_initial_response(session *s, const char *msg, size_t len)
     uint32_t n = pgread_int32(&r);
     if (!r.failed && mech && strncmp(mech, "SCRAM-SHA-256", 13) == 0 && n != 0xffffffffu && n >= 1 &&
         pgread_remaining(&r) >= 1 && msg[5 + r.pos] == 'y') {
-        fail_session(s, "08P01", "SCRAM channel binding cannot pass through apigres when both of its connections use "
-                                 "TLS: connect with channel_binding=disable (TLS still protects both connections)");
+        fail_session_hint(s, "08P01",
+                          "Connect with channel_binding=disable (TLS still protects both connections), or give "
+                          "apigres the database's own certificate and key (tls_cert_file, tls_key_file).",
+                          "SCRAM channel binding cannot pass through apigres when both of its connections use "
+                          "TLS with different certificates");
         return -1;
     }
     return client_on_pass(s, msg, len);
@@ -496,9 +514,12 @@ static int server_on_pass(void *ctx, const char *data, size_t len)
 }
 
 /* AuthenticationSASL without SCRAM-SHA-256-PLUS: channel binding cannot work through a
- * proxy that terminates the client's connection. */
+ * proxy that terminates the client's connection, unless apigres offers clients the very
+ * certificate the database offered it (tls-server-end-point binds to a hash of it). */
 static int send_sasl_without_plus(session *s, const char *msg, size_t len)
 {
+    if (s->client_tls && s->server_tls && tls_same_certificate(s->client_tls, s->server_tls))
+        return sendq_send(&s->to_client, msg, len);
     pgread r;
     pgread_init(&r, msg + 9, len - 9);
     pgbuf out;

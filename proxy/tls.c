@@ -232,6 +232,15 @@ bool tls_established(const tls_conn *t)
     return !t->failed && SSL_is_init_finished(t->ssl);
 }
 
+bool tls_same_certificate(const tls_conn *ours, const tls_conn *theirs)
+{
+    X509 *mine = SSL_get_certificate(ours->ssl); /* not a new reference */
+    X509 *peer = SSL_get1_peer_certificate(theirs->ssl);
+    bool same = mine && peer && X509_cmp(mine, peer) == 0;
+    X509_free(peer);
+    return same;
+}
+
 const char *tls_error(const tls_conn *t)
 {
     return t->error[0] ? t->error : "TLS: unknown error";

@@ -50,6 +50,10 @@ int tls_encrypt(tls_conn *t, const char *data, size_t len, pgbuf *out);
 int tls_take_output(tls_conn *t, pgbuf *out);
 
 bool tls_established(const tls_conn *t);
+/* Whether the certificate `ours` (a session we accepted) presents is the one the peer of
+ * `theirs` (a session we connected) presented: then SCRAM channel binding
+ * (tls-server-end-point, a hash of that certificate) means the same on both connections. */
+bool tls_same_certificate(const tls_conn *ours, const tls_conn *theirs);
 const char *tls_error(const tls_conn *t);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", for the log. */
 const char *tls_describe(const tls_conn *t, char *buf, size_t len);

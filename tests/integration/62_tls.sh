@@ -140,13 +140,26 @@ done
 start "both" "host=localhost port=$TLS_PG_PORT sslmode=verify-full sslrootcert=$D/ca.crt" \
   --tls-cert-file "$D/server.crt" --tls-key-file "$D/server.key"
 out=$(PGPASSWORD=scram-secret q "host=localhost port=$PORT dbname=postgres user=scram_user sslmode=verify-full sslrootcert=$D/ca.crt" -c 'SELECT 1')
-check "SCRAM with TLS on both legs and libpq's channel_binding=prefer: told to disable it ($out)" \
-  grep -q 'SCRAM channel binding cannot pass through apigres when both of its connections use TLS: connect with channel_binding=disable' <<<"$out"
+check "SCRAM with TLS on both legs (different certificates) and libpq's channel_binding=prefer: told what to do ($out)" \
+  grep -q 'SCRAM channel binding cannot pass through apigres when both of its connections use TLS with different certificates' <<<"$out"
+out=$(PGPASSWORD=scram-secret psql -X -At -v VERBOSITY=verbose "host=localhost port=$PORT dbname=postgres user=scram_user sslmode=require" -c 'SELECT 1' 2>&1)
+check "... with a hint: channel_binding=disable, or the database's certificate" \
+  grep -q "HINT:  Connect with channel_binding=disable (TLS still protects both connections), or give apigres the database's own certificate" <<<"$out"
 check_eq "SCRAM with TLS on both legs, channel_binding=disable" "scram_user|t" \
   "$(PGPASSWORD=scram-secret q "host=localhost port=$PORT dbname=postgres user=scram_user sslmode=verify-full sslrootcert=$D/ca.crt channel_binding=disable" \
        -c 'SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')"
 out=$(PGPASSWORD=wrong q "host=localhost port=$PORT dbname=postgres user=scram_user sslmode=require channel_binding=disable" -c 'SELECT 1')
 check "... a wrong password is the database's own error ($out)" grep -q 'password authentication failed for user "scram_user"' <<<"$out"
+out=$(PGPASSWORD=scram-secret q "host=localhost port=$PORT dbname=postgres user=scram_user sslmode=require channel_binding=require" -c 'SELECT 1')
+check "channel_binding=require with apigres's own certificate: not offered ($out)" \
+  grep -q 'channel binding is required, but server did not offer an authentication method that supports channel binding' <<<"$out"
+BOTH_PORT=$PORT
+start "samecert" "host=localhost port=$TLS_PG_PORT sslmode=verify-full sslrootcert=$D/ca.crt" \
+  --tls-cert-file "$D/db.crt" --tls-key-file "$D/db.key"
+check_eq "SCRAM-SHA-256-PLUS when apigres offers clients the database's own certificate" "scram_user" \
+  "$(PGPASSWORD=scram-secret q "host=localhost port=$PORT dbname=postgres user=scram_user sslmode=verify-full sslrootcert=$D/ca.crt channel_binding=require" \
+       -c 'SELECT current_user')"
+PORT=$BOTH_PORT
 check_eq "COPY of 100,000 rows through both TLS legs" "100000" \
   "$(q "host=localhost port=$PORT dbname=postgres user=postgres sslmode=require" \
        -c "CREATE TEMP TABLE t (n int)" -c "COPY t FROM PROGRAM 'seq 100000'" -c "SELECT count(*) FROM t" | tail -n 1)"
