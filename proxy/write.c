@@ -27,7 +27,7 @@ int write_context_init(write_context *w, uv_loop_t *loop, const config *cfg)
         const sync_config *sc = &cfg->syncs[i];
         write_sync *ws = &w->syncs[w->nsyncs];
         ws->sc = sc;
-        if (ratelimit_init(&ws->limit, loop, sc->allowed_requests, sc->interval, sc->max_concurrent) < 0)
+        if (ratelimit_init_shared(&ws->limit, loop, sc->name, sc->allowed_requests, sc->interval, sc->max_concurrent) < 0)
             goto fail;
         if (upstream_target_init(&ws->target, loop, &ws->limit) < 0) {
             ratelimit_close(&ws->limit);

@@ -630,7 +630,7 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
     uv_timer_init(&w->loop, &w->timer);
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->timer.data = w->wake.data = w;
-    if (ratelimit_init(&w->limit, &w->loop, sc->allowed_requests, sc->interval, sc->max_concurrent) < 0 ||
+    if (ratelimit_init_shared(&w->limit, &w->loop, sc->name, sc->allowed_requests, sc->interval, sc->max_concurrent) < 0 ||
         upstream_target_init(&w->target, &w->loop, &w->limit) < 0) {
         log_error("sync %s: cannot set up its HTTP client", sc->name);
         uv_close((uv_handle_t *)&w->timer, NULL);

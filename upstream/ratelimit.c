@@ -1,25 +1,64 @@
 /* ratelimit: see ratelimit.h. */
 #include "upstream/ratelimit.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_WINDOW 10000000u /* start times kept at most (80 MB); larger budgets are refused */
+#define POLL_MS 5            /* how often a waiter looks at a budget another loop shares */
 
-int ratelimit_init(ratelimit *rl, uv_loop_t *loop, uint32_t allowed, double interval_s,
-                   int max_concurrent)
+struct ratelimit_budget {
+    pthread_mutex_t lock; /* loops on several threads take from one budget */
+    uint32_t allowed;     /* 0 = no rate limit */
+    uint64_t interval_ms;
+    int max_concurrent;   /* 0 = no limit */
+    uint64_t *starts;     /* ring of the last `allowed` start times */
+    uint32_t head, count;
+    int in_flight;
+    int writes_waiting;   /* writes queued in any of the limiters sharing it */
+    /* sharing: the process's budgets by key */
+    char *key;
+    int refs;
+    ratelimit_budget *next;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static ratelimit_budget *registry;
+
+static ratelimit_budget *budget_new(uint32_t allowed, double interval_s, int max_concurrent)
+{
+    if (allowed > MAX_WINDOW || max_concurrent < 0 || (allowed > 0 && !(interval_s > 0)))
+        return NULL;
+    ratelimit_budget *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->allowed = allowed;
+    b->interval_ms = (uint64_t)(interval_s * 1000.0 + 0.5);
+    b->max_concurrent = max_concurrent;
+    b->refs = 1;
+    if (allowed > 0 && !(b->starts = calloc(allowed, sizeof *b->starts))) {
+        free(b);
+        return NULL;
+    }
+    pthread_mutex_init(&b->lock, NULL);
+    return b;
+}
+
+static void budget_free(ratelimit_budget *b)
+{
+    pthread_mutex_destroy(&b->lock);
+    free(b->starts);
+    free(b->key);
+    free(b);
+}
+
+static int init_with(ratelimit *rl, uv_loop_t *loop, ratelimit_budget *b)
 {
     memset(rl, 0, sizeof *rl);
-    if (allowed > MAX_WINDOW || max_concurrent < 0 || (allowed > 0 && !(interval_s > 0)))
+    if (!b)
         return -1;
-    rl->allowed = allowed;
-    rl->interval_ms = (uint64_t)(interval_s * 1000.0 + 0.5);
-    rl->max_concurrent = max_concurrent;
-    if (allowed > 0) {
-        rl->starts = calloc(allowed, sizeof *rl->starts);
-        if (!rl->starts)
-            return -1;
-    }
+    rl->budget = b;
     rl->loop = loop;
     if (loop) {
         uv_timer_init(loop, &rl->timer);
@@ -28,38 +67,123 @@ int ratelimit_init(ratelimit *rl, uv_loop_t *loop, uint32_t allowed, double inte
     return 0;
 }
 
+int ratelimit_init(ratelimit *rl, uv_loop_t *loop, uint32_t allowed, double interval_s,
+                   int max_concurrent)
+{
+    return init_with(rl, loop, budget_new(allowed, interval_s, max_concurrent));
+}
+
+int ratelimit_init_shared(ratelimit *rl, uv_loop_t *loop, const char *key, uint32_t allowed, double interval_s,
+                          int max_concurrent)
+{
+    pthread_mutex_lock(&registry_lock);
+    ratelimit_budget *b = registry;
+    while (b && strcmp(b->key, key) != 0)
+        b = b->next;
+    if (b) {
+        b->refs++;
+    } else if ((b = budget_new(allowed, interval_s, max_concurrent))) {
+        if ((b->key = strdup(key))) {
+            b->next = registry;
+            registry = b;
+        } else {
+            budget_free(b);
+            b = NULL;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return init_with(rl, loop, b);
+}
+
 void ratelimit_close(ratelimit *rl)
 {
-    free(rl->starts);
-    rl->starts = NULL;
+    ratelimit_budget *b = rl->budget;
     if (rl->loop)
         uv_close((uv_handle_t *)&rl->timer, NULL);
+    rl->budget = NULL;
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->lock);
+    b->writes_waiting -= rl->writes_queued;
+    pthread_mutex_unlock(&b->lock);
+    pthread_mutex_lock(&registry_lock);
+    bool last = --b->refs == 0;
+    if (last && b->key) {
+        ratelimit_budget **p = &registry;
+        while (*p != b)
+            p = &(*p)->next;
+        *p = b->next;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (last)
+        budget_free(b);
+}
+
+static int64_t wait_locked(const ratelimit_budget *b, uint64_t now_ms)
+{
+    if (b->max_concurrent > 0 && b->in_flight >= b->max_concurrent)
+        return -1;
+    if (b->allowed == 0 || b->count < b->allowed)
+        return 0;
+    uint64_t free_at = b->starts[b->head] + b->interval_ms;
+    return free_at <= now_ms ? 0 : (int64_t)(free_at - now_ms);
+}
+
+static void take_locked(ratelimit_budget *b, uint64_t now_ms)
+{
+    b->in_flight++;
+    if (b->allowed == 0)
+        return;
+    if (b->count < b->allowed) {
+        b->starts[(b->head + b->count) % b->allowed] = now_ms;
+        b->count++;
+    } else {
+        /* the oldest start left the window: its slot takes the new one */
+        b->starts[b->head] = now_ms;
+        b->head = (b->head + 1) % b->allowed;
+    }
 }
 
 int64_t ratelimit_wait_ms(const ratelimit *rl, uint64_t now_ms)
 {
-    if (rl->max_concurrent > 0 && rl->in_flight >= rl->max_concurrent)
-        return -1;
-    if (rl->allowed == 0 || rl->count < rl->allowed)
-        return 0;
-    uint64_t oldest = rl->starts[rl->head];
-    uint64_t free_at = oldest + rl->interval_ms;
-    return free_at <= now_ms ? 0 : (int64_t)(free_at - now_ms);
+    ratelimit_budget *b = rl->budget;
+    pthread_mutex_lock(&b->lock);
+    int64_t wait = wait_locked(b, now_ms);
+    pthread_mutex_unlock(&b->lock);
+    return wait;
 }
 
 void ratelimit_take(ratelimit *rl, uint64_t now_ms)
 {
-    rl->in_flight++;
-    if (rl->allowed == 0)
-        return;
-    if (rl->count < rl->allowed) {
-        rl->starts[(rl->head + rl->count) % rl->allowed] = now_ms;
-        rl->count++;
-    } else {
-        /* the oldest start left the window: its slot takes the new one */
-        rl->starts[rl->head] = now_ms;
-        rl->head = (rl->head + 1) % rl->allowed;
-    }
+    ratelimit_budget *b = rl->budget;
+    pthread_mutex_lock(&b->lock);
+    take_locked(b, now_ms);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Takes a start for a request of priority prio if the budget admits one now: 0, or what
+ * ratelimit_wait_ms would say. Sync traffic also waits while a write waits anywhere. */
+static int64_t try_take(ratelimit *rl, enum ratelimit_priority prio, uint64_t now_ms)
+{
+    ratelimit_budget *b = rl->budget;
+    pthread_mutex_lock(&b->lock);
+    int64_t wait = wait_locked(b, now_ms);
+    if (wait == 0 && prio != RATELIMIT_WRITE && b->writes_waiting > rl->writes_queued)
+        wait = POLL_MS; /* another loop's write goes first */
+    if (wait == 0)
+        take_locked(b, now_ms);
+    bool shared = b->key != NULL;
+    pthread_mutex_unlock(&b->lock);
+    /* a release on another loop does not wake us: look again shortly */
+    return wait < 0 && shared ? POLL_MS : wait;
+}
+
+static void writes_queued(ratelimit *rl, int delta)
+{
+    rl->writes_queued += delta;
+    pthread_mutex_lock(&rl->budget->lock);
+    rl->budget->writes_waiting += delta;
+    pthread_mutex_unlock(&rl->budget->lock);
 }
 
 static void dispatch(ratelimit *rl);
@@ -70,8 +194,7 @@ static void dispatch(ratelimit *rl)
 {
     for (int p = 0; p < RATELIMIT_PRIORITIES; p++) {
         while (rl->queue_head[p]) {
-            uint64_t now = uv_now(rl->loop);
-            int64_t wait = ratelimit_wait_ms(rl, now);
+            int64_t wait = try_take(rl, (enum ratelimit_priority)p, uv_now(rl->loop));
             if (wait != 0) {
                 if (wait > 0)
                     uv_timer_start(&rl->timer, on_timer, (uint64_t)wait, 0);
@@ -82,7 +205,8 @@ static void dispatch(ratelimit *rl)
             if (!rl->queue_head[p])
                 rl->queue_tail[p] = NULL;
             w->next = NULL;
-            ratelimit_take(rl, now);
+            if (p == RATELIMIT_WRITE)
+                writes_queued(rl, -1);
             w->granted(w);
         }
     }
@@ -93,9 +217,7 @@ void ratelimit_acquire(ratelimit *rl, ratelimit_waiter *w, enum ratelimit_priori
     bool ahead = false;
     for (int p = 0; p <= (int)prio; p++)
         ahead |= rl->queue_head[p] != NULL;
-    uint64_t now = uv_now(rl->loop);
-    if (!ahead && ratelimit_wait_ms(rl, now) == 0) {
-        ratelimit_take(rl, now);
+    if (!ahead && try_take(rl, prio, uv_now(rl->loop)) == 0) {
         w->granted(w);
         return;
     }
@@ -105,6 +227,8 @@ void ratelimit_acquire(ratelimit *rl, ratelimit_waiter *w, enum ratelimit_priori
     else
         rl->queue_head[prio] = w;
     rl->queue_tail[prio] = w;
+    if (prio == RATELIMIT_WRITE)
+        writes_queued(rl, 1);
     dispatch(rl);
 }
 
@@ -122,6 +246,8 @@ bool ratelimit_cancel(ratelimit *rl, ratelimit_waiter *w)
             if (rl->queue_tail[p] == q)
                 rl->queue_tail[p] = prev;
             q->next = NULL;
+            if (p == RATELIMIT_WRITE)
+                writes_queued(rl, -1);
             return true;
         }
     }
@@ -130,7 +256,10 @@ bool ratelimit_cancel(ratelimit *rl, ratelimit_waiter *w)
 
 void ratelimit_release(ratelimit *rl)
 {
-    if (rl->in_flight > 0)
-        rl->in_flight--;
+    ratelimit_budget *b = rl->budget;
+    pthread_mutex_lock(&b->lock);
+    if (b->in_flight > 0)
+        b->in_flight--;
+    pthread_mutex_unlock(&b->lock);
     dispatch(rl);
 }

@@ -6,6 +6,13 @@
  * are in flight (0 = no limit), as the management API we follow expresses it. Waiters are
  * served by priority, writes before sync traffic, first come first served within one.
  *
+ * The budget itself (window, requests in flight, writes waiting) may be shared by the
+ * limiters of several loops (threads): ratelimit_init_shared with the same key gives the
+ * proxy's write path and the sync worker of one sync one budget, so that together they stay
+ * within the API's limit, and sync traffic waits while a write of the other loop waits.
+ * A limiter learns of the other loop's releases by polling (a few milliseconds) only while
+ * it waits for one.
+ *
  * ratelimit_wait_ms/ratelimit_take are the pure core (time passed in); acquire/release
  * drive it from the loop.
  */
@@ -25,13 +32,11 @@ struct ratelimit_waiter {
     void *data;
 };
 
+typedef struct ratelimit_budget ratelimit_budget;
+
 typedef struct ratelimit {
-    uint32_t allowed;     /* 0 = no rate limit */
-    uint64_t interval_ms;
-    int max_concurrent;   /* 0 = no limit */
-    uint64_t *starts;     /* ring of the last `allowed` start times */
-    uint32_t head, count;
-    int in_flight;
+    ratelimit_budget *budget; /* this limiter's own, or shared by key (see above) */
+    int writes_queued;        /* this limiter's share of budget's writes_waiting */
     ratelimit_waiter *queue_head[RATELIMIT_PRIORITIES];
     ratelimit_waiter *queue_tail[RATELIMIT_PRIORITIES];
     uv_loop_t *loop;
@@ -42,7 +47,12 @@ typedef struct ratelimit {
  * core alone (tests). */
 int ratelimit_init(ratelimit *rl, uv_loop_t *loop, uint32_t allowed, double interval_s,
                    int max_concurrent);
-/* Frees the window; queued waiters are dropped (the caller cancels its own first). */
+/* The same, with the budget shared by every limiter initialized with key (until the last is
+ * closed); the settings of the first one count. */
+int ratelimit_init_shared(ratelimit *rl, uv_loop_t *loop, const char *key, uint32_t allowed, double interval_s,
+                          int max_concurrent);
+/* Frees the window (or drops a reference to the shared one); queued waiters are dropped
+ * (the caller cancels its own first). */
 void ratelimit_close(ratelimit *rl);
 /* 0 if a request may start at now_ms, -1 if only a release can unblock it (concurrency),
  * else the milliseconds until the window admits one. */

@@ -22,7 +22,7 @@ static int simulate(ratelimit *rl, uint64_t ms)
         int64_t wait = ratelimit_wait_ms(rl, now);
         if (wait == 0) {
             ratelimit_take(rl, now);
-            rl->in_flight--;
+            ratelimit_release(rl);
             started++;
         } else {
             now += (uint64_t)wait;
@@ -74,9 +74,27 @@ static void test_window(void)
     ratelimit_take(&rl, 0);
     ratelimit_take(&rl, 0);
     CHECK(ratelimit_wait_ms(&rl, 0) == -1, "max_concurrent reached: only a release unblocks");
-    rl.in_flight--;
+    ratelimit_release(&rl);
     CHECK(ratelimit_wait_ms(&rl, 0) == 0, "a release frees a slot");
     ratelimit_close(&rl);
+
+    /* the proxy's write path and the sync worker of one sync share its budget */
+    ratelimit a, b, other;
+    CHECK(ratelimit_init_shared(&a, NULL, "sync-x", 2, 1.0, 0) == 0 &&
+              ratelimit_init_shared(&b, NULL, "sync-x", 2, 1.0, 0) == 0 &&
+              ratelimit_init_shared(&other, NULL, "sync-y", 2, 1.0, 0) == 0,
+          "shared limiters by key");
+    ratelimit_take(&a, 100);
+    ratelimit_take(&a, 100);
+    CHECK(ratelimit_wait_ms(&b, 100) == 1000, "a start on one limiter counts on the other of the same key");
+    CHECK(ratelimit_wait_ms(&other, 100) == 0, "... and not on another key's");
+    ratelimit_close(&a);
+    CHECK(ratelimit_wait_ms(&b, 500) == 600, "closing one keeps the budget for the other");
+    ratelimit_close(&b);
+    ratelimit_close(&other);
+    CHECK(ratelimit_init_shared(&a, NULL, "sync-x", 2, 1.0, 0) == 0 && ratelimit_wait_ms(&a, 0) == 0,
+          "after the last close the key starts afresh");
+    ratelimit_close(&a);
 
     CHECK(ratelimit_init(&rl, NULL, 10, 0, 0) < 0, "a rate without an interval is refused");
 }
