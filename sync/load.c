@@ -41,6 +41,26 @@ static void put_value(pgbuf *out, const provider_collection *c, const provider_f
     }
 }
 
+/* The version a record brings: its own version field, or the caller's ($2, unix seconds). */
+static void put_version(pgbuf *out, const provider_collection *c)
+{
+    if (c->version_field) {
+        put(out, "coalesce((r->>");
+        schema_quote_literal(out, c->version_field);
+        put(out, ")::timestamptz, to_timestamp($2::double precision))");
+    } else {
+        put(out, "to_timestamp($2::double precision)");
+    }
+}
+
+/* 'schema.table' as the tombstones name it. */
+static void put_tbl_literal(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    char tbl[200];
+    snprintf(tbl, sizeof tbl, "%s.%s", schema, c->name);
+    schema_quote_literal(out, tbl);
+}
+
 int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c)
 {
     char col[64];
@@ -69,15 +89,16 @@ int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c
         put(out, ", ");
         put_value(out, c, &c->fields[i]);
     }
-    if (c->version_field) {
-        put(out, ", coalesce((r->>");
-        schema_quote_literal(out, c->version_field);
-        put(out, ")::timestamptz, to_timestamp($2::double precision))");
-    } else {
-        put(out, ", to_timestamp($2::double precision)");
-    }
+    put(out, ", ");
+    put_version(out, c);
     put(out, ", now()\nFROM jsonb_array_elements($1::jsonb) AS r\n"
-             "ON CONFLICT (id) DO UPDATE SET (");
+             "WHERE NOT EXISTS (SELECT FROM " SCHEMA_SERVICE ".tombstones d WHERE d.tbl = ");
+    put_tbl_literal(out, schema, c);
+    put(out, " AND d.id = r->>");
+    schema_quote_literal(out, id ? id->name : "id");
+    put(out, " AND d.version >= ");
+    put_version(out, c);
+    put(out, ")\nON CONFLICT (id) DO UPDATE SET (");
     for (int i = 0; i < c->nfields; i++) {
         if (&c->fields[i] == id)
             continue;
@@ -159,7 +180,16 @@ int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_coll
         put(out, ";\n  END IF;\n"
                  "  IF cardinality($3) > 0 THEN\n    DELETE FROM ");
         put_table(out, schema, c);
-        put(out, " WHERE id = ANY ($3);\n  END IF;\nEND\n$mirror$;\n");
+        put(out, " WHERE id = ANY ($3);\n"
+                 /* the feed must not bring them back with an older version; a month is
+                  * longer than any feed keeps its events */
+                 "    INSERT INTO " SCHEMA_SERVICE ".tombstones (tbl, id, version) SELECT ");
+        put_tbl_literal(out, schema, c);
+        put(out, ", unnest($3), to_timestamp($2)\n"
+                 "      ON CONFLICT (tbl, id) DO UPDATE SET version = greatest(tombstones.version, excluded.version);\n"
+                 "    DELETE FROM " SCHEMA_SERVICE ".tombstones WHERE tbl = ");
+        put_tbl_literal(out, schema, c);
+        put(out, " AND version < now() - interval '31 days';\n  END IF;\nEND\n$mirror$;\n");
     }
     pgbuf_free(&upsert);
     return rc < 0 || out->failed ? -1 : 0;

@@ -77,6 +77,10 @@ void schema_service_sql(pgbuf *out)
         "  RETURN NULL;\n"
         "END\n"
         "$guard$;\n"
+        /* records the write path deleted: the sync's feed may still hold older versions of
+         * them (an event from before the delete) and must not bring them back */
+        "CREATE TABLE IF NOT EXISTS " SCHEMA_SERVICE ".tombstones (tbl text NOT NULL, id text NOT NULL,\n"
+        "  version timestamptz NOT NULL, PRIMARY KEY (tbl, id));\n"
         /* the mirror functions live here and every client's session calls them (they
          * check who may; sync_state and the rest have no grants to PUBLIC) */
         "GRANT USAGE ON SCHEMA " SCHEMA_SERVICE " TO PUBLIC;\n");

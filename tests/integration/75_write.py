@@ -388,6 +388,30 @@ if ext.returncode != 0:
     itest.not_ok("75_write_ext reported failures")
 check_eq("upstream agrees with the extended-protocol writes", "Pipe Three", api("GET", "/v1/customers/" + c3).get("name"))
 
+# --- a record deleted through apigres does not come back with the feed's older events
+made = [proxy("INSERT INTO stripe.customer (email) VALUES ('tomb%d@example.com') RETURNING id" % i).split("\n")[0]
+        for i in range(10)]
+before = api("GET", "/v1/customers/" + made[0])  # what a feed event from before the delete carries
+for cid in made:
+    proxy("DELETE FROM stripe.customer WHERE id = '%s'" % cid)
+seen, until = 0, time.monotonic() + 2.0  # several polls of the feed (0.3 s)
+while time.monotonic() < until:
+    seen = max(seen, int(direct("SELECT count(*) FROM stripe.customer WHERE email LIKE 'tomb%'") or 0))
+    time.sleep(0.05)
+check_eq("10 customers created and deleted through apigres: none comes back with the feed's customer.created",
+         0, seen)
+check_eq("... each has a tombstone", "10", direct("SELECT count(*) FROM apigres.tombstones WHERE id IN (%s)"
+                                                   % ", ".join("'%s'" % c for c in made)))
+# the feed's own path, deterministically: the service role upserts the record as an event from
+# before the delete would bring it
+stale = "SELECT apigres.\"mirror stripe.customer\"(E'%s'::jsonb, %%s, '{}'); SELECT count(*) FROM stripe.customer " \
+        "WHERE id = '%s'" % (json.dumps([before]).replace("'", "''"), made[0])
+check_eq("the record as it was before the delete does not bring it back", "0",
+         direct(stale % before["created"], "apigres_w75").split("\n")[-1])
+check_eq("... a newer version of it does (a record restored upstream)", "1",
+         direct(stale % (time.time() + 60), "apigres_w75").split("\n")[-1])
+direct("SELECT apigres.\"mirror stripe.customer\"('[]', %s, ARRAY['%s'])" % (time.time() + 61, made[0]), "apigres_w75")
+
 # --- reads are untouched
 check_eq("reads through apigres", direct("SELECT count(*) FROM stripe.customer"), proxy("SELECT count(*) FROM stripe.customer"))
 
