@@ -14,7 +14,7 @@
 #include "proxy/write.h"
 
 enum step {
-    STEP_PLAN,         /* BEGIN?; privilege check; plan */
+    STEP_PLAN,         /* BEGIN?; plan */
     STEP_PROBE,        /* the write itself in a savepoint: the database's checks, then the guard */
     STEP_PROBE_END,    /* back to the savepoint (the lock is asked for meanwhile) */
     STEP_LOCKING,      /* waiting for the service connection's lock */
@@ -30,7 +30,7 @@ enum step {
     /* the extended protocol (write_ext.c) */
     STEP_EXT_RELAY,    /* a client message forwarded: its responses are relayed */
     STEP_DESCRIBE,     /* Describe of the client's statement: its parameter types */
-    STEP_PRECHECK,     /* BEGIN?; privilege check (the plan follows with parameters) */
+    STEP_PRECHECK,     /* BEGIN (the plan follows with parameters) */
 };
 
 /* One API call of a statement: which row, and how it went. */
@@ -122,9 +122,9 @@ void wj_refuse_now(session *s, const char *sqlstate, const char *message, const 
 /* Plans and carries out the WRITE statement st of sql[0..len); ext: the job the extended
  * protocol prepared (parameters), or NULL for the simple protocol. */
 void wj_start_write(session *s, const char *sql, size_t len, const classify_stmt *st, write_job *ext);
-/* Extended protocol, once the parameter types are known: BEGIN? and the privilege check. */
+/* Extended protocol, once the parameter types are known: BEGIN? then the plan. */
 void wj_precheck(write_job *j);
-/* Runs the plan once its privilege check passed (extended protocol: with parameters). */
+/* Runs the plan (extended protocol: with parameters). */
 void wj_plan_ready(write_job *j);
 
 /* write_ext.c: the extended protocol's batch, answered by the job's steps */
