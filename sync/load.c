@@ -91,7 +91,7 @@ int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c
     }
     put(out, ", ");
     put_version(out, c);
-    put(out, ", now()\nFROM jsonb_array_elements($1::jsonb) AS r\n"
+    put(out, ", clock_timestamp()\nFROM jsonb_array_elements($1::jsonb) AS r\n"
              "WHERE NOT EXISTS (SELECT FROM " SCHEMA_SERVICE ".tombstones d WHERE d.tbl = ");
     put_tbl_literal(out, schema, c);
     put(out, " AND d.id = r->>");
@@ -115,9 +115,18 @@ int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c
         schema_quote_ident(out, col);
         put(out, ", ");
     }
-    put(out, "excluded." SCHEMA_COL_UPDATED_AT ", excluded." SCHEMA_COL_SYNCED_AT ")\n"
-             "WHERE t." SCHEMA_COL_UPDATED_AT " IS NULL OR t." SCHEMA_COL_UPDATED_AT " <= excluded."
-             SCHEMA_COL_UPDATED_AT);
+    put(out, "excluded." SCHEMA_COL_UPDATED_AT ", excluded." SCHEMA_COL_SYNCED_AT ")\n");
+    if (c->version_field) {
+        /* A record's own version (Salesforce's SystemModstamp) has whole seconds: at an equal
+         * version, rows read ($2) before the row was last written (the write path's mirror,
+         * at the time it really ran: clock_timestamp) may be the older state. */
+        put(out, "WHERE t." SCHEMA_COL_UPDATED_AT " IS NULL OR t." SCHEMA_COL_UPDATED_AT " < excluded."
+                 SCHEMA_COL_UPDATED_AT " OR (t." SCHEMA_COL_UPDATED_AT " = excluded." SCHEMA_COL_UPDATED_AT
+                 " AND t." SCHEMA_COL_SYNCED_AT " <= to_timestamp($2::double precision))");
+    } else {
+        put(out, "WHERE t." SCHEMA_COL_UPDATED_AT " IS NULL OR t." SCHEMA_COL_UPDATED_AT " <= excluded."
+                 SCHEMA_COL_UPDATED_AT);
+    }
     pgbuf_put_byte(out, 0);
     return out->failed ? -1 : 0;
 }

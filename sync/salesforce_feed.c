@@ -269,7 +269,9 @@ static int on_backfill_records(const cJSON *records, long total, void *ctx)
     }
     /* totalSize counts what this query (after the cursor) will return */
     char version[32], rows[32], upstream[32];
-    snprintf(version, sizeof version, "%.0f", whole(worker_now()) - 1); /* only for a record without SystemModstamp */
+    /* when the rows were read: the version of a record without SystemModstamp, and what a
+     * row written since (by the write path) must not lose to at an equal version (load.c) */
+    snprintf(version, sizeof version, "%.3f", w->query_started);
     snprintf(rows, sizeof rows, "%d", n);
     snprintf(upstream, sizeof upstream, "%lld", w->pages == 0 && total >= 0 ? c->st.rows_loaded + total : -1LL);
     char *json = cJSON_PrintUnformatted(records);
@@ -376,6 +378,7 @@ static void start_backfill(sync_worker *w, int i)
     log_info("sync %s: %s backfill %s", w->sc->name, c->spec->name,
              c->st.cursor[0] ? "resumes from its cursor" : "starts");
     w->busy = true;
+    w->query_started = worker_now();
     if (salesforce_query(w->sf, soql, false, RATELIMIT_SYNC, on_backfill_records, on_backfill_done, w) < 0) {
         w->busy = false;
         worker_record_error(w, c->spec->name, "out of memory starting a listing");
@@ -418,7 +421,7 @@ static int on_updated_records(const cJSON *records, long total, void *ctx)
         return worker_stop_requested(w);
     const char *last = json_string(cJSON_GetArrayItem(records, n - 1), "SystemModstamp");
     char version[32], settled[32];
-    snprintf(version, sizeof version, "%.0f", whole(worker_now()) - 1);
+    snprintf(version, sizeof version, "%.3f", w->query_started); /* see on_backfill_records */
     snprintf(settled, sizeof settled, "%.0f", whole(w->poll_server_time) - SALESFORCE_FEED_OVERLAP);
     char *json = cJSON_PrintUnformatted(records);
     const char *up[] = {json, version};
@@ -594,6 +597,7 @@ static void start_updated(sync_worker *w, int i)
     w->poll_failed = false;
     w->poll_server_time = server_now(w);
     w->busy = true;
+    w->query_started = worker_now();
     if (salesforce_query(w->sf, soql, false, RATELIMIT_SYNC, on_updated_records, on_updated_done, w) < 0) {
         w->busy = false;
         worker_record_error(w, c->spec->name, "out of memory starting a query");

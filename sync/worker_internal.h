@@ -70,6 +70,7 @@ struct sync_worker {
     double described_at; /* worker_now() of that describe */
     int poll_index;      /* round-robin: the collection polled next */
     double poll_server_time;
+    double query_started; /* worker_now() when the running SOQL query was sent: its rows are as of then */
 };
 
 double worker_now(void);

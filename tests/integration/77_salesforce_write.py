@@ -150,6 +150,35 @@ check("a read-only field: 428C9 (%s)" % out.split("\n")[0], "428C9" in out, out)
 check_eq("the refused contact is unchanged in the mirror", api("GET", "/sobjects/Contact/" + c2)[1].get("Email"),
          direct("SELECT email FROM salesforce.contact WHERE id = '%s'" % c2))
 
+# --- several rows: creates one at a time, the first refusal stops the statement
+out = proxy("INSERT INTO salesforce.contact (lastname, email) VALUES ('Five1', 'f1@example.com'), "
+            "('Five2', 'f2@example.com'), ('Five3', 'not-an-email'), ('Five4', 'f4@example.com'), "
+            "('Five5', 'f5@example.com')")
+check("the 3rd of 5 creates refused: 23514, and the DETAIL says 2 of 5 were applied (%s)" % out.split("\n")[0],
+      "23514" in out and "2 of 5 rows were applied" in out, out)
+made = [r["LastName"] for r in api("GET", "/query?q=" + urllib.parse.quote(
+    "SELECT LastName FROM Contact WHERE LastName LIKE 'Five%' ORDER BY LastName"))[1]["records"]]
+check_eq("... Salesforce has the first two, and only them", ["Five1", "Five2"], made)
+check_eq("... and so does the mirror", "Five1\nFive2",
+         direct("SELECT lastname FROM salesforce.contact WHERE lastname LIKE 'Five%' ORDER BY 1"))
+
+# --- concurrent writers on one record
+procs = [subprocess.Popen(["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", "sf_writer", "-d", DB,
+                           "-c", "UPDATE salesforce.contact SET title = 'writer %d' WHERE id = '%s'" % (i, c2)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(4)]
+outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+check_eq("four concurrent writers on one contact all succeed", ["UPDATE 1"] * 4, outs)
+check_eq("... and the mirror ends equal to Salesforce", api("GET", "/sobjects/Contact/" + c2)[1].get("Title"),
+         direct("SELECT title FROM salesforce.contact WHERE id = '%s'" % c2))
+
+# --- Salesforce unavailable: 57P03 after the retries, nothing changed
+control("/_fake/config", {"fail_next": 20, "fail_status": 503})
+out = proxy("UPDATE salesforce.contact SET title = 'never' WHERE id = '%s'" % c2)
+control("/_fake/config", {"fail_next": 0, "fail_status": 500})
+check("SERVER_UNAVAILABLE after the retries: 57P03 (%s)" % out.split("\n")[0], "57P03" in out, out)
+check("... and the mirror still equals Salesforce", direct("SELECT title FROM salesforce.contact WHERE id = '%s'" % c2)
+      == api("GET", "/sobjects/Contact/" + c2)[1].get("Title"))
+
 # --- a record deleted upstream meanwhile: not counted, and it leaves the mirror
 api("DELETE", "/sobjects/Contact/" + c3)
 check_eq("an UPDATE of a contact deleted in Salesforce: UPDATE 0", "UPDATE 0",
