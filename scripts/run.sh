@@ -59,11 +59,12 @@ DO \$\$ BEGIN
 END \$\$;
 GRANT CREATE ON DATABASE app TO apigres;
 GRANT apigres_read TO app;
--- app may write the synced Stripe tables through apigres (each write becomes an API call);
--- the schema is created here so that the grant covers the tables the worker creates in it
+-- app may write the synced tables through apigres (each write becomes an API call); the
+-- schemas are created here so that the grants cover the tables the worker creates in them
 CREATE SCHEMA IF NOT EXISTS stripe AUTHORIZATION apigres;
-ALTER DEFAULT PRIVILEGES FOR ROLE apigres IN SCHEMA stripe GRANT INSERT, UPDATE, DELETE ON TABLES TO app;
-GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA stripe TO app;
+CREATE SCHEMA IF NOT EXISTS salesforce AUTHORIZATION apigres;
+ALTER DEFAULT PRIVILEGES FOR ROLE apigres IN SCHEMA stripe, salesforce GRANT INSERT, UPDATE, DELETE ON TABLES TO app;
+GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA stripe, salesforce TO app;
 SQL
 
 FAKE_PIDS=()
