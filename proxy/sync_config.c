@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proxy/config.h"
+#include "upstream/salesforce.h"
 #include "upstream/stripe.h"
 #include "upstream/stripe_collections.h"
 
@@ -318,6 +319,17 @@ int sync_config_parse(sync_config *s, const cJSON *obj, char *err, size_t errlen
             return fail(err, errlen, "out of memory");
     }
     return 0;
+}
+
+void sync_config_salesforce_options(const sync_config *sc, salesforce_options *o)
+{
+    *o = (salesforce_options){.instance_url = sc->api_base,
+                              .api_version = sc->api_version,
+                              .access_token = sc->access_token,
+                              .login_url = sc->login_url,
+                              .client_id = sc->client_id,
+                              .client_secret = sc->client_secret,
+                              .refresh_token = sc->refresh_token};
 }
 
 int sync_config_has_collection(const sync_config *s, const char *name)

@@ -53,6 +53,10 @@ const char *sync_provider_name(enum sync_provider p);
 /* One line for logs and --check: name, provider, schema, collections, API base, rate limit
  * and which kind of credential (never its value). */
 void sync_config_describe(const sync_config *s, char *buf, size_t len);
+/* The Salesforce client's options from a Salesforce sync (strings borrowed from sc). */
+struct salesforce_options;
+void sync_config_salesforce_options(const sync_config *sc, struct salesforce_options *o);
+
 /* Whether the sync mirrors collection name (e.g. "customer"). */
 int sync_config_has_collection(const sync_config *s, const char *name);
 

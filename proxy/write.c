@@ -1129,6 +1129,19 @@ static void take_db_error(write_job *j)
     j->have_our_error = true;
 }
 
+/* The database refused a step before any call: its error is the statement's (our own
+ * transaction rolled back first; the client's is left aborted, as by any failed statement). */
+static void db_error_ends_statement(write_job *j)
+{
+    if (j->own_tx) {
+        take_db_error(j);
+        wj_inject(j, "ROLLBACK", STEP_ABORT);
+        return;
+    }
+    wj_send_error(j, &j->db_error);
+    wj_finish(j);
+}
+
 /* A ReadyForQuery ended the current step. */
 static void step_done(write_job *j)
 {
@@ -1136,13 +1149,7 @@ static void step_done(write_job *j)
     case STEP_PRECHECK:
     case STEP_PLAN:
         if (j->have_db_error) {
-            if (j->own_tx) {
-                take_db_error(j);
-                wj_inject(j, "ROLLBACK", STEP_ABORT);
-                return;
-            }
-            wj_send_error(j, &j->db_error);
-            wj_finish(j);
+            db_error_ends_statement(j);
             return;
         }
         if (j->step == STEP_PRECHECK)
@@ -1153,13 +1160,7 @@ static void step_done(write_job *j)
     case STEP_PROBE:
         if (j->have_db_error && !guard_refused(j)) {
             /* the database refuses the write itself (42501, 42703, 22P02, ...): so do we */
-            if (j->own_tx) {
-                take_db_error(j);
-                wj_inject(j, "ROLLBACK", STEP_ABORT);
-                return;
-            }
-            wj_send_error(j, &j->db_error);
-            wj_finish(j);
+            db_error_ends_statement(j);
             return;
         }
         if (j->have_db_error && j->rw->kind == REWRITE_DELETE)

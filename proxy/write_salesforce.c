@@ -13,6 +13,7 @@
 
 #include "proxy/log.h"
 #include "proxy/write_internal.h"
+#include "sync/schema.h"
 #include "upstream/json.h"
 
 typedef struct describe_req {
@@ -91,27 +92,18 @@ static void on_global(long status, const cJSON *body, const upstream_error *err,
     cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(body, "sobjects"))
     {
         const char *name = json_string(o, "name");
-        if (!name || !json_true(o, "queryable") || !json_true(o, "replicateable") || strlen(name) > 63)
-            continue;
-        char lower[64];
-        size_t i = 0;
-        for (; name[i]; i++)
-            lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-        lower[i] = '\0';
-        describe(ws, lower);
+        char table[64]; /* the table's name: the object's, lower-cased as the worker names it */
+        if (name && json_true(o, "queryable") && json_true(o, "replicateable") &&
+            schema_column_name(name, table, sizeof table) == 0)
+            describe(ws, table);
     }
 }
 
 int wsf_init(write_sync *ws)
 {
     const sync_config *sc = ws->sc;
-    salesforce_options o = {.instance_url = sc->api_base,
-                            .api_version = sc->api_version,
-                            .access_token = sc->access_token,
-                            .login_url = sc->login_url,
-                            .client_id = sc->client_id,
-                            .client_secret = sc->client_secret,
-                            .refresh_token = sc->refresh_token};
+    salesforce_options o;
+    sync_config_salesforce_options(sc, &o);
     if (!(ws->sf = salesforce_client_new(&ws->target, &o)))
         return -1;
     if (sc->ncollections == 0)

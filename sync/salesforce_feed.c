@@ -27,13 +27,8 @@ static sf_objects *objects_of(sync_worker *w) { return (sf_objects *)w->feed; }
 int salesforce_feed_init(sync_worker *w)
 {
     const sync_config *sc = w->sc;
-    salesforce_options o = {.instance_url = sc->api_base,
-                            .api_version = sc->api_version,
-                            .access_token = sc->access_token,
-                            .login_url = sc->login_url,
-                            .client_id = sc->client_id,
-                            .client_secret = sc->client_secret,
-                            .refresh_token = sc->refresh_token};
+    salesforce_options o;
+    sync_config_salesforce_options(sc, &o);
     w->sf = salesforce_client_new(&w->target, &o);
     w->feed = calloc(1, sizeof(sf_objects));
     return w->sf && w->feed ? 0 : -1;
