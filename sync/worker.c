@@ -232,10 +232,47 @@ int worker_finish_backfill(sync_worker *w, collection *c)
     return 0;
 }
 
+/* Reads the result of the page statement in flight, if any (waiting for it): 0 when there
+ * was none or it committed (the page then counts), -1 when it failed (recorded). */
+static int settle_page(sync_worker *w)
+{
+    if (!w->page_pending)
+        return 0;
+    w->page_pending = false;
+    collection *c = &w->coll[w->current];
+    char err[512] = "";
+    PGresult *r;
+    while ((r = PQgetResult(w->db))) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && !err[0])
+            snprintf(err, sizeof err, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    if (!err[0] && PQstatus(w->db) != CONNECTION_OK)
+        snprintf(err, sizeof err, "%s", PQerrorMessage(w->db));
+    if (err[0]) {
+        err[strcspn(err, "\n")] = '\0';
+        worker_db_failed(w, c->spec->name, err);
+        w->page_failed = true;
+        return -1;
+    }
+    c->st.rows_loaded += w->page_rows;
+    snprintf(c->st.cursor, sizeof c->st.cursor, "%s", w->page_cursor);
+    w->pages++;
+    w->rows += w->page_rows;
+    if (worker_now() - w->last_progress >= PROGRESS_EVERY)
+        worker_progress(w, "in progress");
+    return 0;
+}
+
+/* A page goes to the database as one statement (its records and the cursor after them,
+ * committed together) that is sent here and read back when the next page has arrived: the
+ * database loads one page while the API serves the next. */
 static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
 {
     sync_worker *w = ctx;
     collection *c = &w->coll[w->current];
+    if (settle_page(w) < 0)
+        return 1;
     int n = cJSON_GetArraySize(data);
     if (n == 0)
         return worker_stop_requested(w);
@@ -247,28 +284,20 @@ static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
     snprintf(rows, sizeof rows, "%d", n);
     char *json = cJSON_PrintUnformatted(data);
     const char *last = json_string(cJSON_GetArrayItem(data, n - 1), "id");
-    const char *up[] = {json, version};
-    const char *sp[] = {w->sc->name, c->spec->name, last ? last : "", rows};
-    char err[512];
-    int rc = json ? 0 : -1;
-    if (rc == 0 && (state_exec(w->db, "BEGIN", 0, NULL, err, sizeof err) < 0 ||
-                    state_exec(w->db, c->upsert_sql, 2, up, err, sizeof err) < 0 ||
-                    state_exec(w->db, "UPDATE apigres.sync_state SET cursor = $3, rows_loaded = rows_loaded + $4, "
-                                      "updated_at = now() WHERE sync = $1 AND collection = $2",
-                               4, sp, err, sizeof err) < 0 ||
-                    state_exec(w->db, "COMMIT", 0, NULL, err, sizeof err) < 0))
-        rc = -1;
-    free(json);
-    if (rc < 0) {
-        worker_db_failed(w, c->spec->name, json ? err : "out of memory");
+    const char *p[] = {json, version, last ? last : "", rows, w->sc->name, c->spec->name};
+    if (!json || !PQsendQueryParams(w->db, c->page_sql, 6, NULL, p, NULL, NULL, 0)) {
+        char err[512];
+        snprintf(err, sizeof err, "%s", json ? PQerrorMessage(w->db) : "out of memory");
+        err[strcspn(err, "\n")] = '\0';
+        free(json);
+        worker_db_failed(w, c->spec->name, err);
+        w->page_failed = true;
         return 1;
     }
-    c->st.rows_loaded += n;
-    snprintf(c->st.cursor, sizeof c->st.cursor, "%s", last ? last : "");
-    w->pages++;
-    w->rows += n;
-    if (worker_now() - w->last_progress >= PROGRESS_EVERY)
-        worker_progress(w, "in progress");
+    free(json);
+    w->page_pending = true;
+    w->page_rows = n;
+    snprintf(w->page_cursor, sizeof w->page_cursor, "%s", last ? last : "");
     return worker_stop_requested(w);
 }
 
@@ -277,8 +306,15 @@ static void on_backfill_done(stripe_list *l, const upstream_error *err, int page
     sync_worker *w = ctx;
     collection *c = &w->coll[w->current];
     w->busy = false;
+    if (w->db)
+        settle_page(w);
     if (worker_stop_requested(w) || !w->db) {
         worker_advance(w);
+        return;
+    }
+    if (w->page_failed) {
+        /* the listing stopped at a page the database refused: it is not complete */
+        worker_later(w, RETRY_MS);
         return;
     }
     if (err) {
@@ -323,6 +359,7 @@ static void start_backfill(sync_worker *w, int i)
         c->st.rows_loaded = 0;
     w->current = i;
     w->pages = w->rows = 0;
+    w->page_failed = false;
     w->started = w->last_progress = worker_now();
     log_info("sync %s: %s backfill %s", w->sc->name, c->spec->name,
              c->st.cursor[0] ? "resumes from its cursor" : "starts");
@@ -576,6 +613,7 @@ void worker_collection_clear(collection *c)
     free(c->upsert_sql);
     free(c->delete_sql);
     free(c->sweep_sql);
+    free(c->page_sql);
     free(c->select_sql);
     salesforce_collection_free(c->owned);
     memset(c, 0, sizeof *c);
@@ -588,6 +626,20 @@ static void free_worker(sync_worker *w)
     salesforce_feed_free(w);
     pthread_mutex_destroy(&w->stop_lock);
     free(w);
+}
+
+/* A backfill page in one statement: its records ($1, $2 as load_upsert_sql takes them) and
+ * the listing's progress after it: cursor $3, rows $4, for sync $5 and collection $6. */
+static char *page_sql_of(const char *upsert_sql)
+{
+    static const char head[] = "WITH page AS (\n",
+                      tail[] = ")\nUPDATE apigres.sync_state SET cursor = $3, rows_loaded = rows_loaded + $4::bigint, "
+                               "updated_at = now() WHERE sync = $5 AND collection = $6";
+    size_t len = sizeof head + strlen(upsert_sql) + sizeof tail;
+    char *s = malloc(len);
+    if (s)
+        snprintf(s, len, "%s%s%s", head, upsert_sql, tail);
+    return s;
 }
 
 char *worker_sql_of(int (*gen)(pgbuf *, const char *, const provider_collection *), const char *schema,
@@ -617,7 +669,8 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         c->upsert_sql = worker_sql_of(load_upsert_sql, sc->schema, *p);
         c->delete_sql = worker_sql_of(load_delete_sql, sc->schema, *p);
         c->sweep_sql = worker_sql_of(load_sweep_sql, sc->schema, *p);
-        if (!c->upsert_sql || !c->delete_sql || !c->sweep_sql) {
+        c->page_sql = c->upsert_sql ? page_sql_of(c->upsert_sql) : NULL;
+        if (!c->upsert_sql || !c->delete_sql || !c->sweep_sql || !c->page_sql) {
             log_error("sync %s: cannot build the statements for %s", sc->name, (*p)->name);
             free_worker(w);
             return NULL;

@@ -31,6 +31,7 @@ typedef struct collection {
     const provider_collection *spec;
     provider_collection *owned; /* Salesforce: built from describe, freed with the worker */
     char *upsert_sql, *delete_sql, *sweep_sql;
+    char *page_sql;             /* Stripe backfill: a page and its cursor in one statement */
     char *select_sql;           /* Salesforce: "SELECT <every field> FROM <Object>" */
     state_row st;
     /* Salesforce's change windows (server time, unix seconds): records whose
@@ -59,6 +60,10 @@ struct sync_worker {
     int current;
     long long pages, rows;
     double started, last_progress;
+    /* its page statement in flight: sent, result not read yet (worker.c, settle_page) */
+    bool page_pending, page_failed;
+    int page_rows;
+    char page_cursor[256];
     /* the poll in progress */
     int uncommitted;
     bool in_tx, poll_failed;

@@ -250,6 +250,30 @@ compare("after the re-list, the mirror equals upstream")
 c.send_signal(signal.SIGTERM)
 c.wait(timeout=30)
 
+# --- a page the database refuses: the listing stops there, unfinished (nothing is swept),
+# and goes on from its cursor once the database accepts the page
+psql("ALTER TABLE stripe.customer ADD CONSTRAINT t72_refuse CHECK (email IS DISTINCT FROM 'refused@example.com') "
+     "NOT VALID")
+refused = api("POST", "/v1/customers", form={"email": "refused@example.com"})
+before = psql("SELECT count(*) FROM stripe.customer").strip()
+psql("UPDATE apigres.sync_state SET phase = 'backfill', cursor = '' WHERE collection = 'customer'")
+d = start("d")
+check("a page the database refuses is recorded as the collection's error",
+      wait_for("refusal", lambda: "t72_refuse" in (psql("SELECT last_error FROM apigres.sync_state "
+                                                         "WHERE collection = 'customer'") or ""), 20))
+time.sleep(2.5)  # a retry of the refused page meanwhile
+check_eq("the refused listing is not finished: customer stays in its backfill", "backfill",
+         psql("SELECT phase FROM apigres.sync_state WHERE collection = 'customer'").strip())
+check_eq("the refused listing removed no mirrored customer", before,
+         psql("SELECT count(*) FROM stripe.customer").strip())
+psql("ALTER TABLE stripe.customer DROP CONSTRAINT t72_refuse")
+check("once the database accepts the page, the listing finishes", wait_for("accepted", all_incremental, 30))
+check_eq("and mirrors the customer it refused before", "refused@example.com",
+         psql("SELECT email FROM stripe.customer WHERE id = '%s'" % refused["id"]).strip())
+compare("after the refused page, the mirror equals upstream")
+d.send_signal(signal.SIGTERM)
+d.wait(timeout=30)
+
 logs = "".join(log_of(p) for p in procs)
 check("the API key appears in no log", KEY not in logs and "72_sync_secret" not in logs)
 sys.exit(itest.status())
