@@ -316,6 +316,7 @@ static void next_call(write_job *j);
 static void unlock(write_job *j, service_cb cb);
 static void after_mirror(write_job *j);
 static void repair_now(write_job *j);
+static void inject_after_probe(write_job *j, const char *sql, enum step next);
 
 static void free_rows(write_job *j)
 {
@@ -539,7 +540,7 @@ static void fail_statement(write_job *j)
         return;
     }
     if (j->own_tx) {
-        wj_inject(j, j->applied > 0 || j->ngone > 0 ? "COMMIT" : "ROLLBACK", STEP_ABORT);
+        inject_after_probe(j, j->applied > 0 || j->ngone > 0 ? "COMMIT" : "ROLLBACK", STEP_ABORT);
         return;
     }
     char sql[160];
@@ -547,7 +548,7 @@ static void fail_statement(write_job *j)
     snprintf(sql, sizeof sql,
              "DO $apigres$BEGIN RAISE EXCEPTION 'apigres: the statement failed' USING ERRCODE = '%.5s'; END$apigres$",
              state && strspn(state, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 ? state : "XX000");
-    wj_inject(j, sql, STEP_ABORT);
+    inject_after_probe(j, sql, STEP_ABORT);
 }
 
 static void fail_with(write_job *j, const char *sqlstate, const char *message, const char *detail,
@@ -761,6 +762,28 @@ static void probe(write_job *j)
         fail_with(j, "54000", "the probe of this write is too large", NULL, NULL);
     else
         wj_inject(j, q.data, STEP_PROBE);
+    pgbuf_free(&q);
+}
+
+#define PROBE_END_SQL "ROLLBACK TO SAVEPOINT " PROBE_SAVEPOINT "; RELEASE SAVEPOINT " PROBE_SAVEPOINT
+
+/* Sends sql as the next step; first back to the probe's savepoint when that is still to
+ * come (the probe left the transaction failed: until then nothing else runs on it). */
+static void inject_after_probe(write_job *j, const char *sql, enum step next)
+{
+    if (!j->probe_open) {
+        wj_inject(j, sql, next);
+        return;
+    }
+    j->probe_open = false;
+    pgbuf q;
+    pgbuf_init(&q, (size_t)1 << 30);
+    put(&q, PROBE_END_SQL "; ");
+    put(&q, sql);
+    pgbuf_put_byte(&q, 0);
+    if (q.failed)
+        log_error("client %llu: write path: statement too large", (unsigned long long)j->s->id);
+    wj_inject(j, q.failed ? PROBE_END_SQL : q.data, next);
     pgbuf_free(&q);
 }
 
@@ -1043,7 +1066,7 @@ static void mirror(write_job *j)
     if (sql.failed)
         fail_with(j, "53200", "out of memory", NULL, NULL);
     else
-        wj_inject(j, sql.data, STEP_MIRROR);
+        inject_after_probe(j, sql.data, STEP_MIRROR);
     pgbuf_free(&sql);
 }
 
@@ -1165,7 +1188,17 @@ static void step_done(write_job *j)
         }
         if (j->have_db_error && j->rw->kind == REWRITE_DELETE)
             keep_reached_rows(j);
-        wj_inject(j, "ROLLBACK TO SAVEPOINT " PROBE_SAVEPOINT "; RELEASE SAVEPOINT " PROBE_SAVEPOINT, STEP_PROBE_END);
+        if (j->nrows > 0 && !(j->rw->kind == REWRITE_DELETE && j->rw->has_returning)) {
+            /* calls follow: back to the savepoint in the mirror's round trip (or the
+             * failure's), one round trip less per write */
+            j->probe_open = true;
+            request_lock(j); /* nothing of the client's runs any more */
+            j->step = STEP_LOCKING;
+            if (!j->lock_pending)
+                start_calls(j);
+            return;
+        }
+        wj_inject(j, PROBE_END_SQL, STEP_PROBE_END);
         if (j->nrows > 0)
             request_lock(j); /* meanwhile: nothing of the client's runs any more */
         return;

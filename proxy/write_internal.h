@@ -16,7 +16,7 @@
 enum step {
     STEP_PLAN,         /* BEGIN?; plan */
     STEP_PROBE,        /* the write itself in a savepoint: the database's checks, then the guard */
-    STEP_PROBE_END,    /* back to the savepoint (the lock is asked for meanwhile) */
+    STEP_PROBE_END,    /* back to the savepoint, when no call follows or RETURNING must read first */
     STEP_LOCKING,      /* waiting for the service connection's lock */
     STEP_CALLING,      /* API calls under way */
     STEP_RETURNING_PRE,/* DELETE ... RETURNING: the rows before they go */
@@ -90,6 +90,7 @@ typedef struct write_job {
     double version;
     bool returning_done;
     bool commit_with_mirror; /* the mirror's Query also commits our transaction */
+    bool probe_open;         /* the probe's savepoint is rolled back with the next statement sent */
     bool cancel_requested;   /* a CancelRequest came: no further API call starts */
     bool failed; /* the client was sent an error */
 
