@@ -911,6 +911,9 @@ static void collect_results(write_job *j)
         const char *id = j->rw->kind == REWRITE_INSERT ? NULL : j->rows[i][0];
         if (c->state == CALL_GONE && id) {
             push_id(&j->gone, &j->ngone, id); /* no longer there: not counted, not mirrored */
+        } else if (c->state == CALL_UNREAD) {
+            j->applied++;
+            j->unread++;
         } else if (c->state == CALL_DONE) {
             const char *rid = json_string(c->record, "id");
             if (!rid)
@@ -936,7 +939,7 @@ static void on_record(const cJSON *record, const upstream_error *err, void *ctx)
     if (err && err->not_found && j->rw->kind != REWRITE_INSERT) {
         c->state = CALL_GONE;
     } else if (err) {
-        c->state = CALL_FAILED;
+        c->state = err->applied ? CALL_UNREAD : CALL_FAILED;
         if (!j->upstream_failed) { /* the first failure is the statement's */
             j->upstream_failed = true;
             j->uerr = *err;
@@ -1088,7 +1091,12 @@ static void set_upstream_error(write_job *j)
 {
     char detail[700];
     size_t total = j->nrows;
-    if (j->applied > 0)
+    if (j->unread > 0)
+        snprintf(detail, sizeof detail,
+                 "%s%s%zu of %zu rows were applied upstream; %zu of them could not be read back and reach the "
+                 "mirror with the sync's next poll, the others are mirrored.",
+                 j->uerr.detail, j->uerr.detail[0] ? " " : "", j->applied, total, j->unread);
+    else if (j->applied > 0)
         snprintf(detail, sizeof detail, "%s%s%zu of %zu rows were applied upstream and mirrored before this failure.",
                  j->uerr.detail, j->uerr.detail[0] ? " " : "", j->applied, total);
     else

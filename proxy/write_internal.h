@@ -34,7 +34,8 @@ enum step {
 };
 
 /* One API call of a statement: which row, and how it went. */
-enum call_state { CALL_PENDING, CALL_DONE, CALL_GONE, CALL_FAILED };
+/* CALL_UNREAD: the API applied it, but its record could not be read back to mirror */
+enum call_state { CALL_PENDING, CALL_DONE, CALL_GONE, CALL_FAILED, CALL_UNREAD };
 typedef struct call_slot {
     struct write_job *j;
     size_t row;
@@ -85,6 +86,7 @@ typedef struct write_job {
     char **gone;       /* ids to remove from the mirror */
     size_t ngone;
     size_t applied;
+    size_t unread;     /* of applied: CALL_UNREAD, not mirrored (the sync's next poll brings them) */
     bool upstream_failed;
     upstream_error uerr;
     double version;

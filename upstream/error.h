@@ -21,6 +21,7 @@ typedef struct upstream_error {
     char message[512];
     char detail[512];
     bool not_found; /* the record does not exist upstream (not an error for the write path) */
+    bool applied;   /* the mutation went through; only reading its result back failed */
 } upstream_error;
 
 /* Masks API keys and tokens in s in place (sk_/rk_/pk_ keys, Salesforce session ids,

@@ -48,10 +48,15 @@ static const struct {
 const char *salesforce_sqlstate(long status, const char *error_code, bool *not_found)
 {
     *not_found = false;
-    if (error_code && (strcmp(error_code, "NOT_FOUND") == 0 || strcmp(error_code, "ENTITY_IS_DELETED") == 0)) {
+    /* ENTITY_IS_DELETED is the record itself only with a 404; with a 400 it is a lookup
+     * field naming a deleted record: a reference to a missing row */
+    if (error_code && (strcmp(error_code, "NOT_FOUND") == 0 ||
+                       (strcmp(error_code, "ENTITY_IS_DELETED") == 0 && status == 404))) {
         *not_found = true;
         return "02000";
     }
+    if (error_code && strcmp(error_code, "ENTITY_IS_DELETED") == 0)
+        return "23503";
     for (size_t i = 0; error_code && i < sizeof sf_codes / sizeof *sf_codes; i++)
         if (strcmp(error_code, sf_codes[i].code) == 0)
             return sf_codes[i].sqlstate;

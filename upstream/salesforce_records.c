@@ -50,7 +50,18 @@ static void item_path(const record_op *op, char *out, size_t len)
 static void on_fetched(long status, const cJSON *body, const upstream_error *err, void *ctx)
 {
     record_op *op = ctx;
-    if (!err && !cJSON_IsObject(body)) {
+    if (err) {
+        /* the create or update itself went through: the caller must count it, and must not
+         * take it for a refusal (a create retried would exist twice) */
+        upstream_error e = *err;
+        e.not_found = false;
+        e.applied = true;
+        snprintf(e.message, sizeof e.message, "the %s went through in Salesforce, but reading the record back failed: %.400s",
+                 strcmp(op->verb, "creating") == 0 ? "create" : "update", err->message);
+        finish(op, NULL, &e);
+        return;
+    }
+    if (!cJSON_IsObject(body)) {
         fail(op, "XX000", "salesforce answered a record read with no record");
         return;
     }

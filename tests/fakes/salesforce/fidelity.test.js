@@ -229,6 +229,43 @@ test('jsforce: errors surface with Salesforce errorCode and message', async () =
   assert.equal(r.json[0].errorCode, 'JSON_PARSER_ERROR');
 });
 
+test('jsforce: a unique External ID, validation rules, read-only and locked records', async () => {
+  const c = conn();
+  const [a, b] = (await c.query('SELECT Id FROM Contact ORDER BY Id LIMIT 2')).records.map((r) => r.Id);
+  const ext = (await c.sobject('Contact').describe()).fields.find((f) => f.name === 'External_Id__c');
+  assert.ok(ext.externalId && ext.unique && ext.idLookup && !ext.caseSensitive && ext.updateable);
+  await c.sobject('Contact').update({ Id: a, External_Id__c: 'EXT-79' });
+  let e = await rejects(c.sobject('Contact').update({ Id: b, External_Id__c: 'ext-79' }));
+  assert.equal(e.errorCode, 'DUPLICATE_VALUE');
+  assert.equal(e.message, `duplicate value found: External_Id__c duplicates value on record with id: ${a}`);
+  assert.deepEqual(e.data.fields, []);
+  e = await rejects(c.sobject('Contact').create({ LastName: 'Dup', External_Id__c: 'EXT-79' }));
+  assert.equal(e.errorCode, 'DUPLICATE_VALUE');
+  await c.sobject('Contact').update({ Id: a, External_Id__c: 'EXT-79', Title: 'same value, same record' });
+
+  const bad = await fetch(`${URL_}/_fake/config`, { method: 'POST', body: JSON.stringify({ validation_rules: [{ object: 'Contact', field: 'Nope', pattern: 'x', message: 'm' }] }) });
+  assert.equal(bad.status, 400);
+  await ctl('/_fake/config', {
+    validation_rules: [{ object: 'Contact', field: 'Title', pattern: '^Intern', message: 'Interns are not contacts' }],
+    readonly_records: [a],
+    locked_records: [b.slice(0, 15)],
+  });
+  e = await rejects(c.sobject('Contact').create({ LastName: 'Rule', Title: 'Intern (summer)' }));
+  assert.equal(e.errorCode, 'FIELD_CUSTOM_VALIDATION_EXCEPTION');
+  assert.equal(e.message, 'Interns are not contacts');
+  assert.deepEqual(e.data.fields, ['Title']);
+  e = await rejects(c.sobject('Contact').update({ Id: a, Title: 'Boss' }));
+  assert.equal(e.errorCode, 'INSUFFICIENT_ACCESS_OR_READONLY');
+  assert.equal(e.message, 'insufficient access rights on object id');
+  assert.equal((await c.sobject('Contact').retrieve(a)).Id, a); // still readable
+  e = await rejects(c.sobject('Contact').destroy(b));
+  assert.equal(e.errorCode, 'UNABLE_TO_LOCK_ROW');
+  assert.equal(e.message, `unable to obtain exclusive access to this record or 1 records: ${b}`);
+  const res = await c.sobject('Contact').update([{ Id: a, Title: 'x' }, { Id: b, Title: 'y' }], { allOrNone: false });
+  assert.deepEqual(res.map((r) => r.errors[0].statusCode), ['INSUFFICIENT_ACCESS_OR_READONLY', 'UNABLE_TO_LOCK_ROW']);
+  await ctl('/_fake/reset', {});
+});
+
 test('jsforce: OAuth2 refresh flow refreshes an expired token transparently', async () => {
   const c = new jsforce.Connection({
     oauth2: { loginUrl: URL_, clientId: 'fake-client-id', clientSecret: 'fake-client-secret' },
@@ -304,6 +341,25 @@ test('token endpoint: response shape, signature, error bodies', async () => {
   j = await res.json();
   assert.equal(res.status, 400);
   assert.equal(j.error, 'invalid_client_id');
+
+  // Revoking the refresh token revokes the access tokens issued from it; it grants no more.
+  const granted = await (await fetch(`${URL_}/services/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({ grant_type: 'refresh_token', client_id: 'fake-client-id', refresh_token: 'fake-refresh-token' }),
+  })).json();
+  res = await fetch(`${URL_}/services/oauth2/revoke`, { method: 'POST', body: form({ token: 'fake-refresh-token' }) });
+  assert.equal(res.status, 200);
+  assert.equal((await api('GET', '/services/data/v59.0/limits', { token: granted.access_token })).status, 401);
+  assert.equal((await api('GET', '/services/data/v59.0/limits')).status, 200); // the static token was not issued from it
+  res = await fetch(`${URL_}/services/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({ grant_type: 'refresh_token', client_id: 'fake-client-id', refresh_token: 'fake-refresh-token' }),
+  });
+  assert.equal(res.status, 400);
+  assert.deepEqual(await res.json(), { error: 'invalid_grant', error_description: 'expired access/refresh token' });
+  await ctl('/_fake/reset', {});
 });
 
 test('jsforce: query autoFetch/maxFetch over 5,000 seeded contacts', async () => {

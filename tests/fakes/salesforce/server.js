@@ -44,6 +44,9 @@ const DEFAULT_CONFIG = () => ({
   query_cursor_ttl_sec: 900,
   clock_offset_ms: 0,
   gzip: true,
+  validation_rules: [],
+  readonly_records: [],
+  locked_records: [],
   client_id: process.env.SF_FAKE_CLIENT_ID || 'fake-client-id',
   client_secret: process.env.SF_FAKE_CLIENT_SECRET || 'fake-client-secret',
   refresh_token: process.env.SF_FAKE_REFRESH_TOKEN || 'fake-refresh-token',
@@ -107,6 +110,7 @@ function createFake(options = {}) {
     rateWindow: 0,
     rateCount: 0,
     held: new Set(),
+    refreshRevoked: false, // the refresh token was revoked (oauth2/revoke) and no new one set
     stats: null,
     recent: [],
   };
@@ -129,7 +133,9 @@ function createFake(options = {}) {
     config = { ...DEFAULT_CONFIG(), ...opts.cfg };
     faultRe = null;
     store.reset({ empty: spec.empty, seed: spec.seed ?? opts.seed, ...spec.counts });
+    store.policy = store.compilePolicy(config);
     state.tokens.clear();
+    state.refreshRevoked = false;
     state.tokens.set(STATIC_TOKEN, { userId: store.apiUserId, issuedMs: Date.now(), expired: false, static: true });
     state.cursors.clear();
     state.apiUsage = 0;
@@ -208,18 +214,18 @@ function createFake(options = {}) {
     return t;
   }
 
-  function issueToken(userId) {
+  function issueToken(userId, fromRefresh) {
     const token = `${ORG_ID15}!AQ${crypto.randomBytes(72).toString('base64').replace(/\+/g, '.').replace(/\//g, '_').replace(/=+$/, '')}`;
-    state.tokens.set(token, { userId, issuedMs: Date.now(), expired: false, static: false });
+    state.tokens.set(token, { userId, issuedMs: Date.now(), expired: false, static: false, fromRefresh });
     return token;
   }
 
-  function tokenResponse(user) {
+  function tokenResponse(user, fromRefresh = false) {
     const issued = String(Date.now());
     const id = `${baseUrl}/id/${ORG_ID}/${user.Id}`;
     const signature = crypto.createHmac('sha256', config.client_secret).update(id + issued).digest('base64');
     const body = {
-      access_token: issueToken(user.Id),
+      access_token: issueToken(user.Id, fromRefresh),
       signature,
       scope: 'api refresh_token',
       instance_url: baseUrl,
@@ -253,8 +259,10 @@ function createFake(options = {}) {
     if (clientSecret != null && clientSecret !== config.client_secret) return oauthErr('invalid_client', 'invalid client credentials');
     const user = store.get('User', store.apiUserId);
     if (grant === 'refresh_token') {
-      if (params.get('refresh_token') !== config.refresh_token) return oauthErr('invalid_grant', 'expired access/refresh token');
-      return send(req, res, 200, tokenResponse(user));
+      if (params.get('refresh_token') !== config.refresh_token || state.refreshRevoked) {
+        return oauthErr('invalid_grant', 'expired access/refresh token');
+      }
+      return send(req, res, 200, tokenResponse(user, true));
     }
     if (clientSecret == null) return oauthErr('invalid_client', 'invalid client credentials');
     if (params.get('username') !== config.username || params.get('password') !== config.password) {
@@ -273,6 +281,11 @@ function createFake(options = {}) {
       return send(req, res, 400, { error: 'unsupported_token_type', error_description: 'this token type is not supported' });
     }
     if (t) t.expired = true;
+    if (!t) {
+      // Revoking a refresh token revokes it and every access token issued from it.
+      state.refreshRevoked = true;
+      for (const x of state.tokens.values()) if (x.fromRefresh) x.expired = true;
+    }
     return send(req, res, 200, '', { 'Content-Type': 'text/plain' });
   }
 
@@ -608,6 +621,8 @@ function createFake(options = {}) {
       if (!rec) return { idText: id, error: { code: 'INVALID_CROSS_REFERENCE_KEY', message: 'invalid cross reference id', fields: [] } };
       if (rec.IsDeleted) return { idText: id, error: { code: 'ENTITY_IS_DELETED', message: 'entity is deleted', fields: [] } };
       if (!obj.deletable) return { idText: id, error: { code: 'INVALID_TYPE_FOR_OPERATION', message: `entity type cannot be deleted: ${obj.name}`, fields: [] } };
+      const blocked = store.writeBlocked(id);
+      if (blocked) return { idText: id, error: blocked };
       return { idText: id, obj };
     });
     if (allOrNone && checks.some((c) => c.error)) {
@@ -840,6 +855,7 @@ function createFake(options = {}) {
     max_query_cursors: 'number', query_cursor_ttl_sec: 'number', clock_offset_ms: 'number',
     gzip: 'boolean', client_id: 'string', client_secret: 'string', refresh_token: 'string',
     username: 'string', password: 'string', expire_tokens: 'boolean', fault_seed: 'number',
+    validation_rules: 'array', readonly_records: 'array', locked_records: 'array',
   };
 
   function control(req, res, path) {
@@ -861,10 +877,19 @@ function createFake(options = {}) {
         const bad = [];
         for (const [k, val] of Object.entries(body || {})) {
           const t = CONFIG_TYPES[k];
-          const ok = t && (t === 'string|null' ? val === null || typeof val === 'string' : typeof val === t);
+          const ok = t && (t === 'string|null' ? val === null || typeof val === 'string'
+            : t === 'array' ? Array.isArray(val) : typeof val === t);
           if (!ok) bad.push(k);
         }
         if (bad.length) return json(400, { error: `unknown or mistyped config keys: ${bad.join(', ')}`, known: CONFIG_TYPES });
+        let policy = store.policy;
+        if (['validation_rules', 'readonly_records', 'locked_records'].some((k) => k in body)) {
+          try {
+            policy = store.compilePolicy({ ...config, ...body });
+          } catch (e) {
+            return json(400, { error: e.message });
+          }
+        }
         if (body.fault_path !== undefined && body.fault_path !== null) {
           try {
             faultRe = new RegExp(body.fault_path);
@@ -888,8 +913,10 @@ function createFake(options = {}) {
             t.expired = true;
           }
         }
+        if (body.refresh_token !== undefined) state.refreshRevoked = false; // a new one issued
         const { expire_tokens: _e, fault_seed: _s, ...rest } = body;
         config = { ...config, ...rest };
+        store.policy = policy;
         return json(200, { ...config, tokens_expired: expired });
       }
       case 'POST /_fake/expire_tokens': {

@@ -231,6 +231,8 @@ const OBJECTS = [
       f('Birthdate', 'date', 'Birthdate'),
       f('HasOptedOutOfEmail', 'boolean', 'Email Opt Out'),
       f('Description', 'textarea', 'Contact Description', { length: 32000 }),
+      // a custom External ID marked Unique (case-insensitive), as integrations add one
+      f('External_Id__c', 'string', 'External ID', { length: 40, externalId: true, unique: true, idLookup: true }),
       ownerField(),
       ...auditFields(),
     ],

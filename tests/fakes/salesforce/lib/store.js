@@ -57,6 +57,9 @@ class Store {
   constructor(opts = {}) {
     this.clock = opts.clock || (() => Date.now());
     this.orgCreated = 0;
+    // The org's setup that the control API sets (compilePolicy): validation rules, records the
+    // integration user may read but not edit, records another transaction holds locked.
+    this.policy = this.compilePolicy({});
     this.reset({ empty: true });
   }
 
@@ -123,6 +126,82 @@ class Store {
     const n = this.counters.get(obj.name) + 1;
     this.counters.set(obj.name, n);
     return makeId(obj.keyPrefix, n);
+  }
+
+  // ------------------------------------------------------------ org setup (control API)
+  // Checks and compiles the knobs validation_rules, readonly_records and locked_records;
+  // throws an Error whose message says what is wrong.
+  compilePolicy(cfg) {
+    const ids = (key) => {
+      const out = new Set();
+      for (const s of cfg[key] || []) {
+        const id = normalizeId(s);
+        if (!id) throw new Error(`${key}: not a record id: ${JSON.stringify(s)}`);
+        out.add(id);
+      }
+      return out;
+    };
+    const rules = (cfg.validation_rules || []).map((r, i) => {
+      const at = `validation_rules[${i}]`;
+      if (!r || typeof r !== 'object') throw new Error(`${at}: not an object`);
+      const obj = getObject(r.object);
+      if (!obj) throw new Error(`${at}.object: no such object: ${r.object}`);
+      const field = typeof r.field === 'string' && obj.fieldByLower.get(r.field.toLowerCase());
+      if (!field) throw new Error(`${at}.field: no such field on ${obj.name}: ${r.field}`);
+      if (typeof r.pattern !== 'string' || typeof r.message !== 'string') throw new Error(`${at}: pattern and message must be strings`);
+      let errorField = field.name;
+      if (r.error_field === null) errorField = null;
+      else if (r.error_field !== undefined) {
+        const ef = typeof r.error_field === 'string' && obj.fieldByLower.get(r.error_field.toLowerCase());
+        if (!ef) throw new Error(`${at}.error_field: no such field on ${obj.name}: ${r.error_field}`);
+        errorField = ef.name;
+      }
+      let re;
+      try {
+        re = new RegExp(r.pattern);
+      } catch (e) {
+        throw new Error(`${at}.pattern: ${e.message}`);
+      }
+      return { object: obj.name, field: field.name, re, message: r.message, errorField };
+    });
+    return { rules, readonly: ids('readonly_records'), locked: ids('locked_records') };
+  }
+
+  // An update or delete of a record the integration user may not edit (sharing), or of one
+  // another transaction holds locked. Salesforce refuses these before it looks at the body.
+  writeBlocked(id) {
+    if (this.policy.readonly.has(id)) return err('INSUFFICIENT_ACCESS_OR_READONLY', 'insufficient access rights on object id');
+    if (this.policy.locked.has(id)) {
+      return err('UNABLE_TO_LOCK_ROW', `unable to obtain exclusive access to this record or 1 records: ${id}`);
+    }
+    return null;
+  }
+
+  // Active validation rules, on the record as it would be saved (create and update): a rule
+  // fires when its field's value matches its pattern. The error is the rule's own message,
+  // on its error field (none: the top of the page).
+  ruleViolation(obj, rec) {
+    for (const r of this.policy.rules) {
+      if (r.object !== obj.name || rec[r.field] == null || !r.re.test(String(rec[r.field]))) continue;
+      return err('FIELD_CUSTOM_VALIDATION_EXCEPTION', r.message, r.errorField ? [r.errorField] : []);
+    }
+    return null;
+  }
+
+  // Unique fields (an External ID marked Unique): a value written may be on no other live
+  // record; compared ignoring case unless the field is case-sensitive. Salesforce names the
+  // field and the other record in the message and sends no fields.
+  duplicateOf(obj, rec, changes) {
+    for (const f of obj.fields) {
+      if (!f.unique || !(f.name in changes) || rec[f.name] == null) continue;
+      const norm = (v) => (f.caseSensitive ? String(v) : String(v).toLowerCase());
+      const want = norm(rec[f.name]);
+      for (const o of this.tables.get(obj.name).values()) {
+        if (o.IsDeleted || o.Id === rec.Id || o[f.name] == null || norm(o[f.name]) !== want) continue;
+        return err('DUPLICATE_VALUE', `duplicate value found: ${f.name} duplicates value on record with id: ${o.Id}`);
+      }
+    }
+    return null;
   }
 
   // ------------------------------------------------------------ validation
@@ -298,8 +377,8 @@ class Store {
     if (r.error) return r;
     const rec = { ...this.blank(obj), ...r.values };
     if (obj.hasOwner && rec.OwnerId == null) rec.OwnerId = ctx.userId || this.apiUserId;
-    const missing = this.requiredMissing(obj, rec);
-    if (missing) return { error: missing };
+    const refused = this.requiredMissing(obj, rec) || this.ruleViolation(obj, rec) || this.duplicateOf(obj, rec, r.values);
+    if (refused) return { error: refused };
     return { rec, changes: r.values, userId: ctx.userId || this.apiUserId };
   }
 
@@ -350,11 +429,13 @@ class Store {
     if (!obj.updateable) return { error: err('INVALID_TYPE_FOR_OPERATION', `entity type cannot be updated: ${obj.name}`) };
     const found = this.findForWrite(obj, idText);
     if (found.error) return found;
+    const blocked = this.writeBlocked(found.rec.Id);
+    if (blocked) return { error: blocked };
     const r = this.validate(obj, body, 'update', { ...ctx, id: found.rec.Id });
     if (r.error) return r;
     const rec = { ...found.rec, ...r.values };
-    const missing = this.requiredMissing(obj, rec);
-    if (missing) return { error: missing };
+    const refused = this.requiredMissing(obj, rec) || this.ruleViolation(obj, rec) || this.duplicateOf(obj, rec, r.values);
+    if (refused) return { error: refused };
     return { id: found.rec.Id, rec, changes: r.values, userId: ctx.userId || this.apiUserId };
   }
 
@@ -383,6 +464,8 @@ class Store {
     if (!obj.deletable) return { error: err('INVALID_TYPE_FOR_OPERATION', `entity type cannot be deleted: ${obj.name}`) };
     const found = this.findForWrite(obj, idText);
     if (found.error) return found;
+    const blocked = this.writeBlocked(found.rec.Id);
+    if (blocked) return { error: blocked };
     return { id: found.rec.Id };
   }
 
