@@ -561,3 +561,160 @@ test('raw HTTP: Basic auth, Request-Id on every answer, form encoding, JSON bodi
   assert.equal(r4.status, 404);
   assert.match(r4.body.error.message, /^Unrecognized request URL \(GET: \/v1\/nothing_here\)/);
 });
+
+// List pages are served from each object's pre-rendered text (server.js,
+// renderList); they must be byte for byte JSON.stringify(body, null, 2), and
+// never stale after a change. Each page is compared with (1) JSON.stringify of
+// its own parse, (2) the same request through the ordinary path (`expand[]=`,
+// an unset expansion, is no expansion but is not served from text) and (3) a
+// list body built from the objects as retrieved one by one.
+function rawText(p) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'GET', path: p, headers: { Authorization: `Bearer ${KEY}` } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+let pagesChecked = 0;
+async function checkPage(p) {
+  pagesChecked++;
+  const fast = await rawText(p);
+  assert.equal(fast.status, 200, `${p}: ${fast.text}`);
+  assert.equal(Number(fast.headers['content-length']), Buffer.byteLength(fast.text), `${p}: Content-Length`);
+  const body = JSON.parse(fast.text);
+  assert.equal(body.object, 'list');
+  assert.equal(JSON.stringify(body, null, 2), fast.text, `${p}: not what JSON.stringify gives`);
+  const slow = await rawText(p + (p.includes('?') ? '&' : '?') + 'expand[]=');
+  assert.equal(slow.status, 200);
+  assert.equal(fast.text, slow.text, `${p}: differs from the ordinary path`);
+  return { body, text: fast.text };
+}
+
+const RETRIEVE = {
+  customer: '/v1/customers/', product: '/v1/products/', price: '/v1/prices/', coupon: '/v1/coupons/',
+  subscription: '/v1/subscriptions/', invoice: '/v1/invoices/', payment_intent: '/v1/payment_intents/', event: '/v1/events/',
+};
+async function checkAgainstRetrieve(p) {
+  const { body, text } = await checkPage(p);
+  const data = [];
+  for (const o of body.data) {
+    const r = await rawText(RETRIEVE[o.object] + encodeURIComponent(o.id));
+    assert.equal(r.status, 200);
+    data.push(JSON.parse(r.text));
+  }
+  const expected = JSON.stringify({ object: 'list', data, has_more: body.has_more, url: body.url }, null, 2);
+  assert.equal(text, expected, `${p}: differs from the objects retrieved one by one`);
+  return body;
+}
+
+// Every page of a list, forwards with starting_after and back with ending_before.
+async function walk(p, limit) {
+  const sep = p.includes('?') ? '&' : '?';
+  const ids = [];
+  let after = null;
+  let pages = 0;
+  for (;;) {
+    const { body } = await checkPage(`${p}${sep}limit=${limit}${after ? `&starting_after=${after}` : ''}`);
+    pages++;
+    ids.push(...body.data.map((o) => o.id));
+    if (!body.has_more) break;
+    assert.equal(body.data.length, limit);
+    after = body.data[body.data.length - 1].id;
+  }
+  if (ids.length) {
+    // past the oldest: an empty page
+    const { body: empty } = await checkPage(`${p}${sep}limit=${limit}&starting_after=${ids[ids.length - 1]}`);
+    assert.deepEqual(empty.data, []);
+    assert.equal(empty.has_more, false);
+    const back = [];
+    let before = ids[ids.length - 1];
+    for (;;) {
+      const { body } = await checkPage(`${p}${sep}limit=${limit}&ending_before=${before}`);
+      back.unshift(...body.data.map((o) => o.id));
+      if (!body.has_more) break;
+      before = body.data[0].id;
+    }
+    assert.deepEqual(back, ids.slice(0, -1));
+  }
+  return { ids, pages };
+}
+
+const LISTS = ['/v1/customers', '/v1/products', '/v1/prices', '/v1/coupons', '/v1/subscriptions?status=all',
+  '/v1/invoices', '/v1/payment_intents', '/v1/events'];
+
+test('list pages from pre-rendered text: byte-identical to JSON.stringify, never stale', async () => {
+  await reset();
+  pagesChecked = 0;
+  const stripe = client();
+  await control('seed', { products: 5, coupons: 3, customers: 60 });
+  // warm the customers' texts, then let seeding change them (a subscription sets a customer's currency)
+  const warm = await checkPage('/v1/customers?limit=100');
+  assert.ok(warm.body.data.every((c) => c.currency === null));
+  await control('seed', { subscriptions: 12 });
+  const seeded = await checkAgainstRetrieve('/v1/customers?limit=100');
+  const subscribed = (await stripe.subscriptions.list({ status: 'all', limit: 100 })).data.map((s) => s.customer);
+  assert.ok(subscribed.length > 0);
+  assert.deepEqual(seeded.data.filter((c) => c.currency === 'usd').map((c) => c.id).sort(), [...new Set(subscribed)].sort());
+  // objects through the API too, so that events exist; a discount embeds its coupon
+  const withCoupon = await stripe.customers.create({ name: 'Coupon Holder', email: 'coupon@example.com', coupon: 'WELCOME10', payment_method: 'pm_card_visa' });
+  const prices = await stripe.prices.list({ limit: 100, type: 'recurring' });
+  const monthly = prices.data.find((x) => x.recurring.interval === 'month');
+  await stripe.subscriptions.create({ customer: withCoupon.id, items: [{ price: monthly.id }] });
+
+  for (const p of LISTS) {
+    await checkAgainstRetrieve(`${p}${p.includes('?') ? '&' : '?'}limit=100`);
+    let total = 0;
+    for (const limit of [1, 7, 100]) {
+      const { ids } = await walk(p, limit);
+      if (limit === 1) total = ids.length; else assert.equal(ids.length, total, `${p} limit ${limit}`);
+    }
+    assert.ok(total > 0, `${p} is empty`);
+    // an empty page from a filter
+    const { body } = await checkPage(`${p}${p.includes('?') ? '&' : '?'}created[gt]=4102444800`);
+    assert.deepEqual(body.data, []);
+  }
+
+  // Changes in place, some to objects other objects embed; every page stays exact.
+  const cust = seeded.data[3];
+  await stripe.customers.update(cust.id, { metadata: { tier: 'gold' }, name: 'Renamed Customer' });
+  await stripe.coupons.update('WELCOME10', { name: 'Welcome, renamed' });
+  const subs = (await checkPage('/v1/subscriptions?status=all&limit=100')).body;
+  const usedPrice = subs.data[0].items.data[0].price.id;
+  await stripe.prices.update(usedPrice, { nickname: 'Renamed price', metadata: { k: 'v' } });
+  const gone = seeded.data[10];
+  await stripe.customers.del(gone.id);
+  const canceled = subs.data[1];
+  await stripe.subscriptions.cancel(canceled.id);
+  for (const p of LISTS) await checkAgainstRetrieve(`${p}${p.includes('?') ? '&' : '?'}limit=100`);
+  const custs = (await checkPage('/v1/customers?limit=100')).body.data;
+  const c2 = custs.find((c) => c.id === cust.id);
+  assert.equal(c2.name, 'Renamed Customer');
+  assert.deepEqual(c2.metadata.tier, 'gold');
+  assert.equal(custs.find((c) => c.id === withCoupon.id).discount.coupon.name, 'Welcome, renamed');
+  assert.ok(!custs.some((c) => c.id === gone.id), 'a deleted customer is not listed');
+  const subs2 = (await checkPage('/v1/subscriptions?status=all&limit=100')).body.data;
+  assert.ok(subs2.filter((s) => s.items.data.some((si) => si.price.id === usedPrice)).every((s) => s.items.data.find((si) => si.price.id === usedPrice).price.nickname === 'Renamed price'));
+  assert.equal(subs2.find((s) => s.id === canceled.id).status, 'canceled');
+  for (const p of LISTS) await walk(p, 7);
+
+  // With latency a request runs later than it arrives (from a timer): a page
+  // rendered between an update's arrival and its execution is not served after it.
+  await control('config', { latency_ms: 150 });
+  const early = rawText('/v1/customers?limit=100'); // arrives first, runs first
+  await new Promise((r) => setTimeout(r, 40));
+  await stripe.customers.update(cust.id, { metadata: { late: 'yes' } });
+  await early;
+  const late = (await checkPage('/v1/customers?limit=100')).body.data.find((c) => c.id === cust.id);
+  assert.equal(late.metadata.late, 'yes');
+  await control('config', { latency_ms: 0 });
+  await checkAgainstRetrieve('/v1/customers?limit=100');
+  await checkAgainstRetrieve('/v1/events?limit=100');
+  // every page checked came from text, and none of the expand[]= ones (the 3
+  // more: the two lists through the library and the early page)
+  assert.equal((await control('stats')).lists_prerendered, pagesChecked + 3);
+});

@@ -421,7 +421,8 @@ class Collection {
   }
   get size() { return this.map.size; }
   add(obj, ms, priv) {
-    const e = { obj, ms: ms || Date.now(), priv: priv || {} };
+    // gen/rendered: the object's pre-rendered list text (see renderedEntry)
+    const e = { obj, ms: ms || Date.now(), priv: priv || {}, gen: -1, rendered: null };
     this.pos.set(obj.id, this.order.length);
     this.order.push(e);
     this.map.set(obj.id, e);
@@ -484,6 +485,90 @@ const deletedCustomers = new Map(); // id -> deleted stub (retrieve still answer
 const idempotency = new Map(); // key -> {fingerprint, status, body, reqId, ms, inFlight}
 
 // ---------------------------------------------------------------------------
+// Pre-rendered list pages. A list answer is JSON.stringify(body, null, 2); each
+// collection entry keeps the text its object has inside such a body (indented
+// for the "data" array), so that a page is a concatenation, byte for byte what
+// JSON.stringify gives. The texts are UTF-8 Buffers: outside the JS heap, and
+// a page is one copy into one buffer, written as is.
+//
+// Objects are changed in place, and embed each other (a subscription's items
+// hold its prices, a discount its coupon), so a text is valid only in the
+// generation it was rendered in, and the generation is bumped by everything
+// that may change an object: every API request other than GET/HEAD (when it
+// arrives, and again when it runs, which with latency_ms is later, from a
+// timer) and every /_fake/ call other than GET/HEAD (reset, seed, config).
+// GET handlers change no object, and no timer does other than by running a
+// delayed request.
+
+let generation = 0;
+function invalidateRendered() { generation++; }
+
+function renderedEntry(e) {
+  if (e.gen !== generation) {
+    // Nested two arrays deep, an object is indented as in a list's "data";
+    // the slice drops "[\n  [\n" and "\n  ]\n]".
+    const t = JSON.stringify([[e.obj]], null, 2);
+    e.rendered = Buffer.from(t.slice(6, t.length - 6));
+    e.gen = generation;
+  }
+  return e.rendered;
+}
+
+// Seeding is not timed by benchmarks: render everything at once, so that the
+// first paging is already served from text.
+function prerenderAll() {
+  for (const c of Object.values(db)) for (const e of c.order) if (e) renderedEntry(e);
+}
+
+const LIST_ENTRIES = Symbol('list entries'); // listOf's body -> the page's entries
+const LIST_HEAD = '{\n  "object": "list",\n  "data": [';
+const LIST_HEAD_NL = Buffer.from(LIST_HEAD + '\n');
+const LIST_SEP = Buffer.from(',\n');
+
+// A page as the pieces of its text (sendJson copies them into a reused buffer).
+class Prerendered {
+  constructor(parts, length) { this.parts = parts; this.length = length; }
+  toBuffer() { return Buffer.concat(this.parts, this.length); }
+}
+
+// JSON.stringify(body, null, 2) of a list body from listOf, from the entries'
+// texts; null if the body is not (or no longer) exactly what listOf made.
+function renderList(body) {
+  const entries = body[LIST_ENTRIES];
+  const data = body.data;
+  if (!entries || !Array.isArray(data) || data.length !== entries.length) return null;
+  const rest = `,\n  "has_more": ${JSON.stringify(body.has_more)},\n  "url": ${JSON.stringify(body.url)}\n}`;
+  const n = entries.length;
+  if (n === 0) { const b = Buffer.from(LIST_HEAD + ']' + rest); return new Prerendered([b], b.length); }
+  const parts = new Array(2 * n + 1);
+  let k = 0;
+  let len = LIST_HEAD_NL.length;
+  parts[k++] = LIST_HEAD_NL;
+  for (let i = 0; i < n; i++) {
+    if (data[i] !== entries[i].obj) return null;
+    if (i > 0) { parts[k++] = LIST_SEP; len += LIST_SEP.length; }
+    const b = renderedEntry(entries[i]);
+    parts[k++] = b;
+    len += b.length;
+  }
+  const tail = Buffer.from('\n  ]' + rest);
+  parts[k++] = tail;
+  len += tail.length;
+  return new Prerendered(parts, len);
+}
+
+// Buffers for pages, reused once their answer is written ('finish': the
+// socket has taken the bytes). A new 100+ KB buffer per page would be
+// external memory that V8 answers with garbage collections, which cost
+// milliseconds per page once the heap holds a million objects. A buffer whose
+// answer is never finished (a dropped connection) is simply not reused.
+const pageBuffers = [];
+function pageBuffer(len) {
+  const b = pageBuffers.pop();
+  return b && b.length >= len ? b : Buffer.allocUnsafe(Math.max(len, 256 * 1024));
+}
+
+// ---------------------------------------------------------------------------
 // Config knobs, stats
 
 const DEFAULT_CONFIG = Object.freeze({
@@ -514,6 +599,7 @@ function newStats() {
     started_at: nowSec(), requests: 0, api_requests: 0, requests_by_template: {}, statuses: {}, creates: 0, creates_by_path: {},
     objects_created: {}, updates: 0, deletes: 0, idempotent_replays: 0, rate_limited: 0,
     injected_failures: 0, dropped: 0, dropped_after_execution: 0, timed_out: 0, auth_failures: 0,
+    lists_prerendered: 0,
   };
 }
 let stats = newStats();
@@ -1502,7 +1588,9 @@ function listOf(type, q, extraFilter, url, visible) {
   const cf = createdFilter(q.created);
   const filter = (e) => (!visible || visible(e)) && (!cf || cf(e.obj.created)) && (!extraFilter || extraFilter(e.obj));
   const { data, hasMore } = coll.page(limit, sa, eb, filter);
-  return { object: 'list', data: data.map((e) => e.obj), has_more: hasMore, url: url || coll.url };
+  const body = { object: 'list', data: data.map((e) => e.obj), has_more: hasMore, url: url || coll.url };
+  body[LIST_ENTRIES] = data; // a symbol: JSON.stringify does not see it
+  return body;
 }
 
 function eventTypeFilter(q) {
@@ -1647,7 +1735,16 @@ const JSON_HEADERS = {
 const hanging = new Set(); // sockets of requests we never answer (timeouts)
 
 function sendJson(res, status, body, headers) {
-  const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2);
+  if (body instanceof Prerendered) {
+    const buf = pageBuffer(body.length);
+    let off = 0;
+    for (const p of body.parts) { buf.set(p, off); off += p.length; }
+    bump(stats.statuses, String(status));
+    res.writeHead(status, Object.assign({}, JSON_HEADERS, headers, { 'Content-Length': body.length }));
+    res.end(buf.subarray(0, body.length), () => { if (pageBuffers.length < 4) pageBuffers.push(buf); });
+    return;
+  }
+  const text = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body, null, 2);
   const h = Object.assign({}, JSON_HEADERS, headers, { 'Content-Length': Buffer.byteLength(text) });
   bump(stats.statuses, String(status));
   res.writeHead(status, h);
@@ -1822,7 +1919,7 @@ function handleApi(req, res, url, body, reqId) {
       if (err instanceof ApiError) return fail(err, true);
       throw err;
     }
-    const fingerprint = `${method} ${url.pathname}\n${canonical(tree)}`;
+    const fingerprint = idemKey !== undefined ? `${method} ${url.pathname}\n${canonical(tree)}` : null;
     const echo = idemKey !== undefined ? { 'Idempotency-Key': idemKey } : {};
     if (idemKey !== undefined) {
       pruneIdempotency();
@@ -1851,13 +1948,20 @@ function handleApi(req, res, url, body, reqId) {
     let status = 200;
     let out;
     let errorOut = null;
+    // A request that may change objects runs now, perhaps later than it arrived
+    // (latency_ms): texts rendered meanwhile must not outlive it.
+    if (method !== 'GET' && method !== 'HEAD') invalidateRendered();
     try {
       const r = handler({ id: m.id, params, ctx });
       let resBody = r && r.create ? r.body : r;
       if (r && r.create) { stats.creates++; bump(stats.creates_by_path, hkey); } else if (method === 'POST') stats.updates++; else if (method === 'DELETE') stats.deletes++;
       const isList = resBody && resBody.object === 'list';
-      resBody = applyExpand(resBody, params.expand, isList);
-      out = JSON.stringify(resBody, null, 2);
+      // a plain list page: from the objects' pre-rendered texts
+      const pre = isList && (params.expand === undefined || params.expand.length === 0) ? renderList(resBody) : null;
+      if (pre) { out = pre; stats.lists_prerendered++; } else {
+        resBody = applyExpand(resBody, params.expand, isList);
+        out = JSON.stringify(resBody, null, 2);
+      }
     } catch (err) {
       if (!(err instanceof ApiError)) {
         process.stderr.write(`stripe-fake: internal error on ${template}: ${err && err.stack}\n`);
@@ -1872,7 +1976,7 @@ function handleApi(req, res, url, body, reqId) {
     // the key may be retried with corrected input. Anything else is saved.
     const validationFailure = errorOut && errorOut.status === 400 && errorOut.fields.param !== undefined;
     if (idemKey !== undefined && !validationFailure) {
-      idempotency.set(idemKey, { fingerprint, status, body: out, reqId, ms: Date.now(), inFlight: false });
+      idempotency.set(idemKey, { fingerprint, status, body: out instanceof Prerendered ? out.toBuffer() : out, reqId, ms: Date.now(), inFlight: false });
     }
     if (takeNext('drop_after_next') || chance(config.drop_after_rate)) {
       stats.dropped_after_execution++;
@@ -2057,6 +2161,7 @@ function seed(spec, spreadDays) {
       made[key] = n;
     }
   }
+  prerenderAll();
   return { seeded: made, took_ms: Date.now() - t0, totals: totals() };
 }
 
@@ -2085,6 +2190,7 @@ function handleControl(req, res, url, body) {
     res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
   };
+  if (req.method !== 'GET' && req.method !== 'HEAD') invalidateRendered(); // reset, seed, config
   let json = {};
   if (body.length) {
     try { json = JSON.parse(body); } catch (e) { return reply(400, { error: 'body must be JSON' }); }
@@ -2127,6 +2233,7 @@ function onRequest(req, res) {
       if (tooBig) return sendJson(res, 413, { error: { message: 'Request entity too large', type: 'invalid_request_error' } }, { 'Request-Id': reqId });
       const body = chunks.length ? Buffer.concat(chunks).toString('utf8') : '';
       if (url.pathname.startsWith('/_fake/')) return handleControl(req, res, url, body);
+      if (req.method !== 'GET' && req.method !== 'HEAD') invalidateRendered(); // see renderedEntry
       if (req.method === 'OPTIONS') { res.writeHead(200, Object.assign({}, JSON_HEADERS, { 'Content-Length': 0, 'Request-Id': reqId })); return res.end(); }
       handleApi(req, res, url, body, reqId);
     } catch (err) {
@@ -2148,12 +2255,14 @@ function main() {
     try { seed(spec, 90); } catch (e) { usage(`--seed ${args.seedFile}: ${e.message}`); }
   } else if (args.seedCustomers !== null) {
     seedCustomers(args.seedCustomers, 365);
+    prerenderAll();
   } else if (!args.noSeed) {
     // the default sandbox
     seedProducts(5, 365);
     seedCoupons(3);
     seedCustomers(25, 180);
     seedSubscriptions(8);
+    prerenderAll();
   }
 
   const server = http.createServer({ keepAliveTimeout: 65000, headersTimeout: 66000, requestTimeout: 0 }, onRequest);
