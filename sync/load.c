@@ -61,7 +61,7 @@ static void put_tbl_literal(pgbuf *out, const char *schema, const provider_colle
     schema_quote_literal(out, tbl);
 }
 
-int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c)
+static int put_upsert(pgbuf *out, const char *schema, const provider_collection *c, const char *records)
 {
     char col[64];
     const provider_field *id = NULL;
@@ -91,7 +91,9 @@ int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c
     }
     put(out, ", ");
     put_version(out, c);
-    put(out, ", clock_timestamp()\nFROM jsonb_array_elements($1::jsonb) AS r\n"
+    put(out, ", clock_timestamp()\nFROM jsonb_array_elements(");
+    put(out, records);
+    put(out, ") AS r\n"
              "WHERE NOT EXISTS (SELECT FROM " SCHEMA_SERVICE ".tombstones d WHERE d.tbl = ");
     put_tbl_literal(out, schema, c);
     put(out, " AND d.id = r->>");
@@ -129,6 +131,16 @@ int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c
     }
     pgbuf_put_byte(out, 0);
     return out->failed ? -1 : 0;
+}
+
+int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    return put_upsert(out, schema, c, "$1::jsonb");
+}
+
+int load_upsert_list_sql(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    return put_upsert(out, schema, c, "$1::jsonb -> 'data'");
 }
 
 int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c)

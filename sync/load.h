@@ -11,6 +11,9 @@
  * null as SQL NULL), so a page is one statement and one round trip. A row is only replaced
  * by a version at least as new as the one it has (shared/DESIGN.md §5, ordering).
  *
+ * Upsert list: the same, with $1 a whole list response as Stripe sends it, {"data":
+ * [records], ...}: a backfill page goes to the database as the API sent it.
+ *
  * Delete: $1 the id, $2 the version of the deletion; an older deletion does not remove a
  * row written from a newer version.
  *
@@ -28,6 +31,7 @@
 
 /* Each appends one statement (no semicolon, NUL-terminated); returns 0 or -1. */
 int load_upsert_sql(pgbuf *out, const char *schema, const provider_collection *c);
+int load_upsert_list_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_delete_listed_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c);

@@ -98,7 +98,11 @@ static bool connect_db(sync_worker *w)
         w->db = NULL;
         return false;
     }
-    PQclear(PQexec(w->db, "SET client_min_messages = warning"));
+    /* a page statement planned for each page would cost as much again as loading it; its
+     * plan does not depend on the values */
+    PQclear(PQexec(w->db, "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan"));
+    for (int i = 0; i < w->ncoll; i++)
+        w->coll[i].page_prepared = false;
     return true;
 }
 
@@ -282,19 +286,38 @@ static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
     char version[32], rows[32];
     snprintf(version, sizeof version, "%.0f", floor(worker_now()) - 1);
     snprintf(rows, sizeof rows, "%d", n);
-    char *json = cJSON_PrintUnformatted(data);
+    /* the body goes as Stripe sent it: a text parameter in binary format is its bytes */
+    size_t body_len;
+    const char *body = stripe_list_page_body(l, &body_len);
     const char *last = json_string(cJSON_GetArrayItem(data, n - 1), "id");
-    const char *p[] = {json, version, last ? last : "", rows, w->sc->name, c->spec->name};
-    if (!json || !PQsendQueryParams(w->db, c->page_sql, 6, NULL, p, NULL, NULL, 0)) {
+    const char *p[] = {body, version, last ? last : "", rows, w->sc->name, c->spec->name};
+    const Oid types[] = {25 /* text */, 0, 0, 0, 0, 0};
+    const int lengths[] = {(int)body_len, 0, 0, 0, 0, 0}, formats[] = {1, 0, 0, 0, 0, 0};
+    char name[32];
+    snprintf(name, sizeof name, "apigres_page_%d", w->current);
+    if (!c->page_prepared) {
+        /* planning this statement costs about as much as running it on a page */
+        PGresult *r = PQprepare(w->db, name, c->page_sql, 6, types);
+        c->page_prepared = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!c->page_prepared) {
+            char err[512];
+            snprintf(err, sizeof err, "%s", PQresultErrorMessage(r));
+            err[strcspn(err, "\n")] = '\0';
+            PQclear(r);
+            worker_db_failed(w, c->spec->name, err);
+            w->page_failed = true;
+            return 1;
+        }
+        PQclear(r);
+    }
+    if (!body || body_len > INT32_MAX || !PQsendQueryPrepared(w->db, name, 6, p, lengths, formats, 0)) {
         char err[512];
-        snprintf(err, sizeof err, "%s", json ? PQerrorMessage(w->db) : "out of memory");
+        snprintf(err, sizeof err, "%s", body ? PQerrorMessage(w->db) : "no page body");
         err[strcspn(err, "\n")] = '\0';
-        free(json);
         worker_db_failed(w, c->spec->name, err);
         w->page_failed = true;
         return 1;
     }
-    free(json);
     w->page_pending = true;
     w->page_rows = n;
     snprintf(w->page_cursor, sizeof w->page_cursor, "%s", last ? last : "");
@@ -628,10 +651,12 @@ static void free_worker(sync_worker *w)
     free(w);
 }
 
-/* A backfill page in one statement: its records ($1, $2 as load_upsert_sql takes them) and
- * the listing's progress after it: cursor $3, rows $4, for sync $5 and collection $6. */
+/* A backfill page in one statement: its records ($1, $2 as load_upsert_list_sql takes them)
+ * and the listing's progress after it: cursor $3, rows $4, for sync $5 and collection $6. */
 static char *page_sql_of(const char *upsert_sql)
 {
+    if (!upsert_sql)
+        return NULL;
     static const char head[] = "WITH page AS (\n",
                       tail[] = ")\nUPDATE apigres.sync_state SET cursor = $3, rows_loaded = rows_loaded + $4::bigint, "
                                "updated_at = now() WHERE sync = $5 AND collection = $6";
@@ -669,7 +694,9 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         c->upsert_sql = worker_sql_of(load_upsert_sql, sc->schema, *p);
         c->delete_sql = worker_sql_of(load_delete_sql, sc->schema, *p);
         c->sweep_sql = worker_sql_of(load_sweep_sql, sc->schema, *p);
-        c->page_sql = c->upsert_sql ? page_sql_of(c->upsert_sql) : NULL;
+        char *list_sql = worker_sql_of(load_upsert_list_sql, sc->schema, *p);
+        c->page_sql = page_sql_of(list_sql);
+        free(list_sql);
         if (!c->upsert_sql || !c->delete_sql || !c->sweep_sql || !c->page_sql) {
             log_error("sync %s: cannot build the statements for %s", sc->name, (*p)->name);
             free_worker(w);

@@ -32,6 +32,7 @@ typedef struct collection {
     provider_collection *owned; /* Salesforce: built from describe, freed with the worker */
     char *upsert_sql, *delete_sql, *sweep_sql;
     char *page_sql;             /* Stripe backfill: a page and its cursor in one statement */
+    bool page_prepared;         /* page_sql is prepared on the current connection */
     char *select_sql;           /* Salesforce: "SELECT <every field> FROM <Object>" */
     state_row st;
     /* Salesforce's change windows (server time, unix seconds): records whose

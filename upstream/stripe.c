@@ -118,6 +118,7 @@ struct stripe_list {
     enum ratelimit_priority priority;
     int limit;
     int pages;
+    const pgbuf *page_body; /* during on_page */
 };
 
 static void list_free(stripe_list *l)
@@ -197,7 +198,9 @@ static void on_list_page(upstream_call *call, http_response *resp, int attempts,
     bool more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "has_more")) && last_id;
     if (last_id)
         snprintf(l->cursor, sizeof l->cursor, "%s", last_id);
+    l->page_body = &resp->body;
     int stop = l->on_page(l, items, l->ctx);
+    l->page_body = NULL;
     cJSON_Delete(root);
     if (more && !stop) {
         list_fetch(l);
@@ -261,6 +264,12 @@ stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
 }
 
 const char *stripe_list_cursor(const stripe_list *l) { return l->cursor; }
+
+const char *stripe_list_page_body(const stripe_list *l, size_t *len)
+{
+    *len = l->page_body ? l->page_body->len : 0;
+    return l->page_body ? l->page_body->data : NULL;
+}
 
 /* ---- records */
 

@@ -74,6 +74,9 @@ typedef struct stripe_list_options {
 /* Starts listing; callbacks run on the loop. Returns NULL on allocation failure. */
 stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
                                stripe_page_cb on_page, stripe_list_done_cb on_done, void *ctx);
+/* The page being handed over as the API sent it (the whole response body, *len bytes, not
+ * NUL-terminated); only during the page callback. */
+const char *stripe_list_page_body(const stripe_list *l, size_t *len);
 /* The id of the last object handed over: where a resumed listing starts. Borrowed. */
 const char *stripe_list_cursor(const stripe_list *l);
 
