@@ -236,6 +236,17 @@ int worker_finish_backfill(sync_worker *w, collection *c)
     return 0;
 }
 
+/* The current page could not be loaded: recorded (its first line), and the listing ends
+ * unfinished. */
+static void page_failed(sync_worker *w, const char *message)
+{
+    char err[512];
+    snprintf(err, sizeof err, "%s", message);
+    err[strcspn(err, "\n")] = '\0';
+    worker_db_failed(w, w->coll[w->current].spec->name, err);
+    w->page_failed = true;
+}
+
 /* Reads the result of the page statement in flight, if any (waiting for it): 0 when there
  * was none or it committed (the page then counts), -1 when it failed (recorded). */
 static int settle_page(sync_worker *w)
@@ -254,9 +265,7 @@ static int settle_page(sync_worker *w)
     if (!err[0] && PQstatus(w->db) != CONNECTION_OK)
         snprintf(err, sizeof err, "%s", PQerrorMessage(w->db));
     if (err[0]) {
-        err[strcspn(err, "\n")] = '\0';
-        worker_db_failed(w, c->spec->name, err);
-        w->page_failed = true;
+        page_failed(w, err);
         return -1;
     }
     c->st.rows_loaded += w->page_rows;
@@ -299,23 +308,14 @@ static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
         /* planning this statement costs about as much as running it on a page */
         PGresult *r = PQprepare(w->db, name, c->page_sql, 6, types);
         c->page_prepared = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!c->page_prepared) {
-            char err[512];
-            snprintf(err, sizeof err, "%s", PQresultErrorMessage(r));
-            err[strcspn(err, "\n")] = '\0';
-            PQclear(r);
-            worker_db_failed(w, c->spec->name, err);
-            w->page_failed = true;
-            return 1;
-        }
+        if (!c->page_prepared)
+            page_failed(w, PQresultErrorMessage(r));
         PQclear(r);
+        if (!c->page_prepared)
+            return 1;
     }
     if (!body || body_len > INT32_MAX || !PQsendQueryPrepared(w->db, name, 6, p, lengths, formats, 0)) {
-        char err[512];
-        snprintf(err, sizeof err, "%s", body ? PQerrorMessage(w->db) : "no page body");
-        err[strcspn(err, "\n")] = '\0';
-        worker_db_failed(w, c->spec->name, err);
-        w->page_failed = true;
+        page_failed(w, body ? PQerrorMessage(w->db) : "no page body");
         return 1;
     }
     w->page_pending = true;
