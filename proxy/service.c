@@ -23,7 +23,9 @@ struct service {
     PGconn *conn;
     uv_poll_t *poll; /* heap: it may outlive the service while closing */
     int poll_fd;
-    bool connecting, sent;
+    bool connecting;
+    int nsent;         /* the first nsent requests of the queue are in the pipeline */
+    bool head_results; /* the head's results have all arrived: its Sync is next */
     request *head, *tail;
     PGresult *last;
 };
@@ -57,7 +59,9 @@ static void finish_head(service *sv, const PGresult *res, const char *error)
     sv->head = r->next;
     if (!sv->head)
         sv->tail = NULL;
-    sv->sent = false;
+    if (sv->nsent > 0)
+        sv->nsent--;
+    sv->head_results = false;
     if (r->cb)
         r->cb(r->data, res, error);
     request_free(r);
@@ -79,7 +83,8 @@ static void fail_all(service *sv, const char *why)
     }
     PQclear(sv->last);
     sv->last = NULL;
-    sv->connecting = sv->sent = false;
+    sv->connecting = sv->head_results = false;
+    sv->nsent = 0;
     while (sv->head)
         finish_head(sv, NULL, error);
 }
@@ -119,7 +124,7 @@ static void continue_connect(service *sv)
         return;
     case PGRES_POLLING_OK:
         sv->connecting = false;
-        if (PQsetnonblocking(sv->conn, 1) < 0) {
+        if (PQsetnonblocking(sv->conn, 1) < 0 || !PQenterPipelineMode(sv->conn)) {
             fail_all(sv, PQerrorMessage(sv->conn));
             return;
         }
@@ -132,25 +137,41 @@ static void continue_connect(service *sv)
     }
 }
 
-/* Reads what arrived; finishes the head request when its last result is in. */
+/* Reads what arrived; finishes each request once its results and its Sync are in. In
+ * pipeline mode libpq hands out a query's results, a NULL, then PGRES_PIPELINE_SYNC. */
 static void read_results(service *sv)
 {
     if (!PQconsumeInput(sv->conn)) {
         fail_all(sv, PQerrorMessage(sv->conn));
         return;
     }
-    while (sv->sent && !PQisBusy(sv->conn)) {
+    while (sv->conn && sv->nsent > 0 && !PQisBusy(sv->conn)) {
         PGresult *res = PQgetResult(sv->conn);
-        if (res) {
-            PQclear(sv->last);
-            sv->last = res;
+        if (!sv->head_results) {
+            if (res) {
+                PQclear(sv->last);
+                sv->last = res;
+            } else if (sv->last) {
+                sv->head_results = true;
+            } else {
+                fail_all(sv, "a query without a result in its pipeline");
+                return;
+            }
             continue;
         }
+        if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            fail_all(sv, "unexpected result order in its pipeline");
+            return;
+        }
+        PQclear(res);
         PGresult *last = sv->last;
         sv->last = NULL;
-        finish_head(sv, last, last ? NULL : "no result");
+        finish_head(sv, last, NULL);
         PQclear(last);
     }
+    if (!sv->conn)
+        return;
     PQnotifies(sv->conn); /* none are listened for; keep libpq's queue empty */
     if (PQstatus(sv->conn) == CONNECTION_BAD)
         fail_all(sv, PQerrorMessage(sv->conn));
@@ -184,10 +205,16 @@ static void on_poll(uv_poll_t *h, int status, int events)
         pump(sv);
 }
 
-/* Opens the connection if needed and sends the head request if none is running. */
+/* Requests sent ahead of their results: enough to empty the queue of a busy proxy in one
+ * round trip, few enough that one slow query delays a bounded number of others. */
+#define SERVICE_PIPELINE_DEPTH 64
+
+/* Opens the connection if needed and sends every queued request not yet sent (up to the
+ * pipeline's depth), each followed by a Sync: each runs in its own implicit transaction,
+ * and the backend runs them back to back instead of waiting for a round trip each. */
 static void pump(service *sv)
 {
-    if (!sv->head || sv->connecting || sv->sent)
+    if (!sv->head || sv->connecting)
         return;
     if (!sv->conn) {
         const char *keys[] = {"dbname", "application_name", NULL};
@@ -202,12 +229,19 @@ static void pump(service *sv)
         return;
     }
     request *r = sv->head;
-    if (!PQsendQueryParams(sv->conn, r->sql, r->nparams, NULL, (const char *const *)r->params,
-                           NULL, NULL, 0)) {
-        fail_all(sv, PQerrorMessage(sv->conn));
+    for (int i = 0; r && i < sv->nsent; i++)
+        r = r->next;
+    if (!r)
         return;
+    for (; r && sv->nsent < SERVICE_PIPELINE_DEPTH; r = r->next) {
+        if (!PQsendQueryParams(sv->conn, r->sql, r->nparams, NULL, (const char *const *)r->params, NULL, NULL,
+                               0) ||
+            !PQpipelineSync(sv->conn)) {
+            fail_all(sv, PQerrorMessage(sv->conn));
+            return;
+        }
+        sv->nsent++;
     }
-    sv->sent = true;
     int rc = PQflush(sv->conn);
     if (rc < 0 || watch(sv, rc == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE) < 0)
         fail_all(sv, PQerrorMessage(sv->conn));

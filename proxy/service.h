@@ -6,7 +6,9 @@
  *     client backend pid) while the proxy mirrors on that client's session (see sync/schema.h);
  *   - repair the mirror after a client transaction that ended without committing.
  *
- * Queries run one at a time in the order given. The connection opens on first use and
+ * Queries run in the order given, each in its own implicit transaction; they are pipelined
+ * (sent without waiting for the results of those before), so a burst of them costs the
+ * backend one wake-up instead of a round trip each. SQL is one statement. The connection opens on first use and
  * again after it was lost; a query that was queued or running when it was lost gets its
  * callback with res NULL and the error. A callback may queue further queries.
  */

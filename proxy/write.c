@@ -641,7 +641,9 @@ static void on_locked(void *data, const PGresult *res, const char *error)
 
 /* Asks for the mirror lock. Only once the plan has run: the plan evaluates the client's
  * expressions, and a function of the client's running while the lock is held could call
- * the mirror function with a record of its own making. */
+ * the mirror function with a record of its own making. It is asked for as the probe is
+ * sent: the probe runs no expression of the client's but policy and default expressions,
+ * and whatever they do is undone with the probe's savepoint, before any mirror call. */
 static void request_lock(write_job *j)
 {
     char pid[16];
@@ -758,10 +760,12 @@ static void probe(write_job *j)
     pgbuf_init(&q, (size_t)1 << 30);
     probe_sql(j, &q);
     pgbuf_put_byte(&q, 0);
-    if (q.failed)
+    if (q.failed) {
         fail_with(j, "54000", "the probe of this write is too large", NULL, NULL);
-    else
+    } else {
+        request_lock(j); /* its round trip on the service connection overlaps the probe's */
         wj_inject(j, q.data, STEP_PROBE);
+    }
     pgbuf_free(&q);
 }
 
@@ -1200,15 +1204,12 @@ static void step_done(write_job *j)
             /* calls follow: back to the savepoint in the mirror's round trip (or the
              * failure's), one round trip less per write */
             j->probe_open = true;
-            request_lock(j); /* nothing of the client's runs any more */
             j->step = STEP_LOCKING;
             if (!j->lock_pending)
                 start_calls(j);
             return;
         }
         wj_inject(j, PROBE_END_SQL, STEP_PROBE_END);
-        if (j->nrows > 0)
-            request_lock(j); /* meanwhile: nothing of the client's runs any more */
         return;
     case STEP_PROBE_END:
         if (j->have_db_error) {
