@@ -14,7 +14,6 @@
 #include "upstream/json.h"
 #include "upstream/salesforce.h"
 
-#define PROGRESS_EVERY 2.0 /* seconds between two backfill progress lines */
 
 /* The describe in progress: which objects, and how far it got (w->current). */
 typedef struct sf_objects {

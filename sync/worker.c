@@ -25,7 +25,6 @@
 #include "upstream/stripe_collections.h"
 #include "upstream/stripe_events.h"
 
-#define PROGRESS_EVERY 2.0  /* seconds between two backfill progress lines */
 #define EVENTS_PER_COMMIT 100
 
 double worker_now(void)
@@ -98,11 +97,7 @@ static bool connect_db(sync_worker *w)
         w->db = NULL;
         return false;
     }
-    /* a page statement planned for each page would cost as much again as loading it; its
-     * plan does not depend on the values */
-    PQclear(PQexec(w->db, "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan"));
-    for (int i = 0; i < w->ncoll; i++)
-        w->coll[i].page_prepared = false;
+    PQclear(PQexec(w->db, "SET client_min_messages = warning"));
     return true;
 }
 
@@ -236,91 +231,24 @@ int worker_finish_backfill(sync_worker *w, collection *c)
     return 0;
 }
 
-/* The current page could not be loaded: recorded (its first line), and the listing ends
- * unfinished. */
-static void page_failed(sync_worker *w, const char *message)
-{
-    char err[512];
-    snprintf(err, sizeof err, "%s", message);
-    err[strcspn(err, "\n")] = '\0';
-    worker_db_failed(w, w->coll[w->current].spec->name, err);
-    w->page_failed = true;
-}
-
-/* Reads the result of the page statement in flight, if any (waiting for it): 0 when there
- * was none or it committed (the page then counts), -1 when it failed (recorded). */
-static int settle_page(sync_worker *w)
-{
-    if (!w->page_pending)
-        return 0;
-    w->page_pending = false;
-    collection *c = &w->coll[w->current];
-    char err[512] = "";
-    PGresult *r;
-    while ((r = PQgetResult(w->db))) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && !err[0])
-            snprintf(err, sizeof err, "%s", PQresultErrorMessage(r));
-        PQclear(r);
-    }
-    if (!err[0] && PQstatus(w->db) != CONNECTION_OK)
-        snprintf(err, sizeof err, "%s", PQerrorMessage(w->db));
-    if (err[0]) {
-        page_failed(w, err);
-        return -1;
-    }
-    c->st.rows_loaded += w->page_rows;
-    snprintf(c->st.cursor, sizeof c->st.cursor, "%s", w->page_cursor);
-    w->pages++;
-    w->rows += w->page_rows;
-    if (worker_now() - w->last_progress >= PROGRESS_EVERY)
-        worker_progress(w, "in progress");
-    return 0;
-}
-
-/* A page goes to the database as one statement (its records and the cursor after them,
- * committed together) that is sent here and read back when the next page has arrived: the
- * database loads one page while the API serves the next. */
+/* A page goes to the database as it arrives (pages.c): the database loads the pages in
+ * flight while the API serves the next. */
 static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
 {
     sync_worker *w = ctx;
-    collection *c = &w->coll[w->current];
-    if (settle_page(w) < 0)
-        return 1;
     int n = cJSON_GetArraySize(data);
     if (n == 0)
-        return worker_stop_requested(w);
+        return pages_settle_all(w) < 0 ? 1 : worker_stop_requested(w);
     /* A page reflects upstream as of its arrival; versions are whole seconds (Stripe's
      * events are), and a page counts as one second older, so that an event from the same
      * second always wins over it (applied in order, the feed ends on the latest state). */
-    char version[32], rows[32];
+    char version[32];
     snprintf(version, sizeof version, "%.0f", floor(worker_now()) - 1);
-    snprintf(rows, sizeof rows, "%d", n);
-    /* the body goes as Stripe sent it: a text parameter in binary format is its bytes */
     size_t body_len;
     const char *body = stripe_list_page_body(l, &body_len);
     const char *last = json_string(cJSON_GetArrayItem(data, n - 1), "id");
-    const char *p[] = {body, version, last ? last : "", rows, w->sc->name, c->spec->name};
-    const Oid types[] = {25 /* text */, 0, 0, 0, 0, 0};
-    const int lengths[] = {(int)body_len, 0, 0, 0, 0, 0}, formats[] = {1, 0, 0, 0, 0, 0};
-    char name[32];
-    snprintf(name, sizeof name, "apigres_page_%d", w->current);
-    if (!c->page_prepared) {
-        /* planning this statement costs about as much as running it on a page */
-        PGresult *r = PQprepare(w->db, name, c->page_sql, 6, types);
-        c->page_prepared = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!c->page_prepared)
-            page_failed(w, PQresultErrorMessage(r));
-        PQclear(r);
-        if (!c->page_prepared)
-            return 1;
-    }
-    if (!body || body_len > INT32_MAX || !PQsendQueryPrepared(w->db, name, 6, p, lengths, formats, 0)) {
-        page_failed(w, body ? PQerrorMessage(w->db) : "no page body");
+    if (pages_send(w, body, body_len, version, last ? last : "", n) < 0)
         return 1;
-    }
-    w->page_pending = true;
-    w->page_rows = n;
-    snprintf(w->page_cursor, sizeof w->page_cursor, "%s", last ? last : "");
     return worker_stop_requested(w);
 }
 
@@ -329,8 +257,8 @@ static void on_backfill_done(stripe_list *l, const upstream_error *err, int page
     sync_worker *w = ctx;
     collection *c = &w->coll[w->current];
     w->busy = false;
-    if (w->db)
-        settle_page(w);
+    pages_settle_all(w);
+    pages_close(w); /* two idle backends less until the next listing */
     if (worker_stop_requested(w) || !w->db) {
         worker_advance(w);
         return;
@@ -381,8 +309,9 @@ static void start_backfill(sync_worker *w, int i)
     if (!c->st.cursor[0])
         c->st.rows_loaded = 0;
     w->current = i;
-    w->pages = w->rows = 0;
+    w->pages = w->rows = w->page_seq = 0;
     w->page_failed = false;
+    snprintf(w->send_cursor, sizeof w->send_cursor, "%s", c->st.cursor);
     w->started = w->last_progress = worker_now();
     log_info("sync %s: %s backfill %s", w->sc->name, c->spec->name,
              c->st.cursor[0] ? "resumes from its cursor" : "starts");
@@ -625,6 +554,7 @@ static void *worker_main(void *arg)
 {
     sync_worker *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    pages_close(w);
     if (w->db)
         PQfinish(w->db);
     w->db = NULL;
@@ -651,15 +581,22 @@ static void free_worker(sync_worker *w)
     free(w);
 }
 
-/* A backfill page in one statement: its records ($1, $2 as load_upsert_list_sql takes them)
- * and the listing's progress after it: cursor $3, rows $4, for sync $5 and collection $6. */
+/* A backfill page in one statement: its records ($1, $2 as load_upsert_list_sql takes them),
+ * then the listing's cursor after it ($3; $4 rows) for sync $5 and collection $6, moved only
+ * from the cursor before the page ($7). The cursor's row is taken after the upsert (the
+ * update reads the upsert's rows), so pages load concurrently and wait only there for the
+ * page ahead; the result says whether the cursor moved (pages.c). */
 static char *page_sql_of(const char *upsert_sql)
 {
     if (!upsert_sql)
         return NULL;
     static const char head[] = "WITH page AS (\n",
-                      tail[] = ")\nUPDATE apigres.sync_state SET cursor = $3, rows_loaded = rows_loaded + $4::bigint, "
-                               "updated_at = now() WHERE sync = $5 AND collection = $6";
+                      tail[] = "\nRETURNING 1)\n"
+                               "UPDATE apigres.sync_state s SET cursor = CASE WHEN s.cursor = $7 THEN $3 ELSE s.cursor END,\n"
+                               "  rows_loaded = s.rows_loaded + CASE WHEN s.cursor = $7 THEN $4::bigint ELSE 0 END,\n"
+                               "  updated_at = now()\n"
+                               "FROM (SELECT count(*) FROM page) n WHERE s.sync = $5 AND s.collection = $6\n"
+                               "RETURNING s.cursor = $3";
     size_t len = sizeof head + strlen(upsert_sql) + sizeof tail;
     char *s = malloc(len);
     if (s)
