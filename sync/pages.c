@@ -25,8 +25,9 @@
     "UPDATE apigres.sync_state SET cursor = $1, rows_loaded = rows_loaded + $2::bigint, updated_at = now() " \
     "WHERE sync = $3 AND collection = $4"
 
-/* The page statement: a fresh plan for each page costs about as much as loading it, and
- * its plan does not depend on the values. */
+/* The connection of slot s, opened if needed. The page statement runs with a generic plan:
+ * planned for each page it costs about as much again as loading it, and its plan does not
+ * depend on the values. */
 static PGconn *slot_conn(sync_worker *w, int s)
 {
     page_slot *p = &w->page[s];
@@ -46,13 +47,11 @@ static PGconn *slot_conn(sync_worker *w, int s)
 }
 
 /* The page of slot s could not be loaded: recorded (its first line) unless an earlier one
- * was; its transaction rolled back; a connection that is gone is dropped. */
+ * was; a connection that is gone is dropped. */
 static void slot_failed(sync_worker *w, int s, const char *message)
 {
     page_slot *p = &w->page[s];
     p->pending = false;
-    if (p->db && PQstatus(p->db) == CONNECTION_OK && PQtransactionStatus(p->db) != PQTRANS_IDLE)
-        PQclear(PQexec(p->db, "ROLLBACK"));
     if (p->db && PQstatus(p->db) != CONNECTION_OK) {
         PQfinish(p->db);
         p->db = NULL;

@@ -116,8 +116,8 @@ char *worker_sql_of(int (*gen)(pgbuf *, const char *, const provider_collection 
  * page failed (recorded in sync_state; w->page_failed is set). */
 int pages_send(sync_worker *w, const char *body, size_t body_len, const char *version, const char *cursor,
                int rows);
-/* Waits for the pages in flight and commits them with their cursors, in listing order
- * (after a failure the rest roll back). 0, or -1 when one failed. */
+/* Waits for the pages in flight and moves the cursor past them, in listing order (not
+ * past a failed page, nor any after it). 0, or -1 when one failed. */
 int pages_settle_all(sync_worker *w);
 /* Closes the page connections (an open page rolls back). */
 void pages_close(sync_worker *w);
