@@ -5,9 +5,10 @@
  * It connects as the service role, takes the sync's lease (a Postgres advisory lock: one
  * worker per sync across every apigres instance on the database; the others wait and take
  * over within a second or two when it dies), creates the schema and tables, notes the
- * change feed's position, then backfills every collection page by page (each page and its
- * cursor in one transaction, so a kill at any moment resumes with nothing lost or
- * doubled), removes what the listing no longer saw, and from then on follows the change
+ * change feed's position, then backfills every collection page by page (a page's cursor
+ * never commits before its rows and every earlier page's, so a kill at any moment resumes
+ * with nothing lost or doubled; Stripe's pages load two at a time on connections of their
+ * own, pages.c), removes what the listing no longer saw, and from then on follows the change
  * feed every poll_interval seconds. Failures are logged, stored in apigres.sync_state and
  * retried; the proxy is never affected.
  *
