@@ -73,6 +73,33 @@ const char *salesforce_sqlstate(long status, const char *error_code, bool *not_f
     return "22023";
 }
 
+/* A duplicate rule's refusal (DUPLICATES_DETECTED) names the rule and the records the save
+ * would duplicate: " duplicate_rule=R matches=ID,ID" (as many as fit), so that the client
+ * can use one of them. Nothing for other errors. */
+static void duplicates_of(const cJSON *error, char *out, size_t len)
+{
+    const cJSON *dr = cJSON_GetObjectItemCaseSensitive(error, "duplicateResult");
+    if (!cJSON_IsObject(dr) || len < 2)
+        return;
+    const char *rule = json_string(dr, "duplicateRule");
+    size_t n = 0;
+    if (rule)
+        n += (size_t)snprintf(out, len, " duplicate_rule=%.80s", rule);
+    const cJSON *mr, *rec;
+    bool first = true;
+    cJSON_ArrayForEach(mr, cJSON_GetObjectItemCaseSensitive(dr, "matchResults"))
+    {
+        cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(mr, "matchRecords"))
+        {
+            const char *id = json_string(cJSON_GetObjectItemCaseSensitive(rec, "record"), "Id");
+            if (!id || strlen(id) > 18 || n + strlen(id) + 10 >= len)
+                continue;
+            n += (size_t)snprintf(out + n, len - n, "%s%s", first ? " matches=" : ",", id);
+            first = false;
+        }
+    }
+}
+
 void salesforce_error_from_response(const http_response *resp, upstream_error *err)
 {
     if (resp->outcome != HTTP_OK) {
@@ -102,11 +129,13 @@ void salesforce_error_from_response(const http_response *resp, upstream_error *e
         if (cJSON_IsString(f) && n < sizeof fields - 2)
             n += (size_t)snprintf(fields + n, sizeof fields - n, "%s%s", n ? "," : "", f->valuestring);
     }
+    char dups[200] = "";
+    duplicates_of(first, dups, sizeof dups);
     char limit[80] = "";
     http_response_header(resp, "sforce-limit-info", limit, sizeof limit);
     char detail[512];
-    snprintf(detail, sizeof detail, "salesforce %s%s%s status=%ld%s%s", code, fields[0] ? " fields=" : "",
-             fields, resp->status, limit[0] ? " " : "", limit);
+    snprintf(detail, sizeof detail, "salesforce %s%s%s%s status=%ld%s%s", code, fields[0] ? " fields=" : "",
+             fields, dups, resp->status, limit[0] ? " " : "", limit);
     bool not_found;
     const char *state = salesforce_sqlstate(resp->status, code, &not_found);
     upstream_error_set(err, state, message ? message : code, detail);

@@ -229,7 +229,7 @@ def stable_usage(quiet=1.0, timeout=30):
 
 
 def refused(label, sqlstate, stmt, params, message, code, fields=None, status=400, applied=None, expect=None,
-            before_each=None, after_each=None, leaked=(), unread=None):
+            before_each=None, after_each=None, leaked=(), unread=None, detail_has=()):
     """Runs stmt through both protocols and checks the refusal the client reads.
 
     params, message: the statement's parameters and the exact message, or a pattern it must
@@ -238,7 +238,8 @@ def refused(label, sqlstate, stmt, params, message, code, fields=None, status=40
     failure; expect(before, after, proto, err): checks of what Salesforce holds after a
     statement that changed some of it (without it, nothing in Salesforce may change); leaked:
     strings no message may hold; unread(proto): the record applied but not read back (the DETAIL
-    says so, and the mirror may differ from Salesforce on it alone until the sync's next poll)."""
+    says so, and the mirror may differ from Salesforce on it alone until the sync's next poll);
+    detail_has: more strings the DETAIL must hold."""
     for proto, run in PROTOCOLS:
         what = "%s via %s" % (label, proto)
         sf0, div0 = world()
@@ -264,6 +265,7 @@ def refused(label, sqlstate, stmt, params, message, code, fields=None, status=40
         if unread:
             parts.append("1 of 1 rows were applied upstream; 1 of them could not be read back and reach the mirror "
                          "with the sync's next poll")
+        parts.extend(detail_has)
         ok = all(p in detail for p in parts if p) and detail.startswith("salesforce %s" % code) and \
             (fields or " fields=" not in detail) and (applied or expect or unread or "rows were applied" not in detail)
         check("%s: DETAIL %s" % (what, " ".join(p for p in parts if p)), ok, detail or out)
@@ -422,6 +424,22 @@ refused("FIELD_CUSTOM_VALIDATION_EXCEPTION (a validation rule on Title), insert"
 refused("FIELD_CUSTOM_VALIDATION_EXCEPTION, update", "23514",
         "UPDATE salesforce.contact SET title = %s WHERE id = %s", ("Intern", c[8]),
         "Error updating contact %s: %s" % (c[8], RULE["message"]), "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Title")
+
+# ---------------------------------------------------------------- a duplicate rule (Block)
+twin, other = contacts[15], contacts[16]
+check_eq("a contact gets the e-mail a duplicate rule will match (through the proxy)", "UPDATE 1",
+         run_psql("UPDATE salesforce.contact SET email = 'twin79@example.com' WHERE id = '%s'" % twin, PROXY_PORT,
+                  WRITER))
+control("/_fake/config", {"duplicate_rules": [{"object": "Contact", "fields": ["Email"]}]})
+DUP_DETAIL = ("duplicate_rule=Standard_Contact_Duplicate_Rule", "matches=%s " % twin)
+refused("DUPLICATES_DETECTED (a duplicate rule on Email), insert", "23505",
+        "INSERT INTO salesforce.contact (lastname, email) VALUES (%s, %s)", ("Twin 79", "Twin79@Example.com"),
+        "Error creating contact: Use one of these records?", "DUPLICATES_DETECTED", detail_has=DUP_DETAIL)
+refused("DUPLICATES_DETECTED, update", "23505",
+        "UPDATE salesforce.contact SET email = %s WHERE id = %s", ("twin79@example.com", other),
+        "Error updating contact %s: Use one of these records?" % other, "DUPLICATES_DETECTED",
+        detail_has=DUP_DETAIL)
+control("/_fake/config", {"duplicate_rules": []})
 
 
 def partial_insert(names, first_applied):

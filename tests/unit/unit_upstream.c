@@ -276,6 +276,22 @@ static void test_salesforce_errors(void)
     pgbuf_free(&r.body);
     pgbuf_free(&r.headers);
 
+    r = fake_response(
+        400,
+        "[{\"message\": \"Use one of these records?\", \"errorCode\": \"DUPLICATES_DETECTED\", \"fields\": [], "
+        "\"duplicateResult\": {\"allowSave\": false, \"duplicateRule\": \"Standard_Contact_Duplicate_Rule\", "
+        "\"matchResults\": [{\"entityType\": \"Contact\", \"matchRecords\": ["
+        "{\"record\": {\"attributes\": {\"type\": \"Contact\"}, \"Id\": \"003000000000001AAA\"}},"
+        "{\"record\": {\"Id\": \"003000000000002AAA\"}}, {\"record\": {\"Id\": 7}}]}]}}]",
+        "");
+    salesforce_error_from_response(&r, &e);
+    CHECK(strcmp(e.sqlstate, "23505") == 0 && strcmp(e.message, "Use one of these records?") == 0 &&
+              strcmp(e.detail, "salesforce DUPLICATES_DETECTED duplicate_rule=Standard_Contact_Duplicate_Rule "
+                               "matches=003000000000001AAA,003000000000002AAA status=400") == 0,
+          "salesforce DUPLICATES_DETECTED → 23505, the DETAIL names the rule and the matched records (%s)", e.detail);
+    pgbuf_free(&r.body);
+    pgbuf_free(&r.headers);
+
     bool nf;
     CHECK(strcmp(salesforce_sqlstate(400, "REQUIRED_FIELD_MISSING", &nf), "23502") == 0 &&
               strcmp(salesforce_sqlstate(400, "STRING_TOO_LONG", &nf), "22001") == 0 &&

@@ -266,6 +266,42 @@ test('jsforce: a unique External ID, validation rules, read-only and locked reco
   await ctl('/_fake/reset', {});
 });
 
+test('duplicate rules: DUPLICATES_DETECTED with the matched records; allowSave=true passes', async () => {
+  const [a, b] = (await api('GET', `/services/data/v${VERSION}/query?q=${encodeURIComponent('SELECT Id FROM Contact ORDER BY Id LIMIT 2')}`)).json.records.map((r) => r.Id);
+  const bad = await fetch(`${URL_}/_fake/config`, { method: 'POST', body: JSON.stringify({ duplicate_rules: [{ object: 'Contact', fields: ['Nope'] }] }) });
+  assert.equal(bad.status, 400);
+  assert.equal((await api('PATCH', `/services/data/v${VERSION}/sobjects/Contact/${a}`, { body: { Email: 'Twin@Example.com' } })).status, 204);
+  await ctl('/_fake/config', { duplicate_rules: [{ object: 'Contact', fields: ['Email'] }] });
+  const create = await api('POST', `/services/data/v${VERSION}/sobjects/Contact`, { body: { LastName: 'Twin', Email: 'twin@EXAMPLE.com' } });
+  assert.equal(create.status, 400);
+  const [e] = create.json;
+  assert.equal(e.errorCode, 'DUPLICATES_DETECTED');
+  assert.equal(e.message, 'Use one of these records?');
+  assert.deepEqual(e.fields, []);
+  assert.equal(e.duplicateResult.allowSave, false);
+  assert.equal(e.duplicateResult.duplicateRule, 'Standard_Contact_Duplicate_Rule');
+  assert.equal(e.duplicateResult.duplicateRuleEntityType, 'Contact');
+  const [m] = e.duplicateResult.matchResults;
+  assert.equal(m.entityType, 'Contact');
+  assert.equal(m.size, 1);
+  assert.equal(m.matchRecords[0].record.Id, a);
+  assert.equal(m.matchRecords[0].record.attributes.url, `/services/data/v${VERSION}/sobjects/Contact/${a}`);
+  const update = await api('PATCH', `/services/data/v${VERSION}/sobjects/Contact/${b}`, { body: { Email: 'twin@example.com' } });
+  assert.equal(update.status, 400);
+  assert.equal(update.json[0].errorCode, 'DUPLICATES_DETECTED');
+  // a save that does not touch the rule's fields, and the record itself, pass
+  assert.equal((await api('PATCH', `/services/data/v${VERSION}/sobjects/Contact/${a}`, { body: { Title: 'still a', Email: 'twin@example.com' } })).status, 204);
+  const coll = await api('POST', `/services/data/v${VERSION}/composite/sobjects`, { body: { allOrNone: false, records: [{ attributes: { type: 'Contact' }, LastName: 'Twin 2', Email: 'TWIN@example.com' }] } });
+  assert.equal(coll.json[0].errors[0].statusCode, 'DUPLICATES_DETECTED');
+  assert.equal(coll.json[0].errors[0].duplicateResult.matchResults[0].matchRecords[0].record.Id, a);
+  const allowed = await api('POST', `/services/data/v${VERSION}/sobjects/Contact`, {
+    body: { LastName: 'Twin', Email: 'twin@example.com' },
+    headers: { 'Sforce-Duplicate-Rule-Header': 'allowSave=true' },
+  });
+  assert.equal(allowed.status, 201);
+  await ctl('/_fake/reset', {});
+});
+
 test('jsforce: OAuth2 refresh flow refreshes an expired token transparently', async () => {
   const c = new jsforce.Connection({
     oauth2: { loginUrl: URL_, clientId: 'fake-client-id', clientSecret: 'fake-client-secret' },

@@ -46,6 +46,7 @@ const DEFAULT_CONFIG = () => ({
   gzip: true,
   validation_rules: [],
   readonly_records: [],
+  duplicate_rules: [],
   locked_records: [],
   client_id: process.env.SF_FAKE_CLIENT_ID || 'fake-client-id',
   client_secret: process.env.SF_FAKE_CLIENT_SECRET || 'fake-client-secret',
@@ -183,16 +184,16 @@ function createFake(options = {}) {
     res.end(req.method === 'HEAD' ? undefined : buf);
   }
 
-  const sfError = (code, message, fields) => {
+  const sfError = (code, message, fields, extra) => {
     const e = { message, errorCode: code };
     if (fields) e.fields = fields;
-    return [e];
+    return [{ ...e, ...extra }];
   };
   const notFound = (req, res) => send(req, res, 404, sfError('NOT_FOUND', 'The requested resource does not exist'));
   const methodNotAllowed = (req, res, allowed) =>
     send(req, res, 405, sfError('METHOD_NOT_ALLOWED', `HTTP Method '${req.method}' not allowed. Allowed are ${allowed.join(',')}`), { Allow: allowed.join(', ') });
-  const storeError = (req, res, e) => send(req, res, e.status || 400, sfError(e.code, e.message, e.fields));
-  const itemError = (e) => ({ statusCode: e.code, message: e.message, fields: e.fields || [] });
+  const storeError = (req, res, e) => send(req, res, e.status || 400, sfError(e.code, e.message, e.fields, e.extra));
+  const itemError = (e) => ({ statusCode: e.code, message: e.message, fields: e.fields || [], ...e.extra });
 
   // ---------------------------------------------------------------- auth
   // allowParam: the identity URL also takes the token as ?oauth_token=.
@@ -504,7 +505,7 @@ function createFake(options = {}) {
   }
 
   // ---------------------------------------------------------------- sObject collections
-  function collectionCreate(req, res, auth, body) {
+  function collectionCreate(req, res, auth, body, v) {
     if (!body || typeof body !== 'object' || !Array.isArray(body.records)) {
       return send(req, res, 400, sfError('JSON_PARSER_ERROR', 'Cannot deserialize instance of sObject Collection request: records is required'));
     }
@@ -523,7 +524,7 @@ function createFake(options = {}) {
         preps.push({ obj, error: { code: 'INVALID_FIELD_FOR_INSERT_UPDATE', message: 'cannot specify Id in an insert call', fields: ['Id'] } });
         continue;
       }
-      preps.push({ obj, prep: allOrNone ? store.prepareCreate(obj, r, { userId: auth.userId, raw: req.bodyText }) : null, rec: r });
+      preps.push({ obj, prep: allOrNone ? store.prepareCreate(obj, r, writeCtx(req, auth, v)) : null, rec: r });
     }
     if (allOrNone) {
       const failed = preps.some((p) => p.error || p.prep.error);
@@ -537,7 +538,7 @@ function createFake(options = {}) {
     }
     return send(req, res, 200, preps.map((p) => {
       if (p.error) return { success: false, errors: [itemError(p.error)] };
-      const r = store.create(p.obj, p.rec, { userId: auth.userId, raw: req.bodyText });
+      const r = store.create(p.obj, p.rec, writeCtx(req, auth, v));
       if (r.error) return { success: false, errors: [itemError(r.error)] };
       return { id: r.rec.Id, success: true, errors: [] };
     }));
@@ -549,7 +550,7 @@ function createFake(options = {}) {
     fields: [],
   };
 
-  function collectionUpdate(req, res, auth, body) {
+  function collectionUpdate(req, res, auth, body, v) {
     if (!body || typeof body !== 'object' || !Array.isArray(body.records)) {
       return send(req, res, 400, sfError('JSON_PARSER_ERROR', 'Cannot deserialize instance of sObject Collection request: records is required'));
     }
@@ -576,7 +577,7 @@ function createFake(options = {}) {
     }
     const run = (it) => {
       if (it.error) return { error: it.error };
-      const prep = store.prepareUpdate(it.obj, it.idText, it.fields, { userId: auth.userId, raw: req.bodyText });
+      const prep = store.prepareUpdate(it.obj, it.idText, it.fields, writeCtx(req, auth, v));
       if (prep.error) {
         // Record-level lookups are reported per record, never as HTTP 404.
         const e = prep.error.code === 'NOT_FOUND'
@@ -718,7 +719,7 @@ function createFake(options = {}) {
         if (m === 'DELETE') return collectionDelete(req, res, auth);
         const pb = parseJsonBody(req, res, req.bodyText);
         if (pb.failed) return;
-        return m === 'POST' ? collectionCreate(req, res, auth, pb.value) : collectionUpdate(req, res, auth, pb.value);
+        return m === 'POST' ? collectionCreate(req, res, auth, pb.value, v) : collectionUpdate(req, res, auth, pb.value, v);
       }
       if (tail.length === 2) {
         route('/composite/sobjects/{sobject}');
@@ -789,7 +790,7 @@ function createFake(options = {}) {
           return send(req, res, 404, sfError('NOT_FOUND', `Provided external ID field does not exist or is not accessible: ${sub}`));
         }
         if (m === 'GET' || m === 'HEAD') return retrieveOne(req, res, obj, v, sub);
-        if (m === 'PATCH') return updateOne(req, res, auth, obj, sub);
+        if (m === 'PATCH') return updateOne(req, res, auth, obj, sub, v);
         return deleteOne(req, res, auth, obj, sub);
       }
       if (tail.length === 3) {
@@ -808,10 +809,18 @@ function createFake(options = {}) {
     return notFound(req, res);
   }
 
+  // What a create or update needs to know of its request: the user, the raw body (for parser
+  // error positions), the API version (for record URLs in errors) and whether the
+  // Sforce-Duplicate-Rule-Header lets a save go through a duplicate rule (allowSave=true).
+  function writeCtx(req, auth, v) {
+    const dup = String(req.headers['sforce-duplicate-rule-header'] || '');
+    return { userId: auth.userId, raw: req.bodyText, version: v, allowSave: /(^|[;,\s])allowSave\s*=\s*true\b/i.test(dup) };
+  }
+
   function createOne(req, res, auth, obj, v) {
     const pb = parseJsonBody(req, res, req.bodyText);
     if (pb.failed) return;
-    const r = store.create(obj, pb.value === undefined ? {} : pb.value, { userId: auth.userId, raw: req.bodyText });
+    const r = store.create(obj, pb.value === undefined ? {} : pb.value, writeCtx(req, auth, v));
     if (r.error) return storeError(req, res, r.error);
     return send(req, res, 201, { id: r.rec.Id, success: true, errors: [] }, {
       Location: `/services/data/v${v}/sobjects/${obj.name}/${r.rec.Id}`,
@@ -832,10 +841,10 @@ function createFake(options = {}) {
     return send(req, res, 200, recordJson(obj, rec, v, fields), { 'Last-Modified': lm });
   }
 
-  function updateOne(req, res, auth, obj, idText) {
+  function updateOne(req, res, auth, obj, idText, v) {
     const pb = parseJsonBody(req, res, req.bodyText);
     if (pb.failed) return;
-    const r = store.update(obj, idText, pb.value === undefined ? {} : pb.value, { userId: auth.userId, raw: req.bodyText });
+    const r = store.update(obj, idText, pb.value === undefined ? {} : pb.value, writeCtx(req, auth, v));
     if (r.error) return storeError(req, res, r.error);
     return send(req, res, 204, null);
   }
@@ -855,7 +864,7 @@ function createFake(options = {}) {
     max_query_cursors: 'number', query_cursor_ttl_sec: 'number', clock_offset_ms: 'number',
     gzip: 'boolean', client_id: 'string', client_secret: 'string', refresh_token: 'string',
     username: 'string', password: 'string', expire_tokens: 'boolean', fault_seed: 'number',
-    validation_rules: 'array', readonly_records: 'array', locked_records: 'array',
+    validation_rules: 'array', readonly_records: 'array', locked_records: 'array', duplicate_rules: 'array',
   };
 
   function control(req, res, path) {
@@ -883,7 +892,7 @@ function createFake(options = {}) {
         }
         if (bad.length) return json(400, { error: `unknown or mistyped config keys: ${bad.join(', ')}`, known: CONFIG_TYPES });
         let policy = store.policy;
-        if (['validation_rules', 'readonly_records', 'locked_records'].some((k) => k in body)) {
+        if (['validation_rules', 'readonly_records', 'locked_records', 'duplicate_rules'].some((k) => k in body)) {
           try {
             policy = store.compilePolicy({ ...config, ...body });
           } catch (e) {

@@ -164,7 +164,25 @@ class Store {
       }
       return { object: obj.name, field: field.name, re, message: r.message, errorField };
     });
-    return { rules, readonly: ids('readonly_records'), locked: ids('locked_records') };
+    const dupRules = (cfg.duplicate_rules || []).map((r, i) => {
+      const at = `duplicate_rules[${i}]`;
+      if (!r || typeof r !== 'object') throw new Error(`${at}: not an object`);
+      const obj = getObject(r.object);
+      if (!obj) throw new Error(`${at}.object: no such object: ${r.object}`);
+      if (!Array.isArray(r.fields) || !r.fields.length) throw new Error(`${at}.fields: a non-empty array of field names`);
+      const fields = r.fields.map((name) => {
+        const f = typeof name === 'string' && obj.fieldByLower.get(name.toLowerCase());
+        if (!f) throw new Error(`${at}.fields: no such field on ${obj.name}: ${name}`);
+        return f.name;
+      });
+      return {
+        object: obj.name,
+        fields,
+        rule: typeof r.rule === 'string' ? r.rule : `Standard_${obj.name}_Duplicate_Rule`,
+        matchRule: typeof r.match_rule === 'string' ? r.match_rule : `Standard_${obj.name}_Match_Rule_v1_1`,
+      };
+    });
+    return { rules, readonly: ids('readonly_records'), locked: ids('locked_records'), dupRules };
   }
 
   // An update or delete of a record the integration user may not edit (sharing), or of one
@@ -200,6 +218,52 @@ class Store {
         if (o.IsDeleted || o.Id === rec.Id || o[f.name] == null || norm(o[f.name]) !== want) continue;
         return err('DUPLICATE_VALUE', `duplicate value found: ${f.name} duplicates value on record with id: ${o.Id}`);
       }
+    }
+    return null;
+  }
+
+  // Active duplicate rules (action Block), an exact-match stand-in for Salesforce's matching
+  // rules: a save that sets one of a rule's fields, with every field of the rule set, is
+  // refused when live records of the object have the same values (ignoring case and the
+  // spaces around). The error names the rule and the records it matched, as the REST API
+  // does in duplicateResult. Sforce-Duplicate-Rule-Header: allowSave=true lets it through.
+  duplicateRuleMatch(obj, rec, changes, ctx) {
+    if (ctx.allowSave) return null;
+    const norm = (v) => String(v).trim().toLowerCase();
+    for (const r of this.policy.dupRules) {
+      if (r.object !== obj.name || !r.fields.some((f) => f in changes) || r.fields.some((f) => rec[f] == null)) continue;
+      const matches = [];
+      for (const o of this.tables.get(obj.name).values()) {
+        if (o.IsDeleted || o.Id === rec.Id || !r.fields.every((f) => o[f] != null && norm(o[f]) === norm(rec[f]))) continue;
+        matches.push(o.Id);
+      }
+      if (!matches.length) continue;
+      const message = 'Use one of these records?';
+      const v = ctx.version || '59.0';
+      const e = err('DUPLICATES_DETECTED', message, []);
+      e.extra = {
+        duplicateResult: {
+          allowSave: false,
+          duplicateRule: r.rule,
+          duplicateRuleEntityType: obj.name,
+          errorMessage: message,
+          matchResults: [{
+            entityType: obj.name,
+            errors: [],
+            matchEngine: 'ExactMatchEngine',
+            matchRecords: matches.map((id) => ({
+              additionalInformation: [],
+              fieldDiffs: [],
+              matchConfidence: 100.0,
+              record: { attributes: { type: obj.name, url: `/services/data/v${v}/sobjects/${obj.name}/${id}` }, Id: id },
+            })),
+            rule: r.matchRule,
+            size: matches.length,
+            success: true,
+          }],
+        },
+      };
+      return e;
     }
     return null;
   }
@@ -377,7 +441,8 @@ class Store {
     if (r.error) return r;
     const rec = { ...this.blank(obj), ...r.values };
     if (obj.hasOwner && rec.OwnerId == null) rec.OwnerId = ctx.userId || this.apiUserId;
-    const refused = this.requiredMissing(obj, rec) || this.ruleViolation(obj, rec) || this.duplicateOf(obj, rec, r.values);
+    const refused = this.requiredMissing(obj, rec) || this.ruleViolation(obj, rec) || this.duplicateOf(obj, rec, r.values) ||
+      this.duplicateRuleMatch(obj, rec, r.values, ctx);
     if (refused) return { error: refused };
     return { rec, changes: r.values, userId: ctx.userId || this.apiUserId };
   }
@@ -434,7 +499,8 @@ class Store {
     const r = this.validate(obj, body, 'update', { ...ctx, id: found.rec.Id });
     if (r.error) return r;
     const rec = { ...found.rec, ...r.values };
-    const refused = this.requiredMissing(obj, rec) || this.ruleViolation(obj, rec) || this.duplicateOf(obj, rec, r.values);
+    const refused = this.requiredMissing(obj, rec) || this.ruleViolation(obj, rec) || this.duplicateOf(obj, rec, r.values) ||
+      this.duplicateRuleMatch(obj, rec, r.values, ctx);
     if (refused) return { error: refused };
     return { id: found.rec.Id, rec, changes: r.values, userId: ctx.userId || this.apiUserId };
   }
