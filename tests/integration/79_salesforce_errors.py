@@ -473,6 +473,25 @@ refused("INSUFFICIENT_ACCESS_OR_READONLY, delete", "42501",
         "Error deleting contact %s: insufficient access rights on object id" % c[9], "INSUFFICIENT_ACCESS_OR_READONLY")
 control("/_fake/config", {"readonly_records": []})
 
+shy = contacts[17]
+acct = direct("SELECT id FROM salesforce.account WHERE id IS DISTINCT FROM (SELECT accountid FROM salesforce.contact "
+              "WHERE id = '%s') ORDER BY id LIMIT 1" % shy)
+control("/_fake/config", {"unshared_records": [acct]})
+refused("INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY (a lookup to an account not shared with the user)", "42501",
+        "UPDATE salesforce.contact SET accountid = %s WHERE id = %s", (acct, shy),
+        "Error updating contact %s: insufficient access rights on cross-reference id: %s" % (shy, acct[:15]),
+        "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY")
+control("/_fake/config", {"unshared_records": []})
+
+# the org's API switched off (an edition or profile without "API Enabled"): every call is 403
+# (only around the statement: the checks of what Salesforce holds use the API themselves)
+refused("API_DISABLED_FOR_ORG", "42501",
+        "UPDATE salesforce.contact SET title = %s WHERE id = %s", ("Offline", shy),
+        "Error updating contact %s: The REST API is not enabled for this Organization." % shy,
+        "API_DISABLED_FOR_ORG", status=403,
+        before_each=lambda: control("/_fake/config", {"api_disabled": True}),
+        after_each=lambda: control("/_fake/config", {"api_disabled": False}))
+
 # ---------------------------------------------------------------- try again
 control("/_fake/config", {"locked_records": [c[10]]})
 refused("UNABLE_TO_LOCK_ROW (a contact another transaction holds)", "40001",

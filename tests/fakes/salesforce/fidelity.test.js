@@ -302,6 +302,27 @@ test('duplicate rules: DUPLICATES_DETECTED with the matched records; allowSave=t
   await ctl('/_fake/reset', {});
 });
 
+test('unshared records and a disabled API: INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY, API_DISABLED_FOR_ORG', async () => {
+  const q = (soql) => api('GET', `/services/data/v${VERSION}/query?q=${encodeURIComponent(soql)}`);
+  const [contact] = (await q('SELECT Id FROM Contact ORDER BY Id LIMIT 1')).json.records.map((r) => r.Id);
+  const [acct] = (await q('SELECT Id FROM Account ORDER BY Id LIMIT 1')).json.records.map((r) => r.Id);
+  await ctl('/_fake/config', { unshared_records: [acct] });
+  const r = await api('PATCH', `/services/data/v${VERSION}/sobjects/Contact/${contact}`, { body: { AccountId: acct } });
+  assert.equal(r.status, 400);
+  assert.equal(r.json[0].errorCode, 'INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY');
+  assert.equal(r.json[0].message, `insufficient access rights on cross-reference id: ${acct.slice(0, 15)}`);
+  assert.deepEqual(r.json[0].fields, []);
+  assert.equal((await q(`SELECT Id FROM Account WHERE Id = '${acct}'`)).json.totalSize, 1); // reading is not restricted
+  await ctl('/_fake/config', { unshared_records: [], api_disabled: true });
+  for (const [m, p] of [['GET', `/services/data/v${VERSION}/sobjects/Contact/${contact}`], ['PATCH', `/services/data/v${VERSION}/sobjects/Contact/${contact}`]]) {
+    const d = await api(m, p, { body: m === 'PATCH' ? { Title: 'x' } : undefined });
+    assert.equal(d.status, 403);
+    assert.deepEqual(d.json, [{ message: 'The REST API is not enabled for this Organization.', errorCode: 'API_DISABLED_FOR_ORG' }]);
+  }
+  assert.equal((await api('GET', '/services/data/')).status, 200); // the version list needs no session
+  await ctl('/_fake/reset', {});
+});
+
 test('jsforce: OAuth2 refresh flow refreshes an expired token transparently', async () => {
   const c = new jsforce.Connection({
     oauth2: { loginUrl: URL_, clientId: 'fake-client-id', clientSecret: 'fake-client-secret' },

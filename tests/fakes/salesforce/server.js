@@ -47,6 +47,8 @@ const DEFAULT_CONFIG = () => ({
   validation_rules: [],
   readonly_records: [],
   duplicate_rules: [],
+  unshared_records: [],
+  api_disabled: false,
   locked_records: [],
   client_id: process.env.SF_FAKE_CLIENT_ID || 'fake-client-id',
   client_secret: process.env.SF_FAKE_CLIENT_SECRET || 'fake-client-secret',
@@ -865,6 +867,7 @@ function createFake(options = {}) {
     gzip: 'boolean', client_id: 'string', client_secret: 'string', refresh_token: 'string',
     username: 'string', password: 'string', expire_tokens: 'boolean', fault_seed: 'number',
     validation_rules: 'array', readonly_records: 'array', locked_records: 'array', duplicate_rules: 'array',
+    unshared_records: 'array', api_disabled: 'boolean',
   };
 
   function control(req, res, path) {
@@ -892,7 +895,7 @@ function createFake(options = {}) {
         }
         if (bad.length) return json(400, { error: `unknown or mistyped config keys: ${bad.join(', ')}`, known: CONFIG_TYPES });
         let policy = store.policy;
-        if (['validation_rules', 'readonly_records', 'locked_records', 'duplicate_rules'].some((k) => k in body)) {
+        if (['validation_rules', 'readonly_records', 'locked_records', 'duplicate_rules', 'unshared_records'].some((k) => k in body)) {
           try {
             policy = store.compilePolicy({ ...config, ...body });
           } catch (e) {
@@ -1091,6 +1094,11 @@ function createFake(options = {}) {
         req.fakeRoute = `${req.method} <invalid session>`;
         state.stats.faults.expired_token++;
         return send(req, res, 401, sfError('INVALID_SESSION_ID', 'Session expired or invalid'), { 'WWW-Authenticate': 'Token' });
+      }
+      if (config.api_disabled) {
+        // an org whose edition or profile lacks "API Enabled": every REST call is refused
+        req.fakeRoute = `${req.method} <api disabled>`;
+        return send(req, res, 403, sfError('API_DISABLED_FOR_ORG', 'The REST API is not enabled for this Organization.'));
       }
       return dataApi(req, res, parts.slice(2), auth);
     }

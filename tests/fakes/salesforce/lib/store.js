@@ -129,7 +129,8 @@ class Store {
   }
 
   // ------------------------------------------------------------ org setup (control API)
-  // Checks and compiles the knobs validation_rules, readonly_records and locked_records;
+  // Checks and compiles the knobs validation_rules, readonly_records, locked_records,
+  // unshared_records and duplicate_rules;
   // throws an Error whose message says what is wrong.
   compilePolicy(cfg) {
     const ids = (key) => {
@@ -182,7 +183,7 @@ class Store {
         matchRule: typeof r.match_rule === 'string' ? r.match_rule : `Standard_${obj.name}_Match_Rule_v1_1`,
       };
     });
-    return { rules, readonly: ids('readonly_records'), locked: ids('locked_records'), dupRules };
+    return { rules, readonly: ids('readonly_records'), locked: ids('locked_records'), unshared: ids('unshared_records'), dupRules };
   }
 
   // An update or delete of a record the integration user may not edit (sharing), or of one
@@ -378,6 +379,9 @@ class Store {
         const rec = this.get(target.name, id);
         if (!rec) return { error: err('INVALID_CROSS_REFERENCE_KEY', 'invalid cross reference id') };
         if (rec.IsDeleted) return { error: err('ENTITY_IS_DELETED', 'entity is deleted') };
+        if (this.policy.unshared.has(id)) {
+          return { error: err('INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY', `insufficient access rights on cross-reference id: ${id.slice(0, 15)}`) };
+        }
         if (field.name === 'OwnerId' && rec.IsActive === false) {
           return { error: err('INACTIVE_OWNER_OR_USER', `operation performed with inactive user [${id}] as owner of ${obj.label.toLowerCase()}`) };
         }
