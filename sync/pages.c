@@ -25,24 +25,20 @@
     "UPDATE apigres.sync_state SET cursor = $1, rows_loaded = rows_loaded + $2::bigint, updated_at = now() " \
     "WHERE sync = $3 AND collection = $4"
 
-/* The connection of slot s, opened if needed. The page statement runs with a generic plan:
- * planned for each page it costs about as much again as loading it, and its plan does not
- * depend on the values. */
-static PGconn *slot_conn(sync_worker *w, int s)
+/* The connection of slot s, opened if needed (NULL: err says why). The page statement runs
+ * with a generic plan: planned for each page it costs about as much again as loading it,
+ * and its plan does not depend on the values. */
+static PGconn *slot_conn(sync_worker *w, int s, char *err, size_t errlen)
 {
     page_slot *p = &w->page[s];
     if (p->db && PQstatus(p->db) == CONNECTION_OK)
         return p->db;
     if (p->db)
         PQfinish(p->db);
-    static const char *const keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {w->dsn, "apigres sync pages", "10", NULL};
-    p->db = PQconnectdbParams(keys, vals, 1);
     for (int i = 0; i < w->ncoll; i++)
         w->coll[i].page_prepared[s] = false;
-    if (PQstatus(p->db) != CONNECTION_OK)
-        return p->db; /* its error is the caller's to report */
-    PQclear(PQexec(p->db, "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan"));
+    p->db = worker_connect(w, "apigres sync pages",
+                           "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan", err, errlen);
     return p->db;
 }
 
@@ -146,10 +142,9 @@ int pages_send(sync_worker *w, const char *body, size_t body_len, const char *ve
     if (settle(w, s) < 0)
         return -1;
     collection *c = &w->coll[w->current];
-    PGconn *db = slot_conn(w, s);
-    if (PQstatus(db) != CONNECTION_OK) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "cannot connect as the service role: %s", PQerrorMessage(db));
+    char msg[300];
+    PGconn *db = slot_conn(w, s, msg, sizeof msg);
+    if (!db) {
         slot_failed(w, s, msg);
         return -1;
     }

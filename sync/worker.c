@@ -76,6 +76,22 @@ void worker_db_failed(sync_worker *w, const char *coll_name, const char *err)
 
 /* ---- connecting, the lease, the schema */
 
+PGconn *worker_connect(const sync_worker *w, const char *application_name, const char *settings, char *err,
+                       size_t errlen)
+{
+    static const char *const keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {w->dsn, application_name, "10", NULL};
+    PGconn *db = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(db) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect as the service role: %s", PQerrorMessage(db));
+        err[strcspn(err, "\n")] = '\0';
+        PQfinish(db);
+        return NULL;
+    }
+    PQclear(PQexec(db, settings));
+    return db;
+}
+
 static bool connect_db(sync_worker *w)
 {
     if (w->db && PQstatus(w->db) == CONNECTION_OK)
@@ -83,21 +99,11 @@ static bool connect_db(sync_worker *w)
     if (w->db)
         PQfinish(w->db);
     w->leased = w->ready = w->feed_ready = false;
-    static const char *const keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {w->dsn, "apigres sync", "10", NULL};
-    w->db = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(w->db) != CONNECTION_OK) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "cannot connect as the service role: %s", PQerrorMessage(w->db));
-        char *nl = strchr(msg, '\n');
-        if (nl)
-            *nl = '\0';
+    char msg[300];
+    if (!(w->db = worker_connect(w, "apigres sync", "SET client_min_messages = warning", msg, sizeof msg))) {
         log_warn("sync %s: %s", w->sc->name, msg);
-        PQfinish(w->db);
-        w->db = NULL;
         return false;
     }
-    PQclear(PQexec(w->db, "SET client_min_messages = warning"));
     return true;
 }
 

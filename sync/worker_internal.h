@@ -98,6 +98,10 @@ double worker_now(void);
 bool worker_stop_requested(sync_worker *w);
 void worker_advance(sync_worker *w);
 void worker_later(sync_worker *w, uint64_t ms);
+/* A connection to the database as the service role (w->dsn) named application_name, with
+ * settings run on it; NULL when it cannot be had (err: why, one line, no password). */
+PGconn *worker_connect(const sync_worker *w, const char *application_name, const char *settings, char *err,
+                       size_t errlen);
 /* Logs a failure and stores it in sync_state (of coll_name, or of every collection). */
 void worker_record_error(sync_worker *w, const char *coll_name, const char *message);
 /* A failed statement: rolls back, records it, and drops the connection if it is gone. */
