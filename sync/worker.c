@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "proxy/log.h"
+#include "sync/copy_rows.h"
 #include "sync/load.h"
 #include "sync/schema.h"
 #include "sync/state.h"
@@ -205,8 +206,9 @@ void worker_progress(sync_worker *w, const char *what)
 {
     collection *c = &w->coll[w->current];
     double t = worker_now() - w->started;
-    log_info("sync %s: %s backfill %s: %lld rows in %lld pages (%.0f rows/s), %lld loaded in all", w->sc->name,
-             c->spec->name, what, w->rows, w->pages, t > 0 ? (double)w->rows / t : 0.0, c->st.rows_loaded);
+    log_info("sync %s: %s backfill %s: %lld rows in %lld pages (%lld by COPY, %.0f rows/s), %lld loaded in all",
+             w->sc->name, c->spec->name, what, w->rows, w->pages, w->copied_pages, t > 0 ? (double)w->rows / t : 0.0,
+             c->st.rows_loaded);
     w->last_progress = worker_now();
 }
 
@@ -315,7 +317,7 @@ static void start_backfill(sync_worker *w, int i)
     if (!c->st.cursor[0])
         c->st.rows_loaded = 0;
     w->current = i;
-    w->pages = w->rows = w->page_seq = 0;
+    w->pages = w->rows = w->page_seq = w->copied_pages = w->copy_from = 0;
     w->page_failed = false;
     snprintf(w->send_cursor, sizeof w->send_cursor, "%s", c->st.cursor);
     w->started = w->last_progress = worker_now();
@@ -573,6 +575,7 @@ void worker_collection_clear(collection *c)
     free(c->delete_sql);
     free(c->sweep_sql);
     free(c->page_sql);
+    free(c->copy_sql);
     free(c->select_sql);
     salesforce_collection_free(c->owned);
     memset(c, 0, sizeof *c);
@@ -583,31 +586,9 @@ static void free_worker(sync_worker *w)
     for (int i = 0; i < w->ncoll; i++)
         worker_collection_clear(&w->coll[i]);
     salesforce_feed_free(w);
+    pages_close(w);
     pthread_mutex_destroy(&w->stop_lock);
     free(w);
-}
-
-/* A backfill page in one statement: its records ($1, $2 as load_upsert_list_sql takes them),
- * then the listing's cursor after it ($3; $4 rows) for sync $5 and collection $6, moved only
- * from the cursor before the page ($7). The cursor's row is taken after the upsert (the
- * update reads the upsert's rows), so pages load concurrently and wait only there for the
- * page ahead; the result says whether the cursor moved (pages.c). */
-static char *page_sql_of(const char *upsert_sql)
-{
-    if (!upsert_sql)
-        return NULL;
-    static const char head[] = "WITH page AS (\n",
-                      tail[] = "\nRETURNING 1)\n"
-                               "UPDATE apigres.sync_state s SET cursor = CASE WHEN s.cursor = $7 THEN $3 ELSE s.cursor END,\n"
-                               "  rows_loaded = s.rows_loaded + CASE WHEN s.cursor = $7 THEN $4::bigint ELSE 0 END,\n"
-                               "  updated_at = now()\n"
-                               "FROM (SELECT count(*) FROM page) n WHERE s.sync = $5 AND s.collection = $6\n"
-                               "RETURNING s.cursor = $3";
-    size_t len = sizeof head + strlen(upsert_sql) + sizeof tail;
-    char *s = malloc(len);
-    if (s)
-        snprintf(s, len, "%s%s%s", head, upsert_sql, tail);
-    return s;
 }
 
 char *worker_sql_of(int (*gen)(pgbuf *, const char *, const provider_collection *), const char *schema,
@@ -629,6 +610,9 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
     w->dsn = service_dsn;
     w->read_role = read_role;
     pthread_mutex_init(&w->stop_lock, NULL);
+    pgbuf_init(&w->copy_rows, PAGE_MAX_BYTES);
+    for (int s = 0; s < PAGE_CONNS; s++)
+        pgbuf_init(&w->page[s].body, PAGE_MAX_BYTES);
     for (const provider_collection *const *p = stripe_collections; sc->provider == SYNC_STRIPE && *p; p++) {
         if (!sync_config_has_collection(sc, (*p)->name))
             continue;
@@ -638,8 +622,9 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         c->delete_sql = worker_sql_of(load_delete_sql, sc->schema, *p);
         c->sweep_sql = worker_sql_of(load_sweep_sql, sc->schema, *p);
         char *list_sql = worker_sql_of(load_upsert_list_sql, sc->schema, *p);
-        c->page_sql = page_sql_of(list_sql);
+        c->page_sql = list_sql ? pages_upsert_sql(list_sql) : NULL;
         free(list_sql);
+        c->copy_sql = worker_sql_of(copy_rows_statement, sc->schema, *p); /* NULL: pages are upserted */
         if (!c->upsert_sql || !c->delete_sql || !c->sweep_sql || !c->page_sql) {
             log_error("sync %s: cannot build the statements for %s", sc->name, (*p)->name);
             free_worker(w);

@@ -31,13 +31,18 @@ struct salesforce_client;
 /* Backfill pages loaded at once: the database works on two while the API serves the next
  * (more gained nothing on two cores; see bench/backfill). */
 #define PAGE_CONNS 2
+/* The most a page's body may hold to be loaded with COPY (kept for the upsert meanwhile). */
+#define PAGE_MAX_BYTES (64u << 20)
 
 typedef struct page_slot {
     PGconn *db;   /* its own connection as the service role, opened on first use */
-    bool pending; /* its transaction is open: the upsert sent, the cursor not yet committed */
+    bool pending; /* its transaction is open: the page sent, the cursor not yet committed */
+    bool copied;  /* sent as COPY; body holds the page for the upsert, should COPY be refused */
     int rows;
     long long seq; /* listing order */
+    char version[32]; /* the version its records take (unix seconds) */
     char cursor[256], prev[256]; /* the cursor after the page, and before it */
+    pgbuf body;
 } page_slot;
 
 typedef struct collection {
@@ -45,6 +50,7 @@ typedef struct collection {
     provider_collection *owned; /* Salesforce: built from describe, freed with the worker */
     char *upsert_sql, *delete_sql, *sweep_sql;
     char *page_sql;             /* Stripe backfill: a page and its cursor (pages.c) */
+    char *copy_sql;             /* Stripe backfill: the COPY of a page's rows (copy_rows.h), or NULL */
     bool page_prepared[PAGE_CONNS]; /* page_sql is prepared on the page connection [i] */
     char *select_sql;           /* Salesforce: "SELECT <every field> FROM <Object>" */
     state_row st;
@@ -80,6 +86,9 @@ struct sync_worker {
     long long page_seq;  /* pages sent in this listing */
     char send_cursor[256]; /* the cursor after the last page sent */
     bool page_failed;    /* a page was refused: the listing ends unfinished */
+    pgbuf copy_rows;     /* the rows of the page being sent by COPY */
+    long long copy_from;    /* the first page_seq COPY is tried for again (after a refusal) */
+    long long copied_pages; /* pages of this listing loaded by COPY */
     /* the poll in progress */
     int uncommitted;
     bool in_tx, poll_failed;
@@ -123,6 +132,10 @@ int pages_send(sync_worker *w, const char *body, size_t body_len, const char *ve
 /* Waits for the pages in flight and moves the cursor past them, in listing order (not
  * past a failed page, nor any after it). 0, or -1 when one failed. */
 int pages_settle_all(sync_worker *w);
+/* The statement that loads a page with the upsert (load_upsert_list_sql's, $1 body, $2
+ * version) and moves the cursor ($3, $4 rows) of sync $5 and collection $6 from $7
+ * (malloc'd, NULL on failure). */
+char *pages_upsert_sql(const char *upsert_list_sql);
 /* Closes the page connections (an open page rolls back). */
 void pages_close(sync_worker *w);
 /* Frees a collection's statements (and its spec when owned) and zeroes it. */
