@@ -8,138 +8,11 @@
 #include <time.h>
 
 #include "sync/schema.h"
+#include "upstream/json_scan.h"
 
-#define MAX_DEPTH 64   /* nesting a page may have; deeper goes to the upsert */
 #define MAX_FIELDS 256 /* the most fields a collection may have to be loaded this way */
 
 static void put(pgbuf *out, const char *s) { pgbuf_put(out, s, strlen(s)); }
-
-/* ---- a JSON scanner that only finds where values are; it never builds them */
-
-typedef struct scan {
-    const char *p, *end;
-} scan;
-
-static void skip_ws(scan *s)
-{
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-        s->p++;
-}
-
-static bool take(scan *s, char c)
-{
-    skip_ws(s);
-    if (s->p >= s->end || *s->p != c)
-        return false;
-    s->p++;
-    return true;
-}
-
-static bool word(scan *s, const char *w, size_t n)
-{
-    if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0)
-        return false;
-    s->p += n;
-    return true;
-}
-
-/* A string at s->p: [*a, *b) is its content, escapes undecoded. */
-static bool string_span(scan *s, const char **a, const char **b)
-{
-    if (s->p >= s->end || *s->p != '"')
-        return false;
-    const char *p = s->p + 1;
-    while (p < s->end && *p != '"') {
-        if ((unsigned char)*p < 0x20)
-            return false;
-        if (*p == '\\' && ++p >= s->end)
-            return false;
-        p++;
-    }
-    if (p >= s->end)
-        return false;
-    *a = s->p + 1;
-    *b = p;
-    s->p = p + 1;
-    return true;
-}
-
-static bool is_digit(const scan *s) { return s->p < s->end && *s->p >= '0' && *s->p <= '9'; }
-
-/* A number at s->p: 'i' for an integer, 'n' for one with a fraction or an exponent, 0 for
- * none. */
-static char number(scan *s)
-{
-    char kind = 'i';
-    if (s->p < s->end && *s->p == '-')
-        s->p++;
-    if (!is_digit(s))
-        return 0;
-    if (*s->p++ != '0')
-        while (is_digit(s))
-            s->p++;
-    if (s->p < s->end && *s->p == '.') {
-        kind = 'n';
-        s->p++;
-        if (!is_digit(s))
-            return 0;
-        while (is_digit(s))
-            s->p++;
-    }
-    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
-        kind = 'n';
-        s->p++;
-        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
-            s->p++;
-        if (!is_digit(s))
-            return 0;
-        while (is_digit(s))
-            s->p++;
-    }
-    return kind;
-}
-
-/* Passes the value at s->p (after white space); returns its kind: '"' string, 'i' integer,
- * 'n' other number, 't' true, 'f' false, '0' null, '{' object or array; 0 when it is not
- * JSON this scanner takes. */
-static char skip_value(scan *s, int depth)
-{
-    skip_ws(s);
-    if (s->p >= s->end)
-        return 0;
-    const char *a, *b;
-    switch (*s->p) {
-    case '"':
-        return string_span(s, &a, &b) ? '"' : 0;
-    case 't':
-        return word(s, "true", 4) ? 't' : 0;
-    case 'f':
-        return word(s, "false", 5) ? 'f' : 0;
-    case 'n':
-        return word(s, "null", 4) ? '0' : 0;
-    case '{':
-    case '[': {
-        char close = *s->p == '{' ? '}' : ']';
-        if (depth >= MAX_DEPTH)
-            return 0;
-        s->p++;
-        if (take(s, close))
-            return '{';
-        do {
-            if (close == '}') {
-                skip_ws(s);
-                if (!string_span(s, &a, &b) || !take(s, ':'))
-                    return 0;
-            }
-            if (!skip_value(s, depth + 1))
-                return 0;
-        } while (take(s, ','));
-        return take(s, close) ? '{' : 0;
-    }
-    default:
-        return number(s);
-    }
-}
 
 /* ---- values as COPY's text format has them */
 
@@ -327,23 +200,22 @@ static int field_of(const provider_collection *c, const char *a, const char *b, 
 }
 
 /* One record (an object at s->p) as a row; false when it cannot be one. */
-static bool put_record(pgbuf *out, scan *s, const provider_collection *c, int id, const char *version, size_t vlen)
+static bool put_record(pgbuf *out, json_scan *s, const provider_collection *c, int id, const char *version, size_t vlen)
 {
     value v[MAX_FIELDS];
     memset(v, 0, sizeof v[0] * (size_t)c->nfields);
-    if (!take(s, '{'))
+    if (!json_scan_take(s, '{'))
         return false;
     int hint = 0;
-    if (!take(s, '}')) {
+    if (!json_scan_take(s, '}')) {
         do {
             const char *ka, *kb;
-            skip_ws(s);
-            if (!string_span(s, &ka, &kb) || memchr(ka, '\\', (size_t)(kb - ka)) || !take(s, ':'))
+            if (!json_scan_key(s, &ka, &kb) || memchr(ka, '\\', (size_t)(kb - ka)))
                 return false;
             int i = field_of(c, ka, kb, hint);
-            skip_ws(s);
+            json_scan_ws(s);
             const char *start = s->p;
-            char kind = skip_value(s, 1);
+            char kind = json_scan_value(s, 1);
             if (!kind)
                 return false;
             if (i >= 0) {
@@ -351,8 +223,8 @@ static bool put_record(pgbuf *out, scan *s, const provider_collection *c, int id
                 v[i] = (value){start, s->p, kind};
                 hint = i + 1;
             }
-        } while (take(s, ','));
-        if (!take(s, '}'))
+        } while (json_scan_take(s, ','));
+        if (!json_scan_take(s, '}'))
             return false;
     }
     if (v[id].kind != '"' || !put_json_string(out, v[id].a + 1, v[id].b - 1))
@@ -390,38 +262,37 @@ int copy_rows_of_list(pgbuf *out, const char *body, size_t len, const provider_c
     if (!vlen)
         return -1;
 
-    scan s = {body, body + len};
+    json_scan s = {body, body + len};
     int rows = -1; /* no "data" yet */
-    if (!take(&s, '{'))
+    if (!json_scan_take(&s, '{'))
         return -1;
-    if (take(&s, '}'))
+    if (json_scan_take(&s, '}'))
         return -1;
     do {
         const char *ka, *kb;
-        skip_ws(&s);
-        if (!string_span(&s, &ka, &kb) || !take(&s, ':'))
+        if (!json_scan_key(&s, &ka, &kb))
             return -1;
         if (kb - ka != 4 || memcmp(ka, "data", 4) != 0) {
-            if (!skip_value(&s, 1))
+            if (!json_scan_value(&s, 1))
                 return -1;
             continue;
         }
-        if (rows >= 0 || !take(&s, '['))
+        if (rows >= 0 || !json_scan_take(&s, '['))
             return -1; /* a second "data" */
         rows = 0;
-        if (take(&s, ']'))
+        if (json_scan_take(&s, ']'))
             continue;
         do {
             if (!put_record(out, &s, c, id, vtext, vlen))
                 return -1;
             rows++;
-        } while (take(&s, ','));
-        if (!take(&s, ']'))
+        } while (json_scan_take(&s, ','));
+        if (!json_scan_take(&s, ']'))
             return -1;
-    } while (take(&s, ','));
-    if (!take(&s, '}'))
+    } while (json_scan_take(&s, ','));
+    if (!json_scan_take(&s, '}'))
         return -1;
-    skip_ws(&s);
+    json_scan_ws(&s);
     return s.p == s.end && !out->failed ? rows : -1;
 }
 

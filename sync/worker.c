@@ -244,7 +244,7 @@ int worker_finish_backfill(sync_worker *w, collection *c)
 static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
 {
     sync_worker *w = ctx;
-    int n = cJSON_GetArraySize(data);
+    int n = stripe_list_page_count(l);
     if (n == 0)
         return pages_settle_all(w) < 0 ? 1 : worker_stop_requested(w);
     /* A page reflects upstream as of its arrival; versions are whole seconds (Stripe's
@@ -254,8 +254,7 @@ static int on_backfill_page(stripe_list *l, const cJSON *data, void *ctx)
     snprintf(version, sizeof version, "%.0f", floor(worker_now()) - 1);
     size_t body_len;
     const char *body = stripe_list_page_body(l, &body_len);
-    const char *last = json_string(cJSON_GetArrayItem(data, n - 1), "id");
-    if (pages_send(w, body, body_len, version, last ? last : "", n) < 0)
+    if (pages_send(w, body, body_len, version, stripe_list_cursor(l), n) < 0)
         return 1;
     return worker_stop_requested(w);
 }
@@ -329,7 +328,7 @@ static void start_backfill(sync_worker *w, int i)
              strcmp(c->spec->name, "subscription") == 0 ? "?status=all" : "");
     stripe_list_options o = {.base = w->sc->api_base, .path = path, .secret_key = w->sc->secret_key,
                              .starting_after = c->st.cursor[0] ? c->st.cursor : NULL,
-                             .priority = RATELIMIT_SYNC};
+                             .priority = RATELIMIT_SYNC, .unparsed = true};
     w->busy = true;
     if (!stripe_list_start(&w->target, &o, on_backfill_page, on_backfill_done, w)) {
         w->busy = false;

@@ -16,6 +16,7 @@ struct upstream_call {
     enum call_state state;
     enum ratelimit_priority prio;
     bool may_duplicate;
+    bool sending_now; /* in upstream_call_send_now: a failure must not be reported inside it */
     int attempts;
     uint64_t started_ms;
     upstream_done_cb cb;
@@ -123,6 +124,14 @@ static void start_attempt(upstream_call *c)
     c->attempts++;
     c->state = CALL_RUNNING;
     c->req = http_request_start(c->t->http, &c->opts, on_response, c);
+    if (!c->req && c->sending_now) {
+        /* tried again from the loop, which reports a second failure */
+        ratelimit_release(c->t->limit);
+        c->attempts--;
+        c->state = CALL_STARTING;
+        uv_timer_start(&c->timer, enqueue, 0, 0);
+        return;
+    }
     if (!c->req) {
         ratelimit_release(c->t->limit);
         http_response failed;
@@ -207,6 +216,18 @@ upstream_call *upstream_call_start(upstream_target *t, const http_options *opts,
     c->state = CALL_STARTING;
     uv_timer_start(&c->timer, enqueue, 0, 0);
     return c;
+}
+
+void upstream_call_send_now(upstream_call *c)
+{
+    if (c->state != CALL_STARTING)
+        return;
+    uv_timer_stop(&c->timer);
+    c->sending_now = true;
+    enqueue(&c->timer);
+    c->sending_now = false;
+    if (c->state == CALL_RUNNING)
+        http_client_flush(c->t->http);
 }
 
 void upstream_call_cancel(upstream_call *c)

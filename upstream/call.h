@@ -45,6 +45,10 @@ upstream_call *upstream_call_start(upstream_target *t, const http_options *opts,
                                    upstream_done_cb cb, void *data);
 /* Ends the call; its callback runs with HTTP_CANCELLED before this returns. */
 void upstream_call_cancel(upstream_call *call);
+/* Sends a call just started now rather than at the loop's next turn, when the rate limit
+ * grants it at once: for a caller about to be busy for a while, so that the API works on
+ * it meanwhile. Its callback still runs from the loop, never inside this function. */
+void upstream_call_send_now(upstream_call *call);
 /* A random version-4 UUID, for Idempotency-Key headers. */
 void upstream_idempotency_key(char out[37]);
 

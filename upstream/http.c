@@ -316,6 +316,14 @@ fail:
 
 void http_request_cancel(http_request *req) { request_finish(req, HTTP_CANCELLED, CURLE_OK); }
 
+void http_client_flush(http_client *hc)
+{
+    int running;
+    curl_multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    /* whatever that finished is reported from the loop, as always */
+    uv_timer_start(&hc->timer, on_timeout, 0, 0);
+}
+
 int http_response_header(const http_response *resp, const char *name, char *out, size_t outlen)
 {
     size_t namelen = strlen(name);

@@ -70,6 +70,10 @@ http_request *http_request_start(http_client *hc, const http_options *opts, http
                                  void *data);
 /* Ends a request early; its callback runs with HTTP_CANCELLED before this returns. */
 void http_request_cancel(http_request *req);
+/* Hands the requests started since the loop last ran to the network now instead of at the
+ * loop's next turn: for a caller about to be busy for a while. Completions are still
+ * reported from the loop. Not from inside a libcurl callback. */
+void http_client_flush(http_client *hc);
 /* The value of header name (case-insensitive) in the response, copied into out; 0 or -1. */
 int http_response_header(const http_response *resp, const char *name, char *out, size_t outlen);
 int http_client_in_flight(const http_client *hc);

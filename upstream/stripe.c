@@ -8,6 +8,7 @@
 
 #include "upstream/form.h"
 #include "upstream/json.h"
+#include "upstream/json_scan.h"
 
 static bool starts_with(const char *s, const char *prefix)
 {
@@ -115,10 +116,14 @@ struct stripe_list {
     char auth[256];
     char cursor[256];
     bool oldest_first; /* ending_before paging: towards newer objects */
+    bool unparsed;
+    bool prefetched; /* the next page is asked for already */
+    bool stopped;    /* the caller stopped meanwhile: its arrival (or cancellation) ends the listing */
     enum ratelimit_priority priority;
     int limit;
     int pages;
     const pgbuf *page_body; /* during on_page */
+    int page_count;         /* during on_page */
 };
 
 static void list_free(stripe_list *l)
@@ -129,6 +134,7 @@ static void list_free(stripe_list *l)
 }
 
 static void list_fetch(stripe_list *l);
+static upstream_call *list_request(stripe_list *l);
 
 /* Whether a failed list request names its own cursor as missing: the object it pointed
  * at was deleted, or (for events) has passed the retention period. */
@@ -167,16 +173,129 @@ static void reverse_array(cJSON *items)
     items->child = head;
 }
 
+/* A list page read without building it: its record count, the id of its last record
+ * (in id[idlen]) and has_more. false when it holds anything this cannot tell for sure (an
+ * id with escapes, a second "data"): the page is parsed then. */
+static bool scan_page(const char *body, size_t len, int *count, char *id, size_t idlen, bool *more)
+{
+    json_scan s = {body, body + len};
+    const char *a, *b, *last = NULL;
+    int n = -1;
+    *more = false;
+    if (!json_scan_take(&s, '{') || json_scan_take(&s, '}'))
+        return false;
+    do {
+        if (!json_scan_key(&s, &a, &b))
+            return false;
+        if (b - a == 8 && memcmp(a, "has_more", 8) == 0) {
+            json_scan_ws(&s);
+            char kind = json_scan_value(&s, 1);
+            if (!kind)
+                return false;
+            *more = kind == 't';
+        } else if (b - a == 4 && memcmp(a, "data", 4) == 0) {
+            if (n >= 0 || !json_scan_take(&s, '['))
+                return false;
+            n = 0;
+            if (json_scan_take(&s, ']'))
+                continue;
+            do {
+                json_scan_ws(&s);
+                last = s.p;
+                if (json_scan_value(&s, 1) != '{')
+                    return false;
+                n++;
+            } while (json_scan_take(&s, ','));
+            if (!json_scan_take(&s, ']'))
+                return false;
+        } else if (!json_scan_value(&s, 1)) {
+            return false;
+        }
+    } while (json_scan_take(&s, ','));
+    if (!json_scan_take(&s, '}') || n < 0)
+        return false;
+    json_scan_ws(&s);
+    if (s.p != s.end)
+        return false;
+    id[0] = '\0';
+    *count = n;
+    if (!last)
+        return true;
+    /* the last record's own "id" (the last one, should it repeat, as a parser keeps) */
+    s = (json_scan){last + 1, body + len};
+    if (json_scan_take(&s, '}'))
+        return true;
+    do {
+        if (!json_scan_key(&s, &a, &b))
+            return false;
+        json_scan_ws(&s);
+        const char *v = s.p;
+        char kind = json_scan_value(&s, 1);
+        if (b - a == 2 && memcmp(a, "id", 2) == 0) {
+            if (kind != '"' || memchr(v, '\\', (size_t)(s.p - v)) || (size_t)(s.p - v - 2) >= idlen)
+                return false;
+            memcpy(id, v + 1, (size_t)(s.p - v - 2));
+            id[s.p - v - 2] = '\0';
+        }
+    } while (json_scan_take(&s, ','));
+    return true;
+}
+
+/* After a page: the next one, or the end. */
+static void list_next(stripe_list *l, bool more, int stop)
+{
+    if (more && !stop) {
+        list_fetch(l);
+        return;
+    }
+    l->on_done(l, NULL, l->pages, l->ctx);
+    list_free(l);
+}
+
 static void on_list_page(upstream_call *call, http_response *resp, int attempts, void *data)
 {
     stripe_list *l = data;
     upstream_error err;
+    l->prefetched = false;
+    if (l->stopped) {
+        l->on_done(l, NULL, l->pages, l->ctx);
+        list_free(l);
+        return;
+    }
     if (resp->outcome != HTTP_OK || resp->status != 200) {
         stripe_error_from_response(resp, &err);
         if (cursor_missing(resp))
             err.not_found = true;
         l->on_done(l, &err, l->pages, l->ctx);
         list_free(l);
+        return;
+    }
+    int count = 0;
+    bool more;
+    char id[sizeof l->cursor];
+    if (l->unparsed && !l->oldest_first && scan_page(resp->body.data, resp->body.len, &count, id, sizeof id, &more)) {
+        l->pages++;
+        more = more && id[0];
+        if (id[0])
+            memcpy(l->cursor, id, sizeof l->cursor);
+        /* the next page is asked for before this one is handed over: the API serves it
+         * while the caller loads this one */
+        upstream_call *next = more ? list_request(l) : NULL;
+        if (next)
+            upstream_call_send_now(next);
+        l->prefetched = next != NULL;
+        l->page_body = &resp->body;
+        l->page_count = count;
+        int stop = l->on_page(l, NULL, l->ctx);
+        l->page_body = NULL;
+        if (!l->prefetched) {
+            list_next(l, more, stop);
+        } else if (stop) {
+            /* the page asked for ahead ends the listing: cancelled, it does so now (and
+             * frees l) */
+            l->stopped = true;
+            upstream_call_cancel(next);
+        }
         return;
     }
     cJSON *root = cJSON_ParseWithLength(resp->body.data, resp->body.len);
@@ -195,22 +314,19 @@ static void on_list_page(upstream_call *call, http_response *resp, int attempts,
         reverse_array((cJSON *)items);
     const cJSON *last = cJSON_GetArrayItem(items, cJSON_GetArraySize(items) - 1);
     const char *last_id = cJSON_IsObject(last) ? json_string(last, "id") : NULL;
-    bool more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "has_more")) && last_id;
+    more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "has_more")) && last_id;
     if (last_id)
         snprintf(l->cursor, sizeof l->cursor, "%s", last_id);
     l->page_body = &resp->body;
+    l->page_count = cJSON_GetArraySize(items);
     int stop = l->on_page(l, items, l->ctx);
     l->page_body = NULL;
     cJSON_Delete(root);
-    if (more && !stop) {
-        list_fetch(l);
-        return;
-    }
-    l->on_done(l, NULL, l->pages, l->ctx);
-    list_free(l);
+    list_next(l, more, stop);
 }
 
-static void list_fetch(stripe_list *l)
+/* Starts the request for the page after l->cursor; NULL when it could not be. */
+static upstream_call *list_request(stripe_list *l)
 {
     pgbuf url;
     pgbuf_init(&url, 8192);
@@ -229,12 +345,17 @@ static void list_fetch(stripe_list *l)
     http_options o = {.method = "GET", .url = url.data, .headers = headers};
     upstream_call *c = url.failed ? NULL : upstream_call_start(l->t, &o, l->priority, false, on_list_page, l);
     pgbuf_free(&url);
-    if (!c) {
-        upstream_error err;
-        upstream_error_set(&err, "53200", "out of memory starting a stripe list request", NULL);
-        l->on_done(l, &err, l->pages, l->ctx);
-        list_free(l);
-    }
+    return c;
+}
+
+static void list_fetch(stripe_list *l)
+{
+    if (list_request(l))
+        return;
+    upstream_error err;
+    upstream_error_set(&err, "53200", "out of memory starting a stripe list request", NULL);
+    l->on_done(l, &err, l->pages, l->ctx);
+    list_free(l);
 }
 
 stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
@@ -253,6 +374,7 @@ stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
     l->limit = o->limit > 0 && o->limit <= 100 ? o->limit : 100;
     snprintf(l->auth, sizeof l->auth, "Authorization: Bearer %s", o->secret_key);
     l->oldest_first = o->ending_before != NULL;
+    l->unparsed = o->unparsed;
     if (o->starting_after || o->ending_before)
         snprintf(l->cursor, sizeof l->cursor, "%s", l->oldest_first ? o->ending_before : o->starting_after);
     if (!l->base || !l->path) {
@@ -264,6 +386,8 @@ stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
 }
 
 const char *stripe_list_cursor(const stripe_list *l) { return l->cursor; }
+
+int stripe_list_page_count(const stripe_list *l) { return l->page_count; }
 
 const char *stripe_list_page_body(const stripe_list *l, size_t *len)
 {

@@ -54,7 +54,8 @@ int stripe_delete(stripe_client *sc, const struct provider_collection *c, const 
  * cursor is always the newest object handed over: how /v1/events is followed. */
 
 typedef struct stripe_list stripe_list;
-/* One page's "data" array (borrowed, valid during the call). Return nonzero to stop. */
+/* One page's "data" array (borrowed, valid during the call), or NULL for a page handed
+ * over unparsed (stripe_list_options.unparsed). Return nonzero to stop. */
 typedef int (*stripe_page_cb)(stripe_list *l, const cJSON *data, void *ctx);
 /* The end: err is NULL after the last page, else why the listing stopped;
  * err->not_found means the cursor object no longer exists upstream (deleted, or an event
@@ -69,6 +70,13 @@ typedef struct stripe_list_options {
     const char *ending_before;  /* or: list the objects newer than this id, oldest first */
     enum ratelimit_priority priority;
     int limit;                 /* page size, 1..100; 0 = 100, the largest Stripe allows */
+    /* Hand pages over without building their JSON (data NULL): for a caller that needs
+     * only the body (stripe_list_page_body) and its count (stripe_list_page_count). A page
+     * whose records cannot be counted that way is parsed and handed over as usual. The
+     * next page is then asked for before the current one is handed over, so the API
+     * serves it while the caller works; a caller that stops has it cancelled. Not with
+     * ending_before. */
+    bool unparsed;
 } stripe_list_options;
 
 /* Starts listing; callbacks run on the loop. Returns NULL on allocation failure. */
@@ -77,6 +85,8 @@ stripe_list *stripe_list_start(upstream_target *t, const stripe_list_options *o,
 /* The page being handed over as the API sent it (the whole response body, *len bytes, not
  * NUL-terminated); only during the page callback. */
 const char *stripe_list_page_body(const stripe_list *l, size_t *len);
+/* The number of records in the page being handed over; only during the page callback. */
+int stripe_list_page_count(const stripe_list *l);
 /* The id of the last object handed over: where a resumed listing starts. Borrowed. */
 const char *stripe_list_cursor(const stripe_list *l);
 
