@@ -15,7 +15,7 @@ LIB_SRC   := $(filter-out proxy/main.c,$(PROXY_SRC)) $(wildcard upstream/*.c syn
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/unit_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
-FUZZ_BINS := $(BUILD)/fuzz/fuzz_pgwire $(BUILD)/fuzz/fuzz_classify
+FUZZ_BINS := $(BUILD)/fuzz/fuzz_pgwire $(BUILD)/fuzz/fuzz_classify $(BUILD)/fuzz/fuzz_copy_rows
 TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test test-programs check-asan run bench bench-upstream bench-backfill bench-writes fuzz clean
@@ -93,6 +93,12 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c proxy/pgwire.c proxy/pgwire.h
 $(BUILD)/fuzz/fuzz_classify: tests/fuzz/fuzz_classify.c parser/classify.c parser/classify.h parser/format.c parser/format.h parser/rewrite.c parser/rewrite.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< parser/classify.c parser/format.c parser/rewrite.c -lpg_query
+
+COPY_ROWS_SRC := sync/copy_rows.c sync/schema.c upstream/json_scan.c upstream/stripe_collections.c \
+                 upstream/provider.c upstream/error.c proxy/pgwire.c
+$(BUILD)/fuzz/fuzz_copy_rows: tests/fuzz/fuzz_copy_rows.c $(COPY_ROWS_SRC) sync/copy_rows.h upstream/json_scan.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< $(COPY_ROWS_SRC) -lcjson
 
 fuzz: deps $(FUZZ_BINS)
 	@for t in $(FUZZ_BINS); do \

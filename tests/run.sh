@@ -64,7 +64,7 @@ for t in "$TEST_BIN"/unit_*; do
 done
 
 # --- a short fuzz run of the entry points that read untrusted bytes (make fuzz runs longer)
-for target in pgwire classify; do
+for target in pgwire classify copy_rows; do
   [ "${SKIP_UNIT:-0}" = 1 ] && break
   fuzzer=$BUILD/fuzz/fuzz_$target
   [ -x "$fuzzer" ] || continue
