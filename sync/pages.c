@@ -111,6 +111,7 @@ static int settle(sync_worker *w, int s)
         log_debug("sync %s: page %lld: COPY refused (%s), loading it with the upsert", w->sc->name, p->seq, state);
         if (strcmp(state, "23505") == 0)
             w->copy_from = w->page_seq + COPY_RETRY_PAGES;
+        p->copied = false;
         if (send_upsert(w, s, p->db, p->body.data, p->body.len) < 0)
             return -1;
         advanced = read_results(p->db, err, sizeof err, state);
@@ -205,9 +206,11 @@ static int send_upsert(sync_worker *w, int s, PGconn *db, const char *body, size
 static int cursor_step_sql(pgbuf *out, const char *after, const char *prev, const char *cursor, const char *rows,
                            const char *sync, const char *coll)
 {
-    const char *parts[] = {"UPDATE apigres.sync_state s SET cursor = CASE WHEN s.cursor = ", prev, " THEN ", cursor, " ELSE s.cursor END,\n  rows_loaded = s.rows_loaded + CASE WHEN s.cursor = ",
-                           prev, " THEN ", rows, "::bigint ELSE 0 END,\n  updated_at = now()\n", after,
-                           " WHERE s.sync = ", sync, " AND s.collection = ", coll, "\nRETURNING s.cursor = ", cursor};
+    const char *parts[] = {
+        "UPDATE apigres.sync_state s SET cursor = CASE WHEN s.cursor = ", prev, " THEN ", cursor, " ELSE s.cursor END,\n"
+        "  rows_loaded = s.rows_loaded + CASE WHEN s.cursor = ", prev, " THEN ", rows, "::bigint ELSE 0 END,\n"
+        "  updated_at = now()\n", after, " WHERE s.sync = ", sync, " AND s.collection = ", coll,
+        "\nRETURNING s.cursor = ", cursor};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         pgbuf_put(out, parts[i], strlen(parts[i]));
     pgbuf_put_byte(out, 0);
@@ -238,7 +241,8 @@ static int send_copy(sync_worker *w, int s, PGconn *db, const char *body, size_t
     pgbuf_put(&q, c->copy_sql, strlen(c->copy_sql));
     pgbuf_put(&q, "; ", 2);
     copy_rows_tombstones_sql(&q, w->sc->schema, c->spec, version);
-    q.len--; /* its NUL */
+    if (q.len)
+        q.len--; /* its NUL */
     char rows[32];
     snprintf(rows, sizeof rows, "%d", slot->rows);
     char *prev = PQescapeLiteral(db, slot->prev, strlen(slot->prev)),
@@ -269,7 +273,8 @@ static int send_copy(sync_worker *w, int s, PGconn *db, const char *body, size_t
         /* refused before any row (the table changed shape?): the upsert will say */
         char err[512], state[6];
         read_results(db, err, sizeof err, state);
-        log_debug("sync %s: page %lld: COPY not started (%s), loading it with the upsert", w->sc->name, slot->seq, state);
+        log_debug("sync %s: page %lld: COPY not started (%s), loading it with the upsert", w->sc->name, slot->seq,
+                  state);
         if (PQstatus(db) != CONNECTION_OK) {
             slot_failed(w, s, err[0] ? err : PQerrorMessage(db));
             return -1;

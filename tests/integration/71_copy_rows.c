@@ -123,8 +123,8 @@ static void put_record(pgbuf *b, const provider_collection *c, const char *id, c
 }
 
 static const kind_values awkward = {
-    .text = "\"tab\\there \\\"q\\\" back\\\\slash\\nnew line\\r\\n\\/ \\b\\f \\u00e9\\u20AC \\ud83d\\ude00 raw \xc3\xa9 "
-            "\\\\N \\\\t\"",
+    .text = "\"tab\\there \\\"q\\\" back\\\\slash\\nnew line\\r\\n\\/ \\b\\f "
+            "\\u00e9\\u20AC \\ud83d\\ude00 raw \xc3\xa9 \\\\N \\\\t\"",
     .bigint = "9007199254740993",
     .numeric = "-12.3400",
     .boolean = "true",
@@ -273,8 +273,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < 70; i++)
         strcat(deep, "]");
     declined(deep, "nesting deeper than 64");
-    const char *bad[] = {"{\"object\": \"list\"}", "{\"data\": [{\"id\": \"cus_1\"}]", "{\"data\": [{\"id\": \"cus_1\"}]} x",
-                         "{\"data\": [], \"data\": [{\"id\": \"cus_1\"}]}", "[]", ""};
+    const char *bad[] = {"{\"object\": \"list\"}",
+                         "{\"data\": [{\"id\": \"cus_1\"}]",
+                         "{\"data\": [{\"id\": \"cus_1\"}]} x",
+                         "{\"data\": [], \"data\": [{\"id\": \"cus_1\"}]}",
+                         "[]",
+                         ""};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         pgbuf rows;
         pgbuf_init(&rows, 1u << 20);
