@@ -179,13 +179,6 @@ static double wall_now(void)
 
 static void put(pgbuf *b, const char *s) { pgbuf_put(b, s, strlen(s)); }
 
-static void put_table(pgbuf *b, const char *schema, const char *table)
-{
-    schema_quote_ident(b, schema);
-    pgbuf_put_byte(b, '.');
-    schema_quote_ident(b, table);
-}
-
 /* {"a","b"}: a text[] literal's text. */
 static void put_array_text(pgbuf *b, char *const *ids, size_t n)
 {
@@ -690,7 +683,7 @@ static void probe_sql(write_job *j, pgbuf *sql)
     switch (j->rw->kind) {
     case REWRITE_UPDATE:
         put(sql, "UPDATE ONLY ");
-        put_table(sql, j->schema, j->table);
+        schema_quote_table(sql, j->schema, j->table);
         put(sql, " AS t SET ");
         for (size_t c = 0; c < j->rw->n_columns; c++) {
             if (c)
@@ -718,7 +711,7 @@ static void probe_sql(write_job *j, pgbuf *sql)
         break;
     case REWRITE_INSERT:
         put(sql, "INSERT INTO ");
-        put_table(sql, j->schema, j->table);
+        schema_quote_table(sql, j->schema, j->table);
         put(sql, " (id");
         for (size_t c = 0; c < j->rw->n_columns; c++) {
             if (strcmp(j->rw->columns[c], "id") == 0)
@@ -742,7 +735,7 @@ static void probe_sql(write_job *j, pgbuf *sql)
         break;
     default:
         put(sql, "DELETE FROM ONLY ");
-        put_table(sql, j->schema, j->table);
+        schema_quote_table(sql, j->schema, j->table);
         put(sql, " WHERE id IN (");
         for (size_t r = 0; r < j->nrows; r++) {
             if (r)

@@ -245,19 +245,9 @@ static bool put_record(pgbuf *out, json_scan *s, const provider_collection *c, i
     return true;
 }
 
-/* The index of the field whose column is id, or -1. */
-static int id_field(const provider_collection *c)
-{
-    char col[64];
-    for (int i = 0; i < c->nfields; i++)
-        if (schema_column_name(c->fields[i].name, col, sizeof col) == 0 && strcmp(col, "id") == 0)
-            return i;
-    return -1;
-}
-
 int copy_rows_of_list(pgbuf *out, const char *body, size_t len, const provider_collection *c, long long version)
 {
-    int id = id_field(c);
+    int id = schema_id_field(c);
     if (id < 0 || c->nfields > MAX_FIELDS || c->version_field)
         return -1;
     char vtext[48];
@@ -301,14 +291,12 @@ int copy_rows_of_list(pgbuf *out, const char *body, size_t len, const provider_c
 
 int copy_rows_statement(pgbuf *out, const char *schema, const provider_collection *c)
 {
-    int id = id_field(c);
+    int id = schema_id_field(c);
     if (id < 0 || c->version_field || c->nfields > MAX_FIELDS)
         return -1;
     char col[64];
     put(out, "COPY ");
-    schema_quote_ident(out, schema);
-    pgbuf_put_byte(out, '.');
-    schema_quote_ident(out, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, " (id");
     for (int i = 0; i < c->nfields; i++) {
         if (i == id || schema_column_name(c->fields[i].name, col, sizeof col) < 0)
@@ -323,15 +311,12 @@ int copy_rows_statement(pgbuf *out, const char *schema, const provider_collectio
 
 void copy_rows_tombstones_sql(pgbuf *out, const char *schema, const provider_collection *c, long long version)
 {
-    char tbl[200], v[32];
-    snprintf(tbl, sizeof tbl, "%s.%s", schema, c->name);
+    char v[32];
     snprintf(v, sizeof v, "%lld", version);
     put(out, "DELETE FROM ");
-    schema_quote_ident(out, schema);
-    pgbuf_put_byte(out, '.');
-    schema_quote_ident(out, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, " AS t USING " SCHEMA_SERVICE ".tombstones d WHERE d.tbl = ");
-    schema_quote_literal(out, tbl);
+    schema_tombstone_table(out, schema, c->name);
     put(out, " AND d.id = t.id AND d.version >= to_timestamp(");
     put(out, v);
     put(out, ") AND t.xmin = pg_current_xact_id()::xid");

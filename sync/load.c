@@ -8,13 +8,6 @@
 
 static void put(pgbuf *out, const char *s) { pgbuf_put(out, s, strlen(s)); }
 
-static void put_table(pgbuf *out, const char *schema, const provider_collection *c)
-{
-    schema_quote_ident(out, schema);
-    pgbuf_put_byte(out, '.');
-    schema_quote_ident(out, c->name);
-}
-
 /* r->>'Field' (or r->'Field') converted to the column's type. */
 static void put_value(pgbuf *out, const provider_collection *c, const provider_field *f)
 {
@@ -53,26 +46,17 @@ static void put_version(pgbuf *out, const provider_collection *c)
     }
 }
 
-/* 'schema.table' as the tombstones name it. */
-static void put_tbl_literal(pgbuf *out, const char *schema, const provider_collection *c)
-{
-    char tbl[200];
-    snprintf(tbl, sizeof tbl, "%s.%s", schema, c->name);
-    schema_quote_literal(out, tbl);
-}
 
 static int put_upsert(pgbuf *out, const char *schema, const provider_collection *c, const char *records)
 {
     char col[64];
-    const provider_field *id = NULL;
-    for (int i = 0; i < c->nfields; i++) {
+    for (int i = 0; i < c->nfields; i++)
         if (schema_column_name(c->fields[i].name, col, sizeof col) < 0)
             return -1;
-        if (strcmp(col, "id") == 0)
-            id = &c->fields[i];
-    }
+    int id_index = schema_id_field(c);
+    const provider_field *id = id_index >= 0 ? &c->fields[id_index] : NULL;
     put(out, "INSERT INTO ");
-    put_table(out, schema, c);
+    schema_quote_table(out, schema, c->name);
     put(out, " AS t (id");
     for (int i = 0; i < c->nfields; i++) {
         if (&c->fields[i] == id)
@@ -95,7 +79,7 @@ static int put_upsert(pgbuf *out, const char *schema, const provider_collection 
     put(out, records);
     put(out, ") AS r\n"
              "WHERE NOT EXISTS (SELECT FROM " SCHEMA_SERVICE ".tombstones d WHERE d.tbl = ");
-    put_tbl_literal(out, schema, c);
+    schema_tombstone_table(out, schema, c->name);
     put(out, " AND d.id = r->>");
     schema_quote_literal(out, id ? id->name : "id");
     put(out, " AND d.version >= ");
@@ -146,7 +130,7 @@ int load_upsert_list_sql(pgbuf *out, const char *schema, const provider_collecti
 int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c)
 {
     put(out, "DELETE FROM ");
-    put_table(out, schema, c);
+    schema_quote_table(out, schema, c->name);
     put(out, " WHERE id = $1 AND (" SCHEMA_COL_UPDATED_AT " IS NULL OR " SCHEMA_COL_UPDATED_AT
              " <= to_timestamp($2::double precision))");
     pgbuf_put_byte(out, 0);
@@ -156,7 +140,7 @@ int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c
 int load_delete_listed_sql(pgbuf *out, const char *schema, const provider_collection *c)
 {
     put(out, "DELETE FROM ");
-    put_table(out, schema, c);
+    schema_quote_table(out, schema, c->name);
     put(out, " AS t USING jsonb_array_elements($1::jsonb) AS d WHERE t.id = d->>'id' AND (t."
              SCHEMA_COL_UPDATED_AT " IS NULL OR t." SCHEMA_COL_UPDATED_AT " <= (d->>'deletedDate')::timestamptz)");
     pgbuf_put_byte(out, 0);
@@ -166,7 +150,7 @@ int load_delete_listed_sql(pgbuf *out, const char *schema, const provider_collec
 int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c)
 {
     put(out, "DELETE FROM ");
-    put_table(out, schema, c);
+    schema_quote_table(out, schema, c->name);
     put(out, " WHERE " SCHEMA_COL_SYNCED_AT " < $1::timestamptz AND (" SCHEMA_COL_UPDATED_AT " IS NULL OR "
              SCHEMA_COL_UPDATED_AT " < $1::timestamptz)");
     pgbuf_put_byte(out, 0);
@@ -203,16 +187,16 @@ int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_coll
         put(out, upsert.data);
         put(out, ";\n  END IF;\n"
                  "  IF cardinality($3) > 0 THEN\n    DELETE FROM ");
-        put_table(out, schema, c);
+        schema_quote_table(out, schema, c->name);
         put(out, " WHERE id = ANY ($3);\n"
                  /* the feed must not bring them back with an older version; a month is
                   * longer than any feed keeps its events */
                  "    INSERT INTO " SCHEMA_SERVICE ".tombstones (tbl, id, version) SELECT ");
-        put_tbl_literal(out, schema, c);
+        schema_tombstone_table(out, schema, c->name);
         put(out, ", unnest($3), to_timestamp($2)\n"
                  "      ON CONFLICT (tbl, id) DO UPDATE SET version = greatest(tombstones.version, excluded.version);\n"
                  "    DELETE FROM " SCHEMA_SERVICE ".tombstones WHERE tbl = ");
-        put_tbl_literal(out, schema, c);
+        schema_tombstone_table(out, schema, c->name);
         put(out, " AND version < now() - interval '31 days';\n  END IF;\nEND\n$mirror$;\n");
     }
     pgbuf_free(&upsert);

@@ -1,6 +1,7 @@
 /* schema: see schema.h. */
 #include "sync/schema.h"
 
+#include <stdio.h>
 #include <string.h>
 
 int schema_column_name(const char *field, char *out, size_t outlen)
@@ -37,11 +38,27 @@ void schema_quote_literal(pgbuf *out, const char *text)
     pgbuf_put_byte(out, '\'');
 }
 
-static void put_table(pgbuf *out, const char *schema, const char *table)
+void schema_quote_table(pgbuf *out, const char *schema, const char *table)
 {
     schema_quote_ident(out, schema);
     pgbuf_put_byte(out, '.');
     schema_quote_ident(out, table);
+}
+
+void schema_tombstone_table(pgbuf *out, const char *schema, const char *table)
+{
+    char tbl[200];
+    snprintf(tbl, sizeof tbl, "%s.%s", schema, table);
+    schema_quote_literal(out, tbl);
+}
+
+int schema_id_field(const provider_collection *c)
+{
+    char col[64];
+    for (int i = 0; i < c->nfields; i++)
+        if (schema_column_name(c->fields[i].name, col, sizeof col) == 0 && strcmp(col, "id") == 0)
+            return i;
+    return -1;
 }
 
 void schema_service_sql(pgbuf *out)
@@ -98,14 +115,14 @@ int schema_collection_sql(pgbuf *out, const char *schema, const provider_collect
     put(out, "CREATE SCHEMA IF NOT EXISTS ");
     schema_quote_ident(out, schema);
     put(out, ";\nCREATE TABLE IF NOT EXISTS ");
-    put_table(out, schema, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, " (id text PRIMARY KEY, " SCHEMA_COL_UPDATED_AT " timestamptz, " SCHEMA_COL_SYNCED_AT
              " timestamptz NOT NULL DEFAULT now());\n");
 
     /* one ALTER for every field: a field that is new upstream becomes a column (and a
      * table made before, by an older version or by hand, gets the metadata columns) */
     put(out, "ALTER TABLE ");
-    put_table(out, schema, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, "\n  ADD COLUMN IF NOT EXISTS " SCHEMA_COL_UPDATED_AT " timestamptz,\n  ADD COLUMN IF NOT EXISTS "
              SCHEMA_COL_SYNCED_AT " timestamptz NOT NULL DEFAULT now()");
     for (int i = 0; i < c->nfields; i++) {
@@ -121,7 +138,7 @@ int schema_collection_sql(pgbuf *out, const char *schema, const provider_collect
 
     if (c->description) {
         put(out, "COMMENT ON TABLE ");
-        put_table(out, schema, c->name);
+        schema_quote_table(out, schema, c->name);
         put(out, " IS ");
         schema_quote_literal(out, c->description);
         put(out, ";\n");
@@ -131,7 +148,7 @@ int schema_collection_sql(pgbuf *out, const char *schema, const provider_collect
             continue;
         schema_column_name(c->fields[i].name, col, sizeof col);
         put(out, "COMMENT ON COLUMN ");
-        put_table(out, schema, c->name);
+        schema_quote_table(out, schema, c->name);
         pgbuf_put_byte(out, '.');
         schema_quote_ident(out, col);
         put(out, " IS ");
@@ -139,24 +156,24 @@ int schema_collection_sql(pgbuf *out, const char *schema, const provider_collect
         put(out, ";\n");
     }
     put(out, "COMMENT ON COLUMN ");
-    put_table(out, schema, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, "." SCHEMA_COL_UPDATED_AT " IS 'apigres: the upstream version this row reflects';\n"
              "COMMENT ON COLUMN ");
-    put_table(out, schema, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, "." SCHEMA_COL_SYNCED_AT " IS 'apigres: when this row was last written from the API';\n");
 
     /* apigres_guard was a row trigger before the guard moved after the statement */
     put(out, "DROP TRIGGER IF EXISTS apigres_guard ON ");
-    put_table(out, schema, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, ";\nCREATE OR REPLACE TRIGGER apigres_guard_write AFTER INSERT OR UPDATE ON ");
-    put_table(out, schema, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, " FOR EACH STATEMENT EXECUTE FUNCTION " SCHEMA_SERVICE ".guard_synced_table();\n"
              "CREATE OR REPLACE TRIGGER apigres_guard_delete AFTER DELETE ON ");
-    put_table(out, schema, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, " REFERENCING OLD TABLE AS apigres_gone FOR EACH STATEMENT EXECUTE FUNCTION " SCHEMA_SERVICE
              ".guard_synced_table();\n"
              "CREATE OR REPLACE TRIGGER apigres_guard_truncate BEFORE TRUNCATE ON ");
-    put_table(out, schema, c->name);
+    schema_quote_table(out, schema, c->name);
     put(out, " FOR EACH STATEMENT EXECUTE FUNCTION " SCHEMA_SERVICE ".guard_synced_table();\n");
     return out->failed ? -1 : 0;
 }

@@ -35,6 +35,13 @@ void schema_quote_ident(pgbuf *out, const char *name);
  * standard_conforming_strings says). */
 void schema_quote_literal(pgbuf *out, const char *text);
 
+/* Appends "schema"."table". */
+void schema_quote_table(pgbuf *out, const char *schema, const char *table);
+/* Appends E'schema.table': how apigres.tombstones names a table. */
+void schema_tombstone_table(pgbuf *out, const char *schema, const char *table);
+/* The index of c's field whose column is id, or -1. */
+int schema_id_field(const provider_collection *c);
+
 /* The service schema and the guard function the synced tables' triggers call. */
 void schema_service_sql(pgbuf *out);
 /* Schema, table, columns, comments and guard triggers for one collection. Returns 0, or

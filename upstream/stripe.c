@@ -117,7 +117,6 @@ struct stripe_list {
     char cursor[256];
     bool oldest_first; /* ending_before paging: towards newer objects */
     bool unparsed;
-    bool prefetched; /* the next page is asked for already */
     bool stopped;    /* the caller stopped meanwhile: its arrival (or cancellation) ends the listing */
     enum ratelimit_priority priority;
     int limit;
@@ -252,11 +251,30 @@ static void list_next(stripe_list *l, bool more, int stop)
     list_free(l);
 }
 
+/* Hands a page over (items NULL when unparsed) and goes on. With ahead, the next page is
+ * asked for first, so that the API serves it while the caller works on this one; a caller
+ * that stops then has it cancelled, which ends the listing (and frees l). */
+static void hand_over(stripe_list *l, const pgbuf *body, const cJSON *items, int count, bool more, bool ahead)
+{
+    upstream_call *next = more && ahead ? list_request(l) : NULL;
+    if (next)
+        upstream_call_send_now(next);
+    l->page_body = body;
+    l->page_count = count;
+    int stop = l->on_page(l, items, l->ctx);
+    l->page_body = NULL;
+    if (!next) {
+        list_next(l, more, stop);
+    } else if (stop) {
+        l->stopped = true;
+        upstream_call_cancel(next);
+    }
+}
+
 static void on_list_page(upstream_call *call, http_response *resp, int attempts, void *data)
 {
     stripe_list *l = data;
     upstream_error err;
-    l->prefetched = false;
     if (l->stopped) {
         l->on_done(l, NULL, l->pages, l->ctx);
         list_free(l);
@@ -278,24 +296,7 @@ static void on_list_page(upstream_call *call, http_response *resp, int attempts,
         more = more && id[0];
         if (id[0])
             memcpy(l->cursor, id, sizeof l->cursor);
-        /* the next page is asked for before this one is handed over: the API serves it
-         * while the caller loads this one */
-        upstream_call *next = more ? list_request(l) : NULL;
-        if (next)
-            upstream_call_send_now(next);
-        l->prefetched = next != NULL;
-        l->page_body = &resp->body;
-        l->page_count = count;
-        int stop = l->on_page(l, NULL, l->ctx);
-        l->page_body = NULL;
-        if (!l->prefetched) {
-            list_next(l, more, stop);
-        } else if (stop) {
-            /* the page asked for ahead ends the listing: cancelled, it does so now (and
-             * frees l) */
-            l->stopped = true;
-            upstream_call_cancel(next);
-        }
+        hand_over(l, &resp->body, NULL, count, more, true);
         return;
     }
     cJSON *root = cJSON_ParseWithLength(resp->body.data, resp->body.len);
@@ -317,12 +318,8 @@ static void on_list_page(upstream_call *call, http_response *resp, int attempts,
     more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "has_more")) && last_id;
     if (last_id)
         snprintf(l->cursor, sizeof l->cursor, "%s", last_id);
-    l->page_body = &resp->body;
-    l->page_count = cJSON_GetArraySize(items);
-    int stop = l->on_page(l, items, l->ctx);
-    l->page_body = NULL;
+    hand_over(l, &resp->body, items, cJSON_GetArraySize(items), more, false);
     cJSON_Delete(root);
-    list_next(l, more, stop);
 }
 
 /* Starts the request for the page after l->cursor; NULL when it could not be. */

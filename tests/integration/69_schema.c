@@ -43,18 +43,6 @@ static const char *run(PGconn *c, const char *sql, char *message, size_t len)
     return state;
 }
 
-static char *value(PGconn *c, const char *sql)
-{
-    static char buf[1024];
-    PGresult *r = PQexec(c, sql);
-    snprintf(buf, sizeof buf, "%s",
-             PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "(error)");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        printf("# %s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    return buf;
-}
-
 static int apply_all(PGconn *c, const provider_collection *extra)
 {
     pgbuf sql;
@@ -91,36 +79,36 @@ int main(int argc, char **argv)
         ncoll++;
     char want[64];
     snprintf(want, sizeof want, "%d", ncoll);
-    check(strcmp(value(svc, "SELECT count(*) FROM pg_tables WHERE schemaname = 'stripe' "
+    check(strcmp(itest_value(svc, "SELECT count(*) FROM pg_tables WHERE schemaname = 'stripe' "
                             "AND tableowner = 'apigres_service'"), want) == 0,
           "%s tables in schema stripe, owned by the service role", want);
-    const char *cols = value(svc, "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_name) "
+    const char *cols = itest_value(svc, "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_name) "
                                   "FROM information_schema.columns WHERE table_schema = 'stripe' AND table_name = 'customer' "
                                   "AND column_name IN ('id', 'email', 'balance', 'created', 'livemode', 'metadata', "
                                   "'_apigres_synced_at')");
     check(strcmp(cols, "_apigres_synced_at timestamp with time zone, balance bigint, created timestamp with time zone, "
                        "email text, id text, livemode boolean, metadata jsonb") == 0,
           "customer columns are typed from the spec: %s", cols);
-    check(strcmp(value(svc, "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+    check(strcmp(itest_value(svc, "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
                             "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'stripe.customer'::regclass AND i.indisprimary"),
                  "id") == 0,
           "id is the primary key");
-    const char *comment = value(svc, "SELECT col_description('stripe.customer'::regclass, "
+    const char *comment = itest_value(svc, "SELECT col_description('stripe.customer'::regclass, "
                                      "(SELECT attnum FROM pg_attribute WHERE attrelid = 'stripe.customer'::regclass "
                                      "AND attname = 'email'))");
     check(strstr(comment, "email") != NULL || strstr(comment, "Email") != NULL,
           "columns carry the API's description: %.80s", comment);
-    check(strcmp(value(svc, "SELECT obj_description('stripe.price'::regclass, 'pg_class') IS NOT NULL"), "t") == 0,
+    check(strcmp(itest_value(svc, "SELECT obj_description('stripe.price'::regclass, 'pg_class') IS NOT NULL"), "t") == 0,
           "tables carry the API's description");
 
     check(strcmp(run(svc, "INSERT INTO stripe.customer (id, email, metadata) VALUES "
                           "('cus_1', 'a@b.co', '{\"k\": \"v\"}')", NULL, 0), "") == 0,
           "the owner (the service role) writes a row");
     char before[64];
-    snprintf(before, sizeof before, "%s", value(svc, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+    snprintf(before, sizeof before, "%s", itest_value(svc, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
                                                      "'stripe.customer'::regclass AND attnum > 0 AND NOT attisdropped"));
     check(apply_all(svc, NULL) == 0 &&
-              strcmp(value(svc, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'stripe.customer'::regclass "
+              strcmp(itest_value(svc, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'stripe.customer'::regclass "
                                 "AND attnum > 0 AND NOT attisdropped"), before) == 0,
           "applying it again changes nothing (%s columns)", before);
 
@@ -138,10 +126,10 @@ int main(int argc, char **argv)
     pgbuf_put_byte(&one, 0);
     char msg[512];
     const char *st = run(svc, one.data, msg, sizeof msg);
-    check(st[0] == '\0' && strcmp(value(svc, "SELECT email || ' ' || coalesce(loyalty_tier, 'null') FROM stripe.customer "
+    check(st[0] == '\0' && strcmp(itest_value(svc, "SELECT email || ' ' || coalesce(loyalty_tier, 'null') FROM stripe.customer "
                                              "WHERE id = 'cus_1'"), "a@b.co null") == 0,
           "a new upstream field becomes a column; the rows stay %s", msg);
-    check(strcmp(value(svc, "SELECT col_description('stripe.customer'::regclass, (SELECT attnum FROM pg_attribute "
+    check(strcmp(itest_value(svc, "SELECT col_description('stripe.customer'::regclass, (SELECT attnum FROM pg_attribute "
                             "WHERE attrelid = 'stripe.customer'::regclass AND attname = 'loyalty_tier'))"),
                  "It's new: \"quotes\" and \\backslashes\\") == 0,
           "descriptions are quoted faithfully");
@@ -164,9 +152,9 @@ int main(int argc, char **argv)
             check(strcmp(st, "42501") == 0 && strstr(msg, "only through apigres"),
                   "%s is refused for %s: %s %s", strtok(strdupa(bypass[i]), " "), names[w], st, msg);
         }
-    check(strcmp(value(svc, "SELECT count(*) || ' ' || min(email) FROM stripe.customer"), "1 a@b.co") == 0,
+    check(strcmp(itest_value(svc, "SELECT count(*) || ' ' || min(email) FROM stripe.customer"), "1 a@b.co") == 0,
           "the mirror is unchanged");
-    check(strcmp(value(app, "SELECT email FROM stripe.customer WHERE id = 'cus_1'"), "a@b.co") == 0,
+    check(strcmp(itest_value(app, "SELECT email FROM stripe.customer WHERE id = 'cus_1'"), "a@b.co") == 0,
           "reading stays an ordinary grant");
 
     /* the load statements: versions order the writes, whoever makes them */
@@ -192,18 +180,18 @@ int main(int argc, char **argv)
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             printf("# %s", PQerrorMessage(svc));
         PQclear(r);
-        const char *got = value(svc, i == 0 ? "SELECT email || ' ' || created || ' ' || livemode || ' ' || metadata::text || ' ' "
+        const char *got = itest_value(svc, i == 0 ? "SELECT email || ' ' || created || ' ' || livemode || ' ' || metadata::text || ' ' "
                                               "|| coalesce(address::text, 'null') FROM stripe.customer WHERE id = 'cus_v'"
                                             : "SELECT email FROM stripe.customer WHERE id = 'cus_v'");
         check(strcmp(got, steps[i].want) == 0, "%s: %s", steps[i].what, got);
     }
     const char *old_delete[] = {"cus_v", "150"};
     PQclear(PQexecParams(svc, del.data, 2, NULL, old_delete, NULL, NULL, 0));
-    check(strcmp(value(svc, "SELECT count(*) FROM stripe.customer WHERE id = 'cus_v'"), "1") == 0,
+    check(strcmp(itest_value(svc, "SELECT count(*) FROM stripe.customer WHERE id = 'cus_v'"), "1") == 0,
           "a deletion older than the row's version does not remove it");
     const char *new_delete[] = {"cus_v", "250"};
     PQclear(PQexecParams(svc, del.data, 2, NULL, new_delete, NULL, NULL, 0));
-    check(strcmp(value(svc, "SELECT count(*) FROM stripe.customer WHERE id = 'cus_v'"), "0") == 0,
+    check(strcmp(itest_value(svc, "SELECT count(*) FROM stripe.customer WHERE id = 'cus_v'"), "0") == 0,
           "a newer deletion removes it");
     pgbuf_free(&up);
     pgbuf_free(&del);

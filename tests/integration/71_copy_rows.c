@@ -37,18 +37,6 @@ static const char *run(const char *sql)
     return state;
 }
 
-static const char *value(const char *sql)
-{
-    static char buf[1024];
-    PGresult *r = PQexec(db, sql);
-    snprintf(buf, sizeof buf, "%s",
-             PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "(error)");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        printf("# %s: %s", sql, PQerrorMessage(db));
-    PQclear(r);
-    return buf;
-}
-
 /* COPY of rows with statement copy; "" or the SQLSTATE of the refusal. */
 static const char *copy_in(const char *copy, const pgbuf *rows)
 {
@@ -169,7 +157,7 @@ static void same_rows_for(const provider_collection *c)
              "(SELECT to_jsonb(t) - '_apigres_synced_at' FROM via_upsert.%s t EXCEPT ALL "
              " SELECT to_jsonb(t) - '_apigres_synced_at' FROM via_copy.%s t)) d",
              c->name, c->name, c->name, c->name, c->name);
-    const char *diff = value(sql);
+    const char *diff = itest_value(db, sql);
     check(strcmp(diff, "5 0") == 0, "%s: COPY and the upsert give the same rows (rows, differing: %s)", c->name,
           diff);
     pgbuf_free(&body);
@@ -212,7 +200,7 @@ static void tombstones(void)
     check(!st[0], "tombstones: COPY in a transaction (%s)", st);
     check(!run(del.data)[0], "tombstones: the tombstone statement runs");
     run("COMMIT");
-    check(strcmp(value("SELECT string_agg(id, ',' ORDER BY id) FROM via_copy.customer WHERE id IN "
+    check(strcmp(itest_value(db, "SELECT string_agg(id, ',' ORDER BY id) FROM via_copy.customer WHERE id IN "
                        "('cus_old', 'cus_t1', 'cus_t2')"), "cus_old,cus_t2") == 0,
           "tombstones: the record deleted at a newer version stays out; an older deletion and a row the "
           "transaction did not write are untouched");

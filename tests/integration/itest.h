@@ -61,4 +61,19 @@ static int wait_socket(PGconn *c, double seconds)
     return rc > 0;
 }
 
+/* The first column of sql's first row (static buffer), or "(error)" with the error
+ * printed as a TAP comment. */
+static const char *itest_value(PGconn *c, const char *sql) __attribute__((unused));
+static const char *itest_value(PGconn *c, const char *sql)
+{
+    static char buf[1024];
+    PGresult *r = PQexec(c, sql);
+    snprintf(buf, sizeof buf, "%s",
+             PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "(error)");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        printf("# %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return buf;
+}
+
 #endif
