@@ -10,9 +10,9 @@
  * rows. When it got there first (its page was the quicker), its rows commit alone and the
  * cursor follows in a statement of its own when the page is settled.
  *
- * A page is loaded with COPY (copy_rows.h) where it can be: the COPY, the removal of
- * records the write path deleted meanwhile, and the cursor's step, as one implicit
- * transaction (one simple Query). When COPY declines the page, or Postgres refuses it (a
+ * A page is loaded with COPY (copy_rows.h) where it can be: the COPY, then the cursor's
+ * step with the removal of records the write path deleted meanwhile as its WITH, as one
+ * implicit transaction (one simple Query). When COPY declines the page, or Postgres refuses it (a
  * record already in the table: 23505), the page is loaded with the JSON upsert, which
  * decides by version; after such a refusal the next COPY_RETRY_PAGES pages go straight to
  * the upsert (a table listed again is mostly already there).
@@ -239,17 +239,19 @@ static int send_copy(sync_worker *w, int s, PGconn *db, const char *body, size_t
     pgbuf q;
     pgbuf_init(&q, 1u << 20);
     pgbuf_put(&q, c->copy_sql, strlen(c->copy_sql));
-    pgbuf_put(&q, "; ", 2);
+    pgbuf_put(&q, ";\nWITH gone AS (", 16);
     copy_rows_tombstones_sql(&q, w->sc->schema, c->spec, version);
     if (q.len)
         q.len--; /* its NUL */
+    pgbuf_put(&q, " RETURNING 1)\n", 14);
     char rows[32];
     snprintf(rows, sizeof rows, "%d", slot->rows);
     char *prev = PQescapeLiteral(db, slot->prev, strlen(slot->prev)),
          *cursor = PQescapeLiteral(db, slot->cursor, strlen(slot->cursor)),
          *sync = PQescapeLiteral(db, w->sc->name, strlen(w->sc->name)),
          *coll = PQescapeLiteral(db, c->spec->name, strlen(c->spec->name));
-    pgbuf_put(&q, "; ", 2);
+    /* the DELETE as a WITH of the cursor's step: one statement less to plan and run per page
+     * (a WITH that writes runs to its end whether or not it is read) */
     bool ok = prev && cursor && sync && coll && cursor_step_sql(&q, "", prev, cursor, rows, sync, coll) == 0;
     PQfreemem(prev);
     PQfreemem(cursor);
