@@ -157,6 +157,16 @@ int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c)
     return out->failed ? -1 : 0;
 }
 
+int load_backfill_start_sql(pgbuf *out, const char *schema, const provider_collection *c)
+{
+    put(out, "UPDATE " SCHEMA_SERVICE ".sync_state SET backfill_started_at = now(), rows_loaded = 0, "
+             "backfill_done_at = NULL, backfill_sweeps = EXISTS (SELECT FROM ");
+    schema_quote_table(out, schema, c->name);
+    put(out, ") WHERE sync = $1 AND collection = $2");
+    pgbuf_put_byte(out, 0);
+    return out->failed ? -1 : 0;
+}
+
 int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_collection *c)
 {
     char name[160];

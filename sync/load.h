@@ -22,6 +22,10 @@
  *
  * Sweep: after a complete listing that started at $1 (timestamptz), removes the rows it did
  * not see and nothing else touched since: records deleted upstream meanwhile.
+ *
+ * Backfill start (Stripe): $1 sync, $2 collection; marks the listing's start, and whether the
+ * sweep is needed at its end: not when the table was empty, for then every row in it at the
+ * end was written after the start (the sweep would read the whole table to find none).
  */
 #ifndef APIGRES_LOAD_H
 #define APIGRES_LOAD_H
@@ -35,6 +39,7 @@ int load_upsert_list_sql(pgbuf *out, const char *schema, const provider_collecti
 int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_delete_listed_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c);
+int load_backfill_start_sql(pgbuf *out, const char *schema, const provider_collection *c);
 
 /* The SECURITY DEFINER function apigres."mirror SCHEMA.NAME"(records jsonb, version double
  * precision, deleted text[]) through which the write path mirrors the API's records on a

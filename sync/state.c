@@ -17,7 +17,9 @@ const char *state_schema_sql(void)
            "  PRIMARY KEY (sync, collection));\n"
            /* Salesforce: each collection's change windows (server time) */
            "ALTER TABLE apigres.sync_state ADD COLUMN IF NOT EXISTS updated_since timestamptz,\n"
-           "  ADD COLUMN IF NOT EXISTS deleted_since timestamptz;\n"
+           "  ADD COLUMN IF NOT EXISTS deleted_since timestamptz,\n"
+           /* whether the backfill's end removes the rows it did not list (load.h) */
+           "  ADD COLUMN IF NOT EXISTS backfill_sweeps boolean NOT NULL DEFAULT true;\n"
            "CREATE TABLE IF NOT EXISTS apigres.sync_feed (\n"
            "  sync text PRIMARY KEY, cursor text NOT NULL, last_event_at timestamptz,\n"
            "  updated_at timestamptz NOT NULL DEFAULT now());\n"

@@ -216,7 +216,7 @@ int worker_finish_backfill(sync_worker *w, collection *c)
 {
     const char *p[] = {w->sc->name, c->spec->name};
     char e[512];
-    PGresult *r = PQexecParams(w->db, "SELECT backfill_started_at FROM apigres.sync_state "
+    PGresult *r = PQexecParams(w->db, "SELECT backfill_started_at, backfill_sweeps FROM apigres.sync_state "
                                       "WHERE sync = $1 AND collection = $2", 2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         worker_db_failed(w, c->spec->name, PQresultErrorMessage(r));
@@ -224,8 +224,9 @@ int worker_finish_backfill(sync_worker *w, collection *c)
         return -1;
     }
     const char *sweep[] = {PQgetvalue(r, 0, 0)};
+    bool sweeps = strcmp(PQgetvalue(r, 0, 1), "f") != 0;
     if (state_exec(w->db, "BEGIN", 0, NULL, e, sizeof e) < 0 ||
-        state_exec(w->db, c->sweep_sql, 1, sweep, e, sizeof e) < 0 ||
+        (sweeps && state_exec(w->db, c->sweep_sql, 1, sweep, e, sizeof e) < 0) ||
         state_exec(w->db, "UPDATE apigres.sync_state SET phase = 'incremental', backfill_done_at = now(), "
                           "last_error = NULL, updated_at = now() WHERE sync = $1 AND collection = $2",
                    2, p, e, sizeof e) < 0 ||
@@ -305,10 +306,7 @@ static void start_backfill(sync_worker *w, int i)
     collection *c = &w->coll[i];
     char e[256];
     const char *p[] = {w->sc->name, c->spec->name};
-    if (!c->st.cursor[0] &&
-        state_exec(w->db, "UPDATE apigres.sync_state SET backfill_started_at = now(), rows_loaded = 0, "
-                          "backfill_done_at = NULL WHERE sync = $1 AND collection = $2",
-                   2, p, e, sizeof e) < 0) {
+    if (!c->st.cursor[0] && state_exec(w->db, c->start_sql, 2, p, e, sizeof e) < 0) {
         worker_db_failed(w, c->spec->name, e);
         worker_later(w, RETRY_MS);
         return;
@@ -573,6 +571,7 @@ void worker_collection_clear(collection *c)
     free(c->upsert_sql);
     free(c->delete_sql);
     free(c->sweep_sql);
+    free(c->start_sql);
     free(c->page_sql);
     free(c->copy_sql);
     free(c->select_sql);
@@ -620,11 +619,12 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         c->upsert_sql = worker_sql_of(load_upsert_sql, sc->schema, *p);
         c->delete_sql = worker_sql_of(load_delete_sql, sc->schema, *p);
         c->sweep_sql = worker_sql_of(load_sweep_sql, sc->schema, *p);
+        c->start_sql = worker_sql_of(load_backfill_start_sql, sc->schema, *p);
         char *list_sql = worker_sql_of(load_upsert_list_sql, sc->schema, *p);
         c->page_sql = list_sql ? pages_upsert_sql(list_sql) : NULL;
         free(list_sql);
         c->copy_sql = worker_sql_of(copy_rows_statement, sc->schema, *p); /* NULL: pages are upserted */
-        if (!c->upsert_sql || !c->delete_sql || !c->sweep_sql || !c->page_sql) {
+        if (!c->upsert_sql || !c->delete_sql || !c->sweep_sql || !c->start_sql || !c->page_sql) {
             log_error("sync %s: cannot build the statements for %s", sc->name, (*p)->name);
             free_worker(w);
             return NULL;

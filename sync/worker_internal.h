@@ -49,6 +49,7 @@ typedef struct collection {
     const provider_collection *spec;
     provider_collection *owned; /* Salesforce: built from describe, freed with the worker */
     char *upsert_sql, *delete_sql, *sweep_sql;
+    char *start_sql;            /* Stripe: the backfill's start (load.h) */
     char *page_sql;             /* Stripe backfill: a page and its cursor (pages.c) */
     char *copy_sql;             /* Stripe backfill: the COPY of a page's rows (copy_rows.h), or NULL */
     bool page_prepared[PAGE_CONNS]; /* page_sql is prepared on the page connection [i] */

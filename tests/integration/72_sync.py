@@ -247,6 +247,8 @@ api("POST", "/_fake/config", json_body={"event_retention_seconds": 2592000})
 mirrored = dict(rows("SELECT id, email FROM stripe.customer WHERE id IN ('%s', '%s')" % (gone, fresh["id"])))
 check("the re-list removed what was deleted upstream meanwhile and added what was created",
       gone not in mirrored and mirrored.get(fresh["id"]) == "while-away@example.com", mirrored)
+check_eq("the re-list started on rows already there, so its end swept the ones it did not list", "t",
+         psql("SELECT backfill_sweeps FROM apigres.sync_state WHERE collection = 'customer'").strip())
 compare("after the re-list, the mirror equals upstream")
 c.send_signal(signal.SIGTERM)
 c.wait(timeout=30)
@@ -285,6 +287,8 @@ psql("SET ROLE apigres_sync; TRUNCATE stripe.customer; "
 e = start("e")
 check("the listing again into an empty table finishes", wait_for("tombstone listing", all_incremental, 60))
 copied = re.search(r"customer backfill done: \d+ rows in (\d+) pages \((\d+) by COPY", log_of(e))
+check_eq("a listing into an empty table has nothing to sweep at its end", "f",
+         psql("SELECT backfill_sweeps FROM apigres.sync_state WHERE collection = 'customer'").strip())
 check("its pages were loaded with COPY", copied and copied.group(1) == copied.group(2) and int(copied.group(2)) > 1,
       copied and copied.group(0))
 check_eq("the record with a newer tombstone stayed out; every other one is there",
