@@ -508,10 +508,15 @@ void wj_finish(write_job *j)
     if (j->own_tx && !j->committed)
         repair_now(j); /* our transaction did not keep the mirror: the service does */
     s->tx_status = j->status ? j->status : s->tx_status;
-    bool failed = j->failed;
+    bool failed = j->failed, answered = j->answered;
     s->job = NULL;
     wj_free(j);
-    statement_answered(s, failed);
+    if (!answered) {
+        statement_answered(s, failed);
+        return;
+    }
+    write_on_ready(s, s->tx_status);
+    session_write_done(s, true);
 }
 
 /* Our own error for the statement: kept until the transaction is sorted out. */
@@ -1117,8 +1122,25 @@ static void after_mirror(write_job *j)
         wj_inject(j, "COMMIT", STEP_COMMIT);
         return;
     }
-    send_tag(j);
+    if (!j->answered)
+        send_tag(j);
     wj_finish(j);
+}
+
+/* The mirror step is done and the lock's release is under way. When nothing more of the
+ * statement runs on the client's backend (no RETURNING, no COMMIT, no error to settle), and it
+ * is the Query's one statement, the client is answered now instead of after the release's
+ * round trip: its next message stays unread until the job ends (session.c reads nothing while
+ * s->job is set), so nothing of the client's runs on its backend while the lock is held. */
+static void answer_before_unlock(write_job *j)
+{
+    session *s = j->s;
+    if (s->run || s->brun || j->ext || j->upstream_failed || j->have_our_error ||
+        (j->rw->has_returning && !j->returning_done) || (j->own_tx && !j->committed))
+        return;
+    send_tag(j);
+    send_ready(s, j->status ? j->status : s->tx_status);
+    j->answered = true;
 }
 
 static void on_unlocked(void *data, const PGresult *res, const char *error)
@@ -1231,6 +1253,7 @@ static void step_done(write_job *j)
             take_db_error(j);
         j->step = STEP_UNLOCKING;
         unlock(j, on_unlocked);
+        answer_before_unlock(j);
         return;
     case STEP_RETURNING:
         if (j->have_db_error) {

@@ -95,6 +95,7 @@ typedef struct write_job {
     bool probe_open;         /* the probe's savepoint is rolled back with the next statement sent */
     bool cancel_requested;   /* a CancelRequest came: no further API call starts */
     bool failed; /* the client was sent an error */
+    bool answered; /* the client has its ReadyForQuery; its next message waits for the job's end */
 
     /* extended protocol: the write is a portal's Execute (write_ext.c) */
     bool ext;

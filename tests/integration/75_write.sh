@@ -10,5 +10,6 @@ trap cleanup EXIT
 if ! start_fake stripe "$TEST_TMP/stripe-fake-75.log" --no-seed --rng-seed 75; then
   not_ok "start the Stripe fake"; test_done
 fi
-timeout 300 python3 "$(dirname "$0")/75_write.py" "$FAKE_URL" || TEST_FAILED=1
+# Debian's python3 has psycopg 3
+timeout 300 /usr/bin/python3 "$(dirname "$0")/75_write.py" "$FAKE_URL" || TEST_FAILED=1
 test_done
