@@ -600,6 +600,13 @@ static cJSON *row_fields(write_job *j, char **vals, size_t row)
 /* The plan is done and the lock's answer is in: the calls start. */
 static void start_calls(write_job *j)
 {
+    if (j->lock_busy) {
+        fail_with(j, "55P03", "apigres cannot write synced tables on this connection right now: another session "
+                  "holds its mirror lock", NULL,
+                  "A session that is not apigres's holds the advisory lock (1634757991, this backend's pid); "
+                  "see pg_locks.");
+        return;
+    }
     if (j->lock_failed) {
         fail_with(j, "58000", "apigres cannot write synced tables right now: its service connection failed",
                   NULL, "See apigres's log; service_database must reach the database as the service role.");
@@ -612,7 +619,8 @@ static void start_calls(write_job *j)
 static void on_locked(void *data, const PGresult *res, const char *error)
 {
     write_job *j = data;
-    bool granted = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    bool answered = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    bool granted = answered && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     j->lock_pending = false;
     if (!j->s) {
         /* the statement ended (or the session went away) meanwhile: nothing was called */
@@ -624,6 +632,10 @@ static void on_locked(void *data, const PGresult *res, const char *error)
     if (granted) {
         j->lock_held = true;
         log_debug("client %llu: write path: mirror lock taken", (unsigned long long)j->s->id);
+    } else if (answered) {
+        log_warn("client %llu: write path: another session holds the mirror lock of backend %u",
+                 (unsigned long long)j->s->id, j->pid);
+        j->lock_busy = true;
     } else {
         log_error("client %llu: write path: %s", (unsigned long long)j->s->id,
                   error ? error : PQresultErrorMessage(res));
@@ -641,14 +653,16 @@ static void on_locked(void *data, const PGresult *res, const char *error)
  * expressions, and a function of the client's running while the lock is held could call
  * the mirror function with a record of its own making. It is asked for as the probe is
  * sent: the probe runs no expression of the client's but policy and default expressions,
- * and whatever they do is undone with the probe's savepoint, before any mirror call. */
+ * and whatever they do is undone with the probe's savepoint, before any mirror call.
+ * Tried, not waited for: any role may take an advisory lock, and a request that waited
+ * would hold up every query queued behind it on that service connection. */
 static void request_lock(write_job *j)
 {
     char pid[16];
     snprintf(pid, sizeof pid, "%u", j->pid);
     const char *params[] = {pid};
     if (service_query(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS],
-                      "SELECT pg_advisory_lock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1, params, on_locked, j) == 0)
+                      "SELECT pg_try_advisory_lock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1, params, on_locked, j) == 0)
         j->lock_pending = true;
     else
         j->lock_failed = true;

@@ -78,7 +78,7 @@ typedef struct write_context {
     write_sync syncs[CONFIG_MAX_SYNCS];
     int nsyncs;
     const char *schemas[CONFIG_MAX_SYNCS]; /* for classify */
-    /* Service connections: `locks` only take and release the mirror locks (never wait),
+    /* Service connections: `locks` only try and release the mirror locks (never wait),
      * `repairs` re-applies records and may wait for a client's row locks; sharing one
      * would let a repair stuck behind a client's transaction hold up the unlock that
      * transaction is waiting for. */

@@ -79,6 +79,7 @@ typedef struct write_job {
     bool lock_held;
     bool lock_pending; /* asked for while the plan runs; on_locked frees a detached job */
     bool lock_failed;
+    bool lock_busy; /* another session holds this backend's lock: refused, not waited for */
     bool finish_pending; /* the statement ended while the lock was asked for */
     cJSON *records;    /* what the API returned, to mirror */
     char **ids;        /* rows counted in the tag (and given to RETURNING), in order */

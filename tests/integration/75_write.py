@@ -244,64 +244,69 @@ check("calling the mirror function directly is refused", "42501" in out, out)
 out = proxy("SELECT apigres.\"mirror stripe.customer\"('[{\"id\": \"%s\", \"email\": \"x@x.co\"}]', 1e12, '{}')" % c1)
 check("... also through apigres", "42501" in out, out)
 # The client hears "UPDATE 1" while apigres still releases the lock; its next Query must
-# wait for the release. To hold the release back long enough to see it wait: the release
-# goes on the same service connection as the lock request of a second client (backend pids
-# equal modulo the 4 lock connections), whose lock this test holds meanwhile, so that the
-# request waits and the release queues behind it.
-LOCK_CLASS, LOCK_CONNS = 1634757991, 4
+# wait for the release. To hold the release back long enough to see it wait, the backends of
+# apigres's lock connections are stopped (SIGSTOP) while the write waits for the API.
+LOCK_CLASS = 1634757991
 forge = ("SELECT apigres.\"mirror stripe.customer\"('[{\"id\": \"%s\", \"email\": \"x@x.co\"}]', 1e12, '{}')"
          % c1)
-conns = [psycopg.connect(host="127.0.0.1", port=PROXY_PORT, user="app_writer", dbname=DB, autocommit=True)
-         for _ in range(LOCK_CONNS + 1)]
-pids = [c.execute("SELECT pg_backend_pid()").fetchone()[0] for c in conns]
-first, second = next((a, b) for a in range(len(conns)) for b in range(a + 1, len(conns))
-                     if pids[a] % LOCK_CONNS == pids[b] % LOCK_CONNS)
-holder = psycopg.connect(host="127.0.0.1", port=PG_PORT, user="postgres", dbname=DB, autocommit=True)
-holder.execute("SELECT pg_advisory_lock(%s, %s)" % (LOCK_CLASS, pids[second]))
+client = psycopg.connect(host="127.0.0.1", port=PROXY_PORT, user="app_writer", dbname=DB, autocommit=True)
 api("POST", "/_fake/config", json_body={"latency_ms": 600})  # under the API timeout of this test's config
 seen = {}
 
 
-def first_client():
-    c = conns[first]
+def answered_then_forge():
     try:
-        seen["update"] = c.execute("UPDATE stripe.customer SET name = 'answered' WHERE id = '%s'" % c2).statusmessage
+        seen["update"] = client.execute("UPDATE stripe.customer SET name = 'answered' WHERE id = '%s'"
+                                        % c2).statusmessage
     except psycopg.Error as e:
         seen["update"] = str(e)
     seen["answered"] = time.monotonic()
     try:
-        c.execute(forge)
+        client.execute(forge)
         seen["forge"] = "accepted"
     except psycopg.Error as e:
         seen["forge"] = e.sqlstate
     seen["forge_done"] = time.monotonic()
 
 
-def second_client():
-    try:
-        seen["second"] = conns[second].execute("UPDATE stripe.customer SET name = 'queued' WHERE id = '%s'"
-                                               % c3).statusmessage
-    except psycopg.Error as e:
-        seen["second"] = str(e)
-
-
-threads = [threading.Thread(target=first_client), threading.Thread(target=second_client)]
-threads[0].start()
-time.sleep(0.3)  # the first holds its lock and waits for the API; the second's request queues
-threads[1].start()
-wait_for("the first answered", lambda: "answered" in seen, 10)
+writer = threading.Thread(target=answered_then_forge)
+writer.start()
+time.sleep(0.3)  # the lock is taken; the write waits for the API
+lockers = [int(x) for x in direct("SELECT pid FROM pg_stat_activity WHERE usename = 'apigres_w75' "
+                                  "AND query LIKE 'SELECT pg_%%advisory_%%lock(%d%%'" % LOCK_CLASS).split()]
+for pid in lockers:
+    os.kill(pid, signal.SIGSTOP)
+wait_for("the write answered", lambda: "answered" in seen, 10)
 time.sleep(1.0)
 released = time.monotonic()
-holder.execute("SELECT pg_advisory_unlock(%s, %s)" % (LOCK_CLASS, pids[second]))
-for t in threads:
-    t.join(30)
+for pid in lockers:
+    os.kill(pid, signal.SIGCONT)
+writer.join(30)
 api("POST", "/_fake/config", json_body={"latency_ms": 0})
-check_eq("a Query sent right after an answered write, while the lock's release waits, is refused when it runs",
-         ("UPDATE 1", "42501", "UPDATE 1"), (seen.get("update"), seen.get("forge"), seen.get("second")))
+check_eq("a Query sent right after an answered write, while the lock's release waits, is refused when it runs "
+         "(%d lock connections stopped)" % len(lockers), ("UPDATE 1", "42501"), (seen.get("update"), seen.get("forge")))
 check("... and it ran only after the release (%.2f s after the answer)"
       % (seen.get("forge_done", 0) - seen.get("answered", 0)), seen.get("forge_done", 0) >= released, seen)
-for c in conns + [holder]:
-    c.close()
+
+# Any role may take an advisory lock: one taken for a client's backend makes that client's
+# write fail at once (55P03, no API call), and holds up no one else's
+client_pid = client.execute("SELECT pg_backend_pid()").fetchone()[0]
+holder = psycopg.connect(host="127.0.0.1", port=PG_PORT, user="app_reader", dbname=DB, autocommit=True)
+holder.execute("SELECT pg_advisory_lock(%d, %d)" % (LOCK_CLASS, client_pid))
+before = mutations()
+t0 = time.monotonic()
+try:
+    client.execute("UPDATE stripe.customer SET name = 'blocked' WHERE id = '%s'" % c2)
+    busy = "UPDATE went through"
+except psycopg.Error as e:
+    busy = e.sqlstate
+took = time.monotonic() - t0
+others = proxy("UPDATE stripe.customer SET name = 'not held up' WHERE id = '%s'" % c3)
+check_eq("a write whose backend's mirror lock another session holds fails at once with 55P03, no API call; "
+         "other clients write (%.2f s)" % took, ("55P03", True, True, "UPDATE 1"),
+         (busy, took < 5, mutations()[1] == before[1] + 1, others.strip()))
+holder.close()
+client.close()
 check_eq("the mirror is untouched", "new@example.com", mirror(c1))
 
 # --- a client's deferred trigger, planted by an expression of the write, runs at our COMMIT
