@@ -603,8 +603,8 @@ static void start_calls(write_job *j)
     if (j->lock_busy) {
         fail_with(j, "55P03", "apigres cannot write synced tables on this connection right now: another session "
                   "holds its mirror lock", NULL,
-                  "A session that is not apigres's holds the advisory lock (1634757991, this backend's pid); "
-                  "see pg_locks.");
+                  "A session that is not apigres's holds the advisory lock (" MIRROR_LOCK_CLASS_SQL
+                  ", this backend's pid); see pg_locks.");
         return;
     }
     if (j->lock_failed) {

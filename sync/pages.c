@@ -12,10 +12,10 @@
  *
  * A page is loaded with COPY (copy_rows.h) where it can be: the COPY, then the cursor's
  * step with the removal of records the write path deleted meanwhile as its WITH, as one
- * implicit transaction (one simple Query). When COPY declines the page, or Postgres refuses it (a
- * record already in the table: 23505), the page is loaded with the JSON upsert, which
- * decides by version; after such a refusal the next COPY_RETRY_PAGES pages go straight to
- * the upsert (a table listed again is mostly already there).
+ * implicit transaction (one simple Query). When COPY declines the page, or Postgres
+ * refuses it (a record already in the table: 23505), the page is loaded with the JSON
+ * upsert, which decides by version; after such a refusal the next COPY_RETRY_PAGES pages
+ * go straight to the upsert (a table listed again is mostly already there).
  *
  * Results are read in listing order. After a failed page the listing ends unfinished and
  * resumes from the last cursor; a later page's rows may have committed (records as
