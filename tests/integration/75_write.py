@@ -305,6 +305,21 @@ others = proxy("UPDATE stripe.customer SET name = 'not held up' WHERE id = '%s'"
 check_eq("a write whose backend's mirror lock another session holds fails at once with 55P03, no API call; "
          "other clients write (%.2f s)" % took, ("55P03", True, True, "UPDATE 1"),
          (busy, took < 5, mutations()[1] == before[1] + 1, others.strip()))
+ext = client.cursor()
+try:
+    ext.execute("UPDATE stripe.customer SET name = %s WHERE id = %s", ("blocked", c2), prepare=True)
+    busy_ext = "UPDATE went through"
+except psycopg.Error as e:
+    busy_ext = e.sqlstate
+try:
+    with client.transaction():
+        client.execute("UPDATE stripe.customer SET name = 'blocked' WHERE id = '%s'" % c2)
+    busy_tx = "committed"
+except psycopg.Error as e:
+    busy_tx = e.sqlstate
+check_eq("... the same through the extended protocol and inside a transaction (which then rolls back); "
+         "the session goes on", ("55P03", "55P03", 1, True),
+         (busy_ext, busy_tx, client.execute("SELECT 1").fetchone()[0], mutations()[1] == before[1] + 1))
 holder.close()
 client.close()
 check_eq("the mirror is untouched", "new@example.com", mirror(c1))
