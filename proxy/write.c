@@ -462,8 +462,9 @@ void wj_send_error(write_job *j, const pgbuf *msg)
     j->failed = true;
 }
 
-/* One statement is answered: the next of its Query or batch, or ReadyForQuery. */
-static void statement_answered(session *s, bool failed)
+/* One statement is answered: the next of its Query or batch, or ReadyForQuery (unless the
+ * job sent it already: see answer_before_unlock). */
+static void statement_answered(session *s, bool failed, bool ready_sent)
 {
     if (s->brun) {
         ext_continue(s, failed);
@@ -473,7 +474,8 @@ static void statement_answered(session *s, bool failed)
         run_continue(s, failed);
         return;
     }
-    send_ready(s, s->tx_status);
+    if (!ready_sent)
+        send_ready(s, s->tx_status);
     write_on_ready(s, s->tx_status);
     session_write_done(s, true);
 }
@@ -511,12 +513,7 @@ void wj_finish(write_job *j)
     bool failed = j->failed, answered = j->answered;
     s->job = NULL;
     wj_free(j);
-    if (!answered) {
-        statement_answered(s, failed);
-        return;
-    }
-    write_on_ready(s, s->tx_status);
-    session_write_done(s, true);
+    statement_answered(s, failed, answered);
 }
 
 /* Our own error for the statement: kept until the transaction is sorted out. */
@@ -1427,7 +1424,7 @@ void wj_refuse_now(session *s, const char *sqlstate, const char *message, const 
     session_send_client(s, m.data, m.len);
     pgbuf_free(&m);
     s->job = NULL;
-    statement_answered(s, true);
+    statement_answered(s, true, false);
 }
 
 /* The plan wrapped so that each value comes out as the API takes it. */

@@ -28,6 +28,18 @@ check_eq() {
 }
 
 psql_direct() { psql -X -v ON_ERROR_STOP=1 -p "$PG_PORT" "$@"; }
+
+# owned_database DB ROLE: a fresh database DB owned by a fresh login role ROLE (both dropped
+# first, should an earlier run have left them)
+owned_database() {
+  psql_direct -q -d postgres >/dev/null <<SQL
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS $1;
+DROP ROLE IF EXISTS $2;
+CREATE ROLE $2 LOGIN;
+CREATE DATABASE $1 OWNER $2;
+SQL
+}
 psql_proxy()  { psql -X -v ON_ERROR_STOP=1 -p "$PROXY_PORT" "$@"; }
 
 # proxy_rss_kb PID   resident set size of a process in KiB
