@@ -157,6 +157,29 @@ int main(int argc, char **argv)
     check(strcmp(itest_value(app, "SELECT email FROM stripe.customer WHERE id = 'cus_1'"), "a@b.co") == 0,
           "reading stays an ordinary grant");
 
+    /* the owner's own statements skip the guard's call; the trigger names the owner */
+    const char *defs = itest_value(svc, "SELECT string_agg(tgname || ': ' || substring(pg_get_triggerdef(oid) FROM 'WHEN [(][(][^)]*[)][)]'), "
+                                   "'; ' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'stripe.customer'::regclass "
+                                   "AND tgname IN ('apigres_guard_write', 'apigres_guard_delete')");
+    check(strcmp(defs, "apigres_guard_delete: WHEN ((CURRENT_USER <> 'apigres_service'::name)); "
+                       "apigres_guard_write: WHEN ((CURRENT_USER <> 'apigres_service'::name))") == 0,
+          "the write and delete guards skip their owner: %s", defs);
+    /* a new owner is named when the schema is applied again (apigres's next start); the
+     * former owner is then refused like anyone else, even with every privilege granted */
+    char app_user[64];
+    snprintf(app_user, sizeof app_user, "%s", itest_value(app, "SELECT current_user"));
+    char sql[256];
+    snprintf(sql, sizeof sql, "ALTER TABLE stripe.customer OWNER TO %s", app_user);
+    check(strcmp(run(su, sql, msg, sizeof msg), "") == 0 && apply_all(su, NULL) == 0, "the table changes owner %s", msg);
+    st = run(svc, "UPDATE stripe.customer SET email = 'former@example.com' WHERE id = 'cus_1'", msg, sizeof msg);
+    check(strcmp(st, "42501") == 0 && strstr(msg, "only through apigres"),
+          "the former owner is refused after the schema is applied again: %s %s", st, msg);
+    check(strcmp(run(app, "UPDATE stripe.customer SET email = 'a@b.co' WHERE id = 'cus_1'", msg, sizeof msg), "") == 0,
+          "the new owner writes %s", msg);
+    check(strcmp(run(su, "ALTER TABLE stripe.customer OWNER TO apigres_service", msg, sizeof msg), "") == 0 &&
+              apply_all(svc, NULL) == 0,
+          "the service role owns it again %s", msg);
+
     /* the load statements: versions order the writes, whoever makes them */
     pgbuf up, del;
     pgbuf_init(&up, 4u << 20);
