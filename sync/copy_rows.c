@@ -309,16 +309,23 @@ int copy_rows_statement(pgbuf *out, const char *schema, const provider_collectio
     return out->failed ? -1 : 0;
 }
 
-void copy_rows_tombstones_sql(pgbuf *out, const char *schema, const provider_collection *c, long long version)
+void copy_rows_tombstones_sql(pgbuf *out, const char *schema, const provider_collection *c, const char *version)
 {
-    char v[32];
-    snprintf(v, sizeof v, "%lld", version);
     put(out, "DELETE FROM ");
     schema_quote_table(out, schema, c->name);
-    put(out, " AS t USING " SCHEMA_SERVICE ".tombstones d WHERE d.tbl = ");
+    /* The first condition names no row of the table: Postgres tests it once, before any
+     * scan. It keeps a generic plan made while the table was empty (a scan of the whole
+     * table for the join) from running on every page: only a page that a deletion newer
+     * than its listing touches pays for it. */
+    put(out, " AS t USING " SCHEMA_SERVICE ".tombstones d WHERE (SELECT EXISTS (SELECT FROM " SCHEMA_SERVICE
+             ".tombstones g WHERE g.tbl = ");
+    schema_tombstone_table(out, schema, c->name);
+    put(out, " AND g.version >= to_timestamp(");
+    put(out, version);
+    put(out, "))) AND d.tbl = ");
     schema_tombstone_table(out, schema, c->name);
     put(out, " AND d.id = t.id AND d.version >= to_timestamp(");
-    put(out, v);
+    put(out, version);
     put(out, ") AND t.xmin = pg_current_xact_id()::xid");
     pgbuf_put_byte(out, 0);
 }

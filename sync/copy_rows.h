@@ -37,7 +37,8 @@ int copy_rows_of_list(pgbuf *out, const char *body, size_t len, const provider_c
 
 /* Appends a statement (no semicolon, NUL-terminated) that removes, among the rows the
  * running transaction wrote, those whose record the write path deleted at a version at
- * least as new: what the upsert's tombstone check does for the rows it inserts. */
-void copy_rows_tombstones_sql(pgbuf *out, const char *schema, const provider_collection *c, long long version);
+ * least as new: what the upsert's tombstone check does for the rows it inserts. version is
+ * SQL for the rows' version in unix seconds (a number, or a parameter like "$4::bigint"). */
+void copy_rows_tombstones_sql(pgbuf *out, const char *schema, const provider_collection *c, const char *version);
 
 #endif

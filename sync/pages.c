@@ -11,8 +11,8 @@
  * cursor follows in a statement of its own when the page is settled.
  *
  * A page is loaded with COPY (copy_rows.h) where it can be: the COPY, then the cursor's
- * step with the removal of records the write path deleted meanwhile as its WITH, as one
- * implicit transaction (one simple Query). When COPY declines the page, or Postgres
+ * step with the removal of records the write path deleted meanwhile as its WITH (prepared
+ * once per connection, run by EXECUTE), as one implicit transaction (one simple Query). When COPY declines the page, or Postgres
  * refuses it (a record already in the table: 23505), the page is loaded with the JSON
  * upsert, which decides by version; after such a refusal the next COPY_RETRY_PAGES pages
  * go straight to the upsert (a table listed again is mostly already there).
@@ -46,7 +46,7 @@ static PGconn *slot_conn(sync_worker *w, int s, char *err, size_t errlen)
     if (p->db)
         PQfinish(p->db);
     for (int i = 0; i < w->ncoll; i++)
-        w->coll[i].page_prepared[s] = false;
+        w->coll[i].page_prepared[s] = w->coll[i].step_prepared[s] = false;
     p->db = worker_connect(w, "apigres sync pages",
                            "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan", err, errlen);
     return p->db;
@@ -218,6 +218,44 @@ static int cursor_step_sql(pgbuf *out, const char *after, const char *prev, cons
     return out->failed ? -1 : 0;
 }
 
+/* Appends text as an SQL literal. False when libpq could not quote it. */
+static bool put_literal(pgbuf *q, PGconn *db, const char *text)
+{
+    char *lit = PQescapeLiteral(db, text, strlen(text));
+    if (lit)
+        pgbuf_put(q, lit, strlen(lit));
+    PQfreemem(lit);
+    return lit != NULL;
+}
+
+/* The cursor's step after a COPY page, with the removal of what the write path deleted
+ * meanwhile as its WITH, prepared once on the connection of slot s (its generic plan: the
+ * statement's planning cost about as much as running it): $1 the cursor before the page,
+ * $2 after it, $3 its rows, $4 its version, $5 the sync, $6 the collection. 0, or -1 when
+ * it failed (recorded). */
+static int prepare_step(sync_worker *w, int s, PGconn *db)
+{
+    collection *c = &w->coll[w->current];
+    if (c->step_prepared[s])
+        return 0;
+    pgbuf q;
+    pgbuf_init(&q, 1u << 20);
+    pgbuf_put(&q, "WITH gone AS (", 14);
+    copy_rows_tombstones_sql(&q, w->sc->schema, c->spec, "$4::bigint");
+    if (q.len)
+        q.len--; /* its NUL */
+    pgbuf_put(&q, " RETURNING 1)\n", 14);
+    char name[32];
+    snprintf(name, sizeof name, "apigres_step_%d", w->current);
+    PGresult *r = cursor_step_sql(&q, "", "$1", "$2", "$3", "$5", "$6") == 0 ? PQprepare(db, name, q.data, 6, NULL) : NULL;
+    pgbuf_free(&q);
+    c->step_prepared[s] = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!c->step_prepared[s])
+        slot_failed(w, s, r ? PQresultErrorMessage(r) : "out of memory");
+    PQclear(r);
+    return c->step_prepared[s] ? 0 : -1;
+}
+
 /* The page of slot s loaded with COPY (see the top) on db: 0 when sent, 1 when COPY
  * declined it and nothing was sent (the upsert is to be used), -1 when it failed
  * (recorded). */
@@ -236,28 +274,25 @@ static int send_copy(sync_worker *w, int s, PGconn *db, const char *body, size_t
     if (copy_rows_of_list(&w->copy_rows, body, body_len, c->spec, version) != slot->rows)
         return 1;
     pgbuf_put(&slot->body, body, body_len); /* for the upsert, should Postgres refuse the COPY */
+    if (prepare_step(w, s, db) < 0)
+        return -1;
     pgbuf q;
     pgbuf_init(&q, 1u << 20);
     pgbuf_put(&q, c->copy_sql, strlen(c->copy_sql));
-    pgbuf_put(&q, ";\nWITH gone AS (", 16);
-    copy_rows_tombstones_sql(&q, w->sc->schema, c->spec, version);
-    if (q.len)
-        q.len--; /* its NUL */
-    pgbuf_put(&q, " RETURNING 1)\n", 14);
-    char rows[32];
-    snprintf(rows, sizeof rows, "%d", slot->rows);
-    char *prev = PQescapeLiteral(db, slot->prev, strlen(slot->prev)),
-         *cursor = PQescapeLiteral(db, slot->cursor, strlen(slot->cursor)),
-         *sync = PQescapeLiteral(db, w->sc->name, strlen(w->sc->name)),
-         *coll = PQescapeLiteral(db, c->spec->name, strlen(c->spec->name));
-    /* the DELETE as a WITH of the cursor's step: one statement less to plan and run per page
-     * (a WITH that writes runs to its end whether or not it is read) */
-    bool ok = prev && cursor && sync && coll && cursor_step_sql(&q, "", prev, cursor, rows, sync, coll) == 0;
-    PQfreemem(prev);
-    PQfreemem(cursor);
-    PQfreemem(sync);
-    PQfreemem(coll);
-    if (!ok || slot->body.failed || w->copy_rows.failed) {
+    char head[64], numbers[64];
+    snprintf(head, sizeof head, ";\nEXECUTE apigres_step_%d(", w->current);
+    snprintf(numbers, sizeof numbers, ", %d, %lld, ", slot->rows, version);
+    pgbuf_put(&q, head, strlen(head));
+    bool ok = put_literal(&q, db, slot->prev);
+    pgbuf_put(&q, ", ", 2);
+    ok = ok && put_literal(&q, db, slot->cursor);
+    pgbuf_put(&q, numbers, strlen(numbers));
+    ok = ok && put_literal(&q, db, w->sc->name);
+    pgbuf_put(&q, ", ", 2);
+    ok = ok && put_literal(&q, db, c->spec->name);
+    pgbuf_put(&q, ")", 1);
+    pgbuf_put_byte(&q, 0);
+    if (!ok || q.failed || slot->body.failed || w->copy_rows.failed) {
         pgbuf_free(&q);
         return 1;
     }

@@ -53,6 +53,7 @@ typedef struct collection {
     char *page_sql;             /* Stripe backfill: a page and its cursor (pages.c) */
     char *copy_sql;             /* Stripe backfill: the COPY of a page's rows (copy_rows.h), or NULL */
     bool page_prepared[PAGE_CONNS]; /* page_sql is prepared on the page connection [i] */
+    bool step_prepared[PAGE_CONNS]; /* a COPY page's cursor step is prepared there (pages.c) */
     char *select_sql;           /* Salesforce: "SELECT <every field> FROM <Object>" */
     state_row st;
     /* Salesforce's change windows (server time, unix seconds): records whose

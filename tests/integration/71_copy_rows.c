@@ -194,7 +194,9 @@ static void tombstones(void)
     pgbuf_init(&del, 1u << 16);
     check(copy_rows_of_list(&rows, body, strlen(body), &stripe_customer, VERSION) == 2, "tombstones: 2 rows");
     copy_rows_statement(&copy, "via_copy", &stripe_customer);
-    copy_rows_tombstones_sql(&del, "via_copy", &stripe_customer, VERSION);
+    char version[32];
+    snprintf(version, sizeof version, "%lld", VERSION);
+    copy_rows_tombstones_sql(&del, "via_copy", &stripe_customer, version);
     run("BEGIN");
     const char *st = copy_in(copy.data, &rows);
     check(!st[0], "tombstones: COPY in a transaction (%s)", st);
