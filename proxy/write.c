@@ -417,12 +417,32 @@ void wj_inject_raw(write_job *j, const char *data, size_t len, enum step next)
 }
 
 /* Parse/Bind/Execute/Sync of sql with the client's parameters (extended protocol); the
- * result columns in the client's formats or all text. */
-static void inject_extended(write_job *j, const char *sql, bool client_results, enum step next)
+ * result columns in the client's formats or all text. With begin, a BEGIN runs first in
+ * the same batch (one ReadyForQuery: no round trip of its own). */
+static void inject_extended(write_job *j, const char *sql, bool client_results, bool begin, enum step next)
 {
     pgbuf m;
     pgbuf_init(&m, (size_t)1 << 30);
-    size_t at = pgbuf_begin_message(&m, 'P');
+    size_t at;
+    if (begin) {
+        at = pgbuf_begin_message(&m, 'P');
+        pgbuf_put_string(&m, "");
+        pgbuf_put_string(&m, "BEGIN");
+        pgbuf_put_int16(&m, 0);
+        pgbuf_end_message(&m, at);
+        at = pgbuf_begin_message(&m, 'B');
+        pgbuf_put_string(&m, "");
+        pgbuf_put_string(&m, "");
+        pgbuf_put_int16(&m, 0); /* parameter formats, parameters, result formats */
+        pgbuf_put_int16(&m, 0);
+        pgbuf_put_int16(&m, 0);
+        pgbuf_end_message(&m, at);
+        at = pgbuf_begin_message(&m, 'E');
+        pgbuf_put_string(&m, "");
+        pgbuf_put_int32(&m, 0);
+        pgbuf_end_message(&m, at);
+    }
+    at = pgbuf_begin_message(&m, 'P');
     pgbuf_put_string(&m, "");
     pgbuf_put_string(&m, sql);
     pgbuf_put_int16(&m, (uint16_t)j->nparam_types);
@@ -1045,7 +1065,7 @@ static void run_returning(write_job *j, enum step next)
     if (sql.failed)
         fail_with(j, "53200", "out of memory", NULL, NULL);
     else if (j->ext)
-        inject_extended(j, sql.data, true, next);
+        inject_extended(j, sql.data, true, false, next);
     else
         wj_inject(j, sql.data, next);
     pgbuf_free(&sql);
@@ -1086,7 +1106,9 @@ static void mirror(write_job *j)
     pgbuf_free(&sql);
 }
 
-static void send_tag(write_job *j)
+/* CommandComplete, and ReadyForQuery with it when ready is a status (one write: the client
+ * wakes once). */
+static void send_tag(write_job *j, char ready)
 {
     char tag[64];
     snprintf(tag, sizeof tag, "%s%s %zu", command_name(j), j->rw->kind == REWRITE_INSERT ? " 0" : "", j->nids);
@@ -1095,6 +1117,8 @@ static void send_tag(write_job *j)
     size_t start = pgbuf_begin_message(&m, 'C');
     pgbuf_put_string(&m, tag);
     pgbuf_end_message(&m, start);
+    if (ready)
+        pgbuf_put(&m, (char[]){'Z', 0, 0, 0, 5, ready}, 6);
     session_send_client(j->s, m.data, m.len);
     pgbuf_free(&m);
 }
@@ -1134,23 +1158,23 @@ static void after_mirror(write_job *j)
         return;
     }
     if (!j->answered)
-        send_tag(j);
+        send_tag(j, 0);
     wj_finish(j);
 }
 
 /* The mirror step is done and the lock's release is under way. When nothing more of the
  * statement runs on the client's backend (no RETURNING, no COMMIT, no error to settle), and it
- * is the Query's one statement, the client is answered now instead of after the release's
- * round trip: its next message stays unread until the job ends (session.c reads nothing while
- * s->job is set), so nothing of the client's runs on its backend while the lock is held. */
+ * is the Query's one statement (extended protocol: nothing but the Sync follows it in the
+ * batch), the client is answered now instead of after the release's round trip: its next
+ * message stays unread until the job ends (session.c reads nothing while s->job is set), so
+ * nothing of the client's runs on its backend while the lock is held. */
 static void answer_before_unlock(write_job *j)
 {
     session *s = j->s;
-    if (s->run || s->brun || j->ext || j->upstream_failed || j->have_our_error ||
-        (j->rw->has_returning && !j->returning_done) || (j->own_tx && !j->committed))
+    if (s->run || j->upstream_failed || j->have_our_error || (j->rw->has_returning && !j->returning_done) ||
+        (j->own_tx && !j->committed) || (s->brun && !ext_answer_sync(s)))
         return;
-    send_tag(j);
-    send_ready(s, j->status ? j->status : s->tx_status);
+    send_tag(j, j->status ? j->status : s->tx_status);
     j->answered = true;
 }
 
@@ -1207,16 +1231,12 @@ static void db_error_ends_statement(write_job *j)
 static void step_done(write_job *j)
 {
     switch (j->step) {
-    case STEP_PRECHECK:
     case STEP_PLAN:
         if (j->have_db_error) {
             db_error_ends_statement(j);
             return;
         }
-        if (j->step == STEP_PRECHECK)
-            wj_plan_ready(j);
-        else
-            after_plan(j);
+        after_plan(j);
         return;
     case STEP_PROBE:
         if (j->have_db_error && !guard_refused(j)) {
@@ -1279,7 +1299,7 @@ static void step_done(write_job *j)
             wj_send_error(j, &j->db_error);
         } else {
             j->committed = true;
-            send_tag(j);
+            send_tag(j, 0);
         }
         wj_finish(j);
         return;
@@ -1517,6 +1537,10 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
     s->job = j;
     log_debug("client %llu: %s on %s.%s: planning", (unsigned long long)s->id, command_name(j), j->schema,
               j->table);
+    if (j->ext && j->types_known) { /* asked with the statement's Parse */
+        wj_plan_ready(j);
+        return;
+    }
     if (j->ext) {
         /* the plan needs the parameters' types: the backend knows the client's statement */
         pgbuf m;
@@ -1541,15 +1565,8 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
     pgbuf_free(&q);
 }
 
-/* Extended protocol, after Describe: our transaction, then the plan with the parameters. */
-void wj_precheck(write_job *j)
-{
-    if (j->own_tx)
-        wj_inject(j, "BEGIN", STEP_PRECHECK);
-    else
-        wj_plan_ready(j);
-}
-
+/* Extended protocol, after Describe: the plan with the parameters, in our own transaction
+ * begun in the same batch unless the client's is open. */
 void wj_plan_ready(write_job *j)
 {
     pgbuf q;
@@ -1559,7 +1576,7 @@ void wj_plan_ready(write_job *j)
     if (q.failed)
         fail_with(j, "54000", "the plan of this write is too large", NULL, NULL);
     else
-        inject_extended(j, q.data, false, STEP_PLAN);
+        inject_extended(j, q.data, false, j->own_tx, STEP_PLAN);
     pgbuf_free(&q);
 }
 

@@ -31,6 +31,9 @@ typedef struct wstmt {
     char *sql;
     size_t len;
     classify_result *cr; /* cr->stmts[0] is the WRITE */
+    uint32_t *param_types; /* the database's ParameterDescription, asked with the Parse */
+    int nparam_types;
+    bool types_known;
 } wstmt;
 
 typedef struct wportal {
@@ -61,7 +64,8 @@ typedef struct batch_run {
     size_t len, pos;
     txnote *notes;
     bool failed;
-    bool running; /* inside run_batch: a job that ends at once does not re-enter it */
+    bool running;     /* inside run_batch: a job that ends at once does not re-enter it */
+    bool sync_answered; /* the batch's Sync was answered by its last write (ext_answer_sync) */
 } batch_run;
 
 /* ---------------------------------------------------------------- names */
@@ -130,6 +134,7 @@ static void drop_stmt(session *s, const char *name)
             wstmt *w = *pp;
             *pp = w->next;
             classify_result_free(w->cr);
+            free(w->param_types);
             free(w->sql);
             free(w->name);
             free(w);
@@ -239,6 +244,31 @@ static void forward(session *s, const msgview *m, char expect, bool skip_t, cons
     pgbuf_free(&out);
 }
 
+/* A write's Parse, relayed with a Describe of the statement: the client gets the
+ * ParseComplete; the parameter types stay with the statement for its Executes (no Describe
+ * round trip of their own), the rest of the answer is ours alone. */
+static void forward_parse(session *s, const msgview *m, const char *name)
+{
+    write_job *j = wj_new(s);
+    if (!j || !(j->ext_stmt = strdup(name))) {
+        if (j)
+            wj_free(j);
+        send_client_error(s, "53200", "out of memory", NULL);
+        s->brun->failed = true;
+        return;
+    }
+    j->ext_expect = 'T';
+    j->ext_types = true;
+    pgbuf out;
+    pgbuf_init(&out, (size_t)1 << 30);
+    pgbuf_put(&out, m->msg, m->len);
+    wj_put_describe_statement(&out, name);
+    pgbuf_put(&out, "H\0\0\0\4", 5);
+    s->job = j;
+    wj_inject_raw(j, out.data, out.len, STEP_EXT_RELAY);
+    pgbuf_free(&out);
+}
+
 static void send_simple(session *s, char type)
 {
     char m[5] = {type, 0, 0, 0, 4};
@@ -311,7 +341,10 @@ static void run_batch(session *s)
                 s->ext->stmts = w;
             }
             set_note(b, name, false, cr ? CLASSIFY_TX_NONE : classify_transaction(sql, strlen(sql)));
-            forward(s, &m, '1', false, NULL);
+            if (cr)
+                forward_parse(s, &m, name);
+            else
+                forward(s, &m, '1', false, NULL);
             break;
         }
         case 'B': {
@@ -408,6 +441,11 @@ static void run_batch(session *s)
                 break;
             }
             j->ext = true;
+            if (w->types_known && w->nparam_types > 0 &&
+                (j->param_types = malloc((size_t)w->nparam_types * sizeof *j->param_types)))
+                memcpy(j->param_types, w->param_types, (size_t)w->nparam_types * sizeof *j->param_types);
+            j->nparam_types = j->param_types ? w->nparam_types : 0;
+            j->types_known = w->types_known && j->nparam_types == w->nparam_types;
             pgbuf_put(&j->ext_params, p->params.data, p->params.len);
             pgbuf_put(&j->ext_results, p->results.data, p->results.len);
             wj_start_write(s, w->sql, w->len, &w->cr->stmts[0], j);
@@ -427,7 +465,8 @@ static void run_batch(session *s)
             break;
         }
         case 'S':
-            forward(s, &m, 'Z', false, NULL);
+            if (!b->sync_answered)
+                forward(s, &m, 'Z', false, NULL);
             break;
         case 'H':
             break; /* every message is flushed already */
@@ -439,6 +478,23 @@ static void run_batch(session *s)
     b->running = false;
     if (!s->job && (b->pos >= b->len || !next_message(b, b->pos, &m)))
         end_batch(s);
+}
+
+bool ext_answer_sync(session *s)
+{
+    batch_run *b = s->brun;
+    msgview m;
+    size_t pos = b->pos;
+    bool sync = false;
+    while (!b->failed && next_message(b, pos, &m)) {
+        pos += m.len;
+        if (m.type == 'S' && pos == b->len)
+            sync = true;
+        else if (m.type != 'H')
+            return false;
+    }
+    b->sync_answered = sync;
+    return sync;
 }
 
 void ext_continue(session *s, bool failed)
@@ -488,24 +544,54 @@ static bool completes(const write_job *j, char type)
     }
 }
 
+/* The parameter types of a ParameterDescription into j (false: out of memory). */
+static bool take_param_types(write_job *j, const char *msg, size_t len)
+{
+    pgread r;
+    pgread_init(&r, msg + 5, len - 5);
+    int n = pgread_int16(&r);
+    free(j->param_types);
+    j->param_types = n > 0 ? calloc((size_t)n, sizeof *j->param_types) : NULL;
+    j->nparam_types = j->param_types ? n : 0;
+    for (int i = 0; i < j->nparam_types; i++)
+        j->param_types[i] = pgread_int32(&r);
+    return !r.failed && j->nparam_types == (n > 0 ? n : 0);
+}
+
+/* The Describe sent with a write's Parse has answered: the types go to the statement. */
+static void keep_param_types(write_job *j)
+{
+    wstmt *w = find_stmt(j->s, j->ext_stmt);
+    if (!w || !j->types_known)
+        return;
+    free(w->param_types);
+    w->param_types = j->param_types;
+    w->nparam_types = j->nparam_types;
+    w->types_known = true;
+    j->param_types = NULL;
+    j->nparam_types = 0;
+}
+
 int ext_on_backend_message(write_job *j, const char *msg, size_t len)
 {
     session *s = j->s;
     char type = msg[0];
+    if (j->step == STEP_EXT_RELAY && j->ext_types && type != '1' && type != 'E' && type != 'N' && type != 'S') {
+        if (type == 't')
+            j->types_known = take_param_types(j, msg, len);
+        if (type == 'T' || type == 'n') {
+            keep_param_types(j);
+            wj_finish(j);
+        }
+        return 0;
+    }
     if (j->step == STEP_DESCRIBE) {
         if (type == 't') {
-            pgread r;
-            pgread_init(&r, msg + 5, len - 5);
-            int n = pgread_int16(&r);
-            free(j->param_types);
-            j->param_types = n > 0 ? calloc((size_t)n, sizeof *j->param_types) : NULL;
-            j->nparam_types = j->param_types ? n : 0;
-            for (int i = 0; i < j->nparam_types; i++)
-                j->param_types[i] = pgread_int32(&r);
+            take_param_types(j, msg, len);
             return 0;
         }
         if (type == 'T' || type == 'n') {
-            wj_precheck(j);
+            wj_plan_ready(j);
             return 0;
         }
         if (type == 'E') { /* the database skips to the client's Sync now */

@@ -30,7 +30,6 @@ enum step {
     /* the extended protocol (write_ext.c) */
     STEP_EXT_RELAY,    /* a client message forwarded: its responses are relayed */
     STEP_DESCRIBE,     /* Describe of the client's statement: its parameter types */
-    STEP_PRECHECK,     /* BEGIN (the plan follows with parameters) */
 };
 
 /* One API call of a statement: which row, and how it went. */
@@ -107,6 +106,9 @@ typedef struct write_job {
     int nparam_types;
     char ext_expect;       /* STEP_EXT_RELAY: the response that completes the message */
     bool ext_skip_t;       /* drop the ParameterDescription (a portal Describe we answer) */
+    bool ext_types;        /* a write's Parse relayed with our Describe: its parameter types
+                            * are kept for its Executes, the Describe's answer not relayed */
+    bool types_known;      /* param_types came with the Parse: Execute needs no Describe */
     classify_tx ext_tx;    /* a relayed Execute: its statement as a transaction statement */
     bool ext_patch_formats;/* patch RowDescription formats to ext_results */
 } write_job;
@@ -127,9 +129,8 @@ void wj_refuse_now(session *s, const char *sqlstate, const char *message, const 
 /* Plans and carries out the WRITE statement st of sql[0..len); ext: the job the extended
  * protocol prepared (parameters), or NULL for the simple protocol. */
 void wj_start_write(session *s, const char *sql, size_t len, const classify_stmt *st, write_job *ext);
-/* Extended protocol, once the parameter types are known: BEGIN? then the plan. */
-void wj_precheck(write_job *j);
-/* Runs the plan (extended protocol: with parameters). */
+/* Extended protocol, once the parameter types are known: the plan with the parameters,
+ * after a BEGIN in the same batch when the statement is to run in a transaction of ours. */
 void wj_plan_ready(write_job *j);
 
 /* write_ext.c: the extended protocol's batch, answered by the job's steps */
@@ -137,6 +138,9 @@ void ext_step_done(write_job *j);
 int ext_on_backend_message(write_job *j, const char *msg, size_t len);
 /* A job of the batch finished (failed: the client was sent an error). */
 void ext_continue(session *s, bool failed);
+/* Whether all that is left of the batch is its Sync (Flushes aside); if so the caller
+ * answers it (ReadyForQuery) and the Sync is not sent on. */
+bool ext_answer_sync(session *s);
 void ext_on_session_close(session *s);
 
 /* The Salesforce objects of a sync (write_salesforce.c). wsf_init makes the client and asks

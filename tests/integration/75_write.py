@@ -250,43 +250,59 @@ LOCK_CLASS = 1634757991
 forge = ("SELECT apigres.\"mirror stripe.customer\"('[{\"id\": \"%s\", \"email\": \"x@x.co\"}]', 1e12, '{}')"
          % c1)
 client = psycopg.connect(host="127.0.0.1", port=PROXY_PORT, user="app_writer", dbname=DB, autocommit=True)
-api("POST", "/_fake/config", json_body={"latency_ms": 600})  # under the API timeout of this test's config
-seen = {}
 
 
-def answered_then_forge():
-    try:
-        seen["update"] = client.execute("UPDATE stripe.customer SET name = 'answered' WHERE id = '%s'"
-                                        % c2).statusmessage
-    except psycopg.Error as e:
-        seen["update"] = str(e)
-    seen["answered"] = time.monotonic()
-    try:
-        client.execute(forge)
-        seen["forge"] = "accepted"
-    except psycopg.Error as e:
-        seen["forge"] = e.sqlstate
-    seen["forge_done"] = time.monotonic()
+def answered_then_forge(protocol):
+    """The write, then at once the forged mirror call; what each got and when (monotonic)."""
+    seen = {}
+
+    def run():
+        try:
+            if protocol == "simple":
+                cur = client.execute("UPDATE stripe.customer SET name = 'answered' WHERE id = '%s'" % c2)
+            else:  # Parse/Bind/Describe/Execute/Sync
+                cur = client.execute("UPDATE stripe.customer SET name = %s WHERE id = %s", ("answered", c2))
+            seen["update"] = cur.statusmessage
+        except psycopg.Error as e:
+            seen["update"] = str(e)
+        seen["answered"] = time.monotonic()
+        try:
+            if protocol == "simple":
+                client.execute(forge)
+            else:
+                client.execute(forge.replace("'{}')", "%s)"), ([],))
+            seen["forge"] = "accepted"
+        except psycopg.Error as e:
+            seen["forge"] = e.sqlstate
+        seen["forge_done"] = time.monotonic()
+
+    api("POST", "/_fake/config", json_body={"latency_ms": 600})  # under the API timeout of this test's config
+    writer = threading.Thread(target=run)
+    writer.start()
+    time.sleep(0.3)  # the lock is taken; the write waits for the API
+    lockers = [int(x) for x in direct("SELECT pid FROM pg_stat_activity WHERE usename = 'apigres_w75' "
+                                      "AND query LIKE 'SELECT pg_%%advisory_%%lock(%d%%'" % LOCK_CLASS).split()]
+    for pid in lockers:
+        os.kill(pid, signal.SIGSTOP)
+    wait_for("the write answered (%s protocol)" % protocol, lambda: "answered" in seen, 10)
+    time.sleep(1.0)
+    released = time.monotonic()
+    for pid in lockers:
+        os.kill(pid, signal.SIGCONT)
+    writer.join(30)
+    api("POST", "/_fake/config", json_body={"latency_ms": 0})
+    return seen, released, len(lockers)
 
 
-writer = threading.Thread(target=answered_then_forge)
-writer.start()
-time.sleep(0.3)  # the lock is taken; the write waits for the API
-lockers = [int(x) for x in direct("SELECT pid FROM pg_stat_activity WHERE usename = 'apigres_w75' "
-                                  "AND query LIKE 'SELECT pg_%%advisory_%%lock(%d%%'" % LOCK_CLASS).split()]
-for pid in lockers:
-    os.kill(pid, signal.SIGSTOP)
-wait_for("the write answered", lambda: "answered" in seen, 10)
-time.sleep(1.0)
-released = time.monotonic()
-for pid in lockers:
-    os.kill(pid, signal.SIGCONT)
-writer.join(30)
-api("POST", "/_fake/config", json_body={"latency_ms": 0})
-check_eq("a Query sent right after an answered write, while the lock's release waits, is refused when it runs "
-         "(%d lock connections stopped)" % len(lockers), ("UPDATE 1", "42501"), (seen.get("update"), seen.get("forge")))
-check("... and it ran only after the release (%.2f s after the answer)"
-      % (seen.get("forge_done", 0) - seen.get("answered", 0)), seen.get("forge_done", 0) >= released, seen)
+for protocol in ("simple", "extended"):
+    seen, released, nlockers = answered_then_forge(protocol)
+    check_eq("%s protocol: a statement sent right after an answered write, while the lock's release waits, is "
+             "refused when it runs (%d lock connections stopped)" % (protocol, nlockers), ("UPDATE 1", "42501"),
+             (seen.get("update"), seen.get("forge")))
+    check("... and it ran only after the release (%.2f s after the answer)"
+          % (seen.get("forge_done", 0) - seen.get("answered", 0)), seen.get("forge_done", 0) >= released, seen)
+    check("... and the answer came before the release (%.2f s before)" % (released - seen.get("answered", 0)),
+          seen.get("answered", released) < released - 0.5, seen)
 
 # Any role may take an advisory lock: one taken for a client's backend makes that client's
 # write fail at once (55P03, no API call), and holds up no one else's
