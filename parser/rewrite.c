@@ -612,14 +612,14 @@ static char *deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
         /* libpg_query cannot deparse every tree the grammar accepts (e.g. a type with
          * expressions for modifiers, which Postgres refuses later anyway): a plan that does
          * not parse again is refused here rather than sent (fuzz_classify found this) */
-        PgQueryParseResult again = pg_query_parse(text);
+        PgQuerySplitResult again = pg_query_split_with_parser(text); /* the grammar, no tree out */
         if (again.error) {
             refuse(c, "42601", NULL, "apigres cannot carry out this write: its rewritten form does not parse (%s)",
                    again.error->message ? again.error->message : "syntax error");
             free(text);
             text = NULL;
         }
-        pg_query_free_parse_result(again);
+        pg_query_free_split_result(again);
     }
     return text;
 }
