@@ -37,7 +37,9 @@
 
 /* The connection of slot s, opened if needed (NULL: err says why). The page statement runs
  * with a generic plan: planned for each page it costs about as much again as loading it,
- * and its plan does not depend on the values. */
+ * and its plan does not depend on the values. Its commits do not wait for the WAL's flush:
+ * a crash of the database may lose the last pages, but a page and its cursor commit
+ * together, in order, so the backfill resumes from a cursor whose pages are all there. */
 static PGconn *slot_conn(sync_worker *w, int s, char *err, size_t errlen)
 {
     page_slot *p = &w->page[s];
@@ -48,7 +50,9 @@ static PGconn *slot_conn(sync_worker *w, int s, char *err, size_t errlen)
     for (int i = 0; i < w->ncoll; i++)
         w->coll[i].page_prepared[s] = w->coll[i].step_prepared[s] = false;
     p->db = worker_connect(w, "apigres sync pages",
-                           "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan", err, errlen);
+                           "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan; "
+                           "SET synchronous_commit = off",
+                           err, errlen);
     return p->db;
 }
 

@@ -2,7 +2,8 @@
 
 Usage: 72_sync.py FAKE_URL, with tests/run.sh's environment (PG_PORT, APIGRES, TEST_TMP).
 Starts its own apigres instances (log files apigres-72-*.log), kills them with SIGKILL at
-several points of a backfill, and checks that the synced tables equal the fake's data.
+several points of a backfill (and crashes the database once), and checks that the synced
+tables equal the fake's data.
 """
 
 import base64
@@ -79,6 +80,19 @@ def start(name):
     p.logname = log.name
     procs.append(p)
     return p
+
+
+def crash_database():
+    """Postgres stops as in a crash (immediate: no checkpoint, what is in its WAL buffers is
+    lost, as the backfill's asynchronous commits may be) and starts again."""
+    bindir = sorted(subprocess.run("ls -d /usr/lib/postgresql/*/bin", shell=True, capture_output=True,
+                                   text=True).stdout.split(), key=lambda d: [int(x) for x in re.findall(r"\d+", d)])[-1]
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    data = os.path.join(os.environ["PG_DIR"], "data")
+    for args in (["stop", "-m", "immediate"], ["start", "-l", os.path.join(os.environ["PG_DIR"], "postgres.log")]):
+        r = subprocess.run(as_owner + [os.path.join(bindir, "pg_ctl"), "-D", data, "-w", "-t", "60"] + args,
+                           capture_output=True, text=True)
+        check("the database %s" % ("crashes" if args[0] == "stop" else "starts again"), r.returncode == 0, r.stderr)
 
 
 def log_of(p):
@@ -160,6 +174,11 @@ kills = 0
 for i in range(5):
     p = start("a")
     time.sleep(random.uniform(0.3, 1.2))
+    if i == 2:
+        crash_database()
+        note("the database crashed at %s" % rows("SELECT collection, phase, rows_loaded FROM apigres.sync_state "
+                                                 "ORDER BY 1"))
+        time.sleep(random.uniform(0.5, 1.5))  # apigres reconnects and goes on
     p.send_signal(signal.SIGKILL)
     p.wait()
     kills += 1
