@@ -214,15 +214,40 @@ static void send_client_error(session *s, const char *sqlstate, const char *mess
     pgbuf_free(&m);
 }
 
-/* Forwards one client message with a Flush; the job relays its answer until `expect`. */
-static void forward(session *s, const msgview *m, char expect, bool skip_t, const wportal *patch)
+/* A job to relay a message's answer; NULL (the client told, the batch failed) when out of
+ * memory. */
+static write_job *relay_job(session *s)
 {
     write_job *j = wj_new(s);
     if (!j) {
         send_client_error(s, "53200", "out of memory", NULL);
         s->brun->failed = true;
-        return;
     }
+    return j;
+}
+
+/* Sends the client's message m, then a Describe of the statement `describe` (or none), and a
+ * Flush unless m is the Sync; j relays the answers. */
+static void relay(session *s, write_job *j, const msgview *m, const char *describe)
+{
+    pgbuf out;
+    pgbuf_init(&out, (size_t)1 << 30);
+    pgbuf_put(&out, m->msg, m->len);
+    if (describe)
+        wj_put_describe_statement(&out, describe);
+    if (m->type != 'S')
+        pgbuf_put(&out, "H\0\0\0\4", 5);
+    s->job = j;
+    wj_inject_raw(j, out.data, out.len, STEP_EXT_RELAY);
+    pgbuf_free(&out);
+}
+
+/* Forwards one client message with a Flush; the job relays its answer until `expect`. */
+static void forward(session *s, const msgview *m, char expect, bool skip_t, const wportal *patch)
+{
+    write_job *j = relay_job(s);
+    if (!j)
+        return;
     if (m->type == 'E') {
         pgread r = m->body;
         const char *portal = pgread_string(&r);
@@ -234,14 +259,7 @@ static void forward(session *s, const msgview *m, char expect, bool skip_t, cons
         j->ext_patch_formats = true;
         pgbuf_put(&j->ext_results, patch->results.data, patch->results.len);
     }
-    pgbuf out;
-    pgbuf_init(&out, (size_t)1 << 30);
-    pgbuf_put(&out, m->msg, m->len);
-    if (m->type != 'S')
-        pgbuf_put(&out, "H\0\0\0\4", 5);
-    s->job = j;
-    wj_inject_raw(j, out.data, out.len, STEP_EXT_RELAY);
-    pgbuf_free(&out);
+    relay(s, j, m, NULL);
 }
 
 /* A write's Parse, relayed with a Describe of the statement: the client gets the
@@ -249,24 +267,18 @@ static void forward(session *s, const msgview *m, char expect, bool skip_t, cons
  * round trip of their own), the rest of the answer is ours alone. */
 static void forward_parse(session *s, const msgview *m, const char *name)
 {
-    write_job *j = wj_new(s);
-    if (!j || !(j->ext_stmt = strdup(name))) {
-        if (j)
-            wj_free(j);
+    write_job *j = relay_job(s);
+    if (!j)
+        return;
+    if (!(j->ext_stmt = strdup(name))) {
+        wj_free(j);
         send_client_error(s, "53200", "out of memory", NULL);
         s->brun->failed = true;
         return;
     }
     j->ext_expect = 'T';
     j->ext_types = true;
-    pgbuf out;
-    pgbuf_init(&out, (size_t)1 << 30);
-    pgbuf_put(&out, m->msg, m->len);
-    wj_put_describe_statement(&out, name);
-    pgbuf_put(&out, "H\0\0\0\4", 5);
-    s->job = j;
-    wj_inject_raw(j, out.data, out.len, STEP_EXT_RELAY);
-    pgbuf_free(&out);
+    relay(s, j, m, name);
 }
 
 static void send_simple(session *s, char type)
