@@ -416,52 +416,42 @@ void wj_inject_raw(write_job *j, const char *data, size_t len, enum step next)
         log_warn("client %llu: could not send to the database", (unsigned long long)j->s->id);
 }
 
+/* Parse, Bind and Execute of sql as the unnamed statement and portal: bind is the Bind's
+ * parameter formats and values, results its result formats (as the protocol lays them out). */
+static void put_unnamed(pgbuf *m, const char *sql, int ntypes, const uint32_t *types, const char *bind,
+                        size_t bind_len, const char *results, size_t results_len)
+{
+    size_t at = pgbuf_begin_message(m, 'P');
+    pgbuf_put_string(m, "");
+    pgbuf_put_string(m, sql);
+    pgbuf_put_int16(m, (uint16_t)ntypes);
+    for (int i = 0; i < ntypes; i++)
+        pgbuf_put_int32(m, types[i]);
+    pgbuf_end_message(m, at);
+    at = pgbuf_begin_message(m, 'B');
+    pgbuf_put_string(m, "");
+    pgbuf_put_string(m, "");
+    pgbuf_put(m, bind, bind_len);
+    pgbuf_put(m, results, results_len);
+    pgbuf_end_message(m, at);
+    at = pgbuf_begin_message(m, 'E');
+    pgbuf_put_string(m, "");
+    pgbuf_put_int32(m, 0);
+    pgbuf_end_message(m, at);
+}
+
 /* Parse/Bind/Execute/Sync of sql with the client's parameters (extended protocol); the
  * result columns in the client's formats or all text. With begin, a BEGIN runs first in
  * the same batch (one ReadyForQuery: no round trip of its own). */
 static void inject_extended(write_job *j, const char *sql, bool client_results, bool begin, enum step next)
 {
+    static const char none[4] = {0}; /* no formats, no values */
     pgbuf m;
     pgbuf_init(&m, (size_t)1 << 30);
-    size_t at;
-    if (begin) {
-        at = pgbuf_begin_message(&m, 'P');
-        pgbuf_put_string(&m, "");
-        pgbuf_put_string(&m, "BEGIN");
-        pgbuf_put_int16(&m, 0);
-        pgbuf_end_message(&m, at);
-        at = pgbuf_begin_message(&m, 'B');
-        pgbuf_put_string(&m, "");
-        pgbuf_put_string(&m, "");
-        pgbuf_put_int16(&m, 0); /* parameter formats, parameters, result formats */
-        pgbuf_put_int16(&m, 0);
-        pgbuf_put_int16(&m, 0);
-        pgbuf_end_message(&m, at);
-        at = pgbuf_begin_message(&m, 'E');
-        pgbuf_put_string(&m, "");
-        pgbuf_put_int32(&m, 0);
-        pgbuf_end_message(&m, at);
-    }
-    at = pgbuf_begin_message(&m, 'P');
-    pgbuf_put_string(&m, "");
-    pgbuf_put_string(&m, sql);
-    pgbuf_put_int16(&m, (uint16_t)j->nparam_types);
-    for (int i = 0; i < j->nparam_types; i++)
-        pgbuf_put_int32(&m, j->param_types[i]);
-    pgbuf_end_message(&m, at);
-    at = pgbuf_begin_message(&m, 'B');
-    pgbuf_put_string(&m, "");
-    pgbuf_put_string(&m, "");
-    pgbuf_put(&m, j->ext_params.data, j->ext_params.len);
-    if (client_results)
-        pgbuf_put(&m, j->ext_results.data, j->ext_results.len);
-    else
-        pgbuf_put_int16(&m, 0);
-    pgbuf_end_message(&m, at);
-    at = pgbuf_begin_message(&m, 'E');
-    pgbuf_put_string(&m, "");
-    pgbuf_put_int32(&m, 0);
-    pgbuf_end_message(&m, at);
+    if (begin)
+        put_unnamed(&m, "BEGIN", 0, NULL, none, 4, none, 2);
+    put_unnamed(&m, sql, j->nparam_types, j->param_types, j->ext_params.data, j->ext_params.len,
+                client_results ? j->ext_results.data : none, client_results ? j->ext_results.len : 2);
     pgbuf_put(&m, "S\0\0\0\4", 5);
     log_debug("client %llu: write path step %d (extended): %.80s", (unsigned long long)j->s->id, (int)next, sql);
     if (m.failed)
