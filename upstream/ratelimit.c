@@ -144,15 +144,6 @@ static void take_locked(ratelimit_budget *b, uint64_t now_ms)
     }
 }
 
-int64_t ratelimit_wait_ms(const ratelimit *rl, uint64_t now_ms)
-{
-    ratelimit_budget *b = rl->budget;
-    pthread_mutex_lock(&b->lock);
-    int64_t wait = wait_locked(b, now_ms);
-    pthread_mutex_unlock(&b->lock);
-    return wait;
-}
-
 void ratelimit_take(ratelimit *rl, uint64_t now_ms)
 {
     ratelimit_budget *b = rl->budget;
@@ -161,13 +152,42 @@ void ratelimit_take(ratelimit *rl, uint64_t now_ms)
     pthread_mutex_unlock(&b->lock);
 }
 
+/* Sync traffic that finds the window full starts at most one request every
+ * interval/allowed. Without this, a window filled in a burst frees its slots in the same
+ * burst a window later, the waiting sync takes them back at once, and the burst repeats
+ * forever: a write that comes just after one waits for the next, up to a whole interval.
+ * Spaced starts free a slot every interval/allowed, so a write waits at most that. */
+static int64_t pace_locked(const ratelimit_budget *b, uint64_t now_ms)
+{
+    if (b->allowed == 0 || b->count < b->allowed)
+        return 0;
+    uint64_t latest = b->starts[(b->head + b->count - 1) % b->allowed];
+    uint64_t next = latest + b->interval_ms / b->allowed;
+    return next <= now_ms ? 0 : (int64_t)(next - now_ms);
+}
+
+static int64_t admit_locked(const ratelimit_budget *b, enum ratelimit_priority prio, uint64_t now_ms)
+{
+    int64_t wait = wait_locked(b, now_ms);
+    return wait == 0 && prio != RATELIMIT_WRITE ? pace_locked(b, now_ms) : wait;
+}
+
+int64_t ratelimit_wait_ms(const ratelimit *rl, enum ratelimit_priority prio, uint64_t now_ms)
+{
+    ratelimit_budget *b = rl->budget;
+    pthread_mutex_lock(&b->lock);
+    int64_t wait = admit_locked(b, prio, now_ms);
+    pthread_mutex_unlock(&b->lock);
+    return wait;
+}
+
 /* Takes a start for a request of priority prio if the budget admits one now: 0, or what
  * ratelimit_wait_ms would say. Sync traffic also waits while a write waits anywhere. */
 static int64_t try_take(ratelimit *rl, enum ratelimit_priority prio, uint64_t now_ms)
 {
     ratelimit_budget *b = rl->budget;
     pthread_mutex_lock(&b->lock);
-    int64_t wait = wait_locked(b, now_ms);
+    int64_t wait = admit_locked(b, prio, now_ms);
     if (wait == 0 && prio != RATELIMIT_WRITE && b->writes_waiting > rl->writes_queued)
         wait = POLL_MS; /* another loop's write goes first */
     if (wait == 0)

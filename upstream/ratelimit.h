@@ -4,7 +4,9 @@
  * At most `allowed` requests start in any window of `interval` seconds (a sliding window:
  * the start times of the last `allowed` requests are kept), and at most `max_concurrent`
  * are in flight (0 = no limit), as the management API we follow expresses it. Waiters are
- * served by priority, writes before sync traffic, first come first served within one.
+ * served by priority, writes before sync traffic, first come first served within one, and
+ * sync traffic that finds the window full is spaced interval/allowed apart (see
+ * ratelimit_wait_ms).
  *
  * The budget itself (window, requests in flight, writes waiting) may be shared by the
  * limiters of several loops (threads): ratelimit_init_shared with the same key gives the
@@ -54,9 +56,11 @@ int ratelimit_init_shared(ratelimit *rl, uv_loop_t *loop, const char *key, uint3
 /* Frees the window (or drops a reference to the shared one); queued waiters are dropped
  * (the caller cancels its own first). */
 void ratelimit_close(ratelimit *rl);
-/* 0 if a request may start at now_ms, -1 if only a release can unblock it (concurrency),
- * else the milliseconds until the window admits one. */
-int64_t ratelimit_wait_ms(const ratelimit *rl, uint64_t now_ms);
+/* 0 if a request of priority prio may start at now_ms, -1 if only a release can unblock it
+ * (concurrency), else the milliseconds until the window admits one. Sync traffic that finds
+ * the window full is also spaced interval/allowed apart, so that the window's starts spread
+ * out and a write never waits long for a slot. */
+int64_t ratelimit_wait_ms(const ratelimit *rl, enum ratelimit_priority prio, uint64_t now_ms);
 /* Records a request started at now_ms (counts towards the window and in_flight). */
 void ratelimit_take(ratelimit *rl, uint64_t now_ms);
 /* Calls w->granted now if allowed and nobody of the same or a higher priority waits,

@@ -1,4 +1,5 @@
 /* Unit tests for upstream/: the rate limiter's window, the retry policy, header lookup. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <cJSON.h>
@@ -13,13 +14,13 @@
 #include "upstream/ratelimit.h"
 #include "upstream/retry.h"
 
-/* Simulates a client that starts a request whenever the limiter allows, for `ms`
- * milliseconds of virtual time; returns how many started. Requests finish at once. */
-static int simulate(ratelimit *rl, uint64_t ms)
+/* Simulates a client of priority prio that starts a request whenever the limiter allows,
+ * for `ms` milliseconds of virtual time; returns how many started. Requests finish at once. */
+static int simulate(ratelimit *rl, enum ratelimit_priority prio, uint64_t ms)
 {
     int started = 0;
     for (uint64_t now = 0; now < ms;) {
-        int64_t wait = ratelimit_wait_ms(rl, now);
+        int64_t wait = ratelimit_wait_ms(rl, prio, now);
         if (wait == 0) {
             ratelimit_take(rl, now);
             ratelimit_release(rl);
@@ -31,19 +32,78 @@ static int simulate(ratelimit *rl, uint64_t ms)
     return started;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The case that matters: a backfill that wants every slot, one request at a time (20 ms
+ * each), and a write now and then (170 ms after the last one started, ahead of the
+ * backfill). The backfill fills the window in a burst at first, and a write that comes then
+ * waits for the window to move. From the second interval on, writes must find a slot within
+ * interval/allowed mostly and never wait long (without pacing the burst comes back every
+ * interval, and writes wait up to 470 ms), and the backfill must keep the rest. */
+static void test_writes_among_a_backfill(void)
+{
+    ratelimit rl;
+    CHECK(ratelimit_init(&rl, NULL, 20, 1.0, 0) == 0, "ratelimit init 20/s");
+    uint64_t sync_busy_until = 0, write_due = 500, write_arrived = 0, waits[100];
+    bool write_waiting = false;
+    int writes = 0, syncs = 0, nwaits = 0;
+    for (uint64_t now = 0; now < 10000; now++) {
+        if (now == write_due) {
+            write_waiting = true;
+            write_arrived = now;
+        }
+        if (write_waiting && ratelimit_wait_ms(&rl, RATELIMIT_WRITE, now) == 0) {
+            ratelimit_take(&rl, now);
+            if (write_arrived >= 2000 && nwaits < 100)
+                waits[nwaits++] = now - write_arrived;
+            write_waiting = false;
+            write_due = now + 170;
+            writes++;
+        }
+        if (!write_waiting && now >= sync_busy_until && ratelimit_wait_ms(&rl, RATELIMIT_SYNC, now) == 0) {
+            ratelimit_take(&rl, now);
+            sync_busy_until = now + 20;
+            syncs++;
+        }
+    }
+    qsort(waits, (size_t)nwaits, sizeof *waits, cmp_u64);
+    uint64_t median = nwaits ? waits[nwaits / 2] : 0, worst = nwaits ? waits[nwaits - 1] : 0;
+    CHECK(nwaits > 30 && median <= 50 && worst <= 250,
+          "after the first interval, writes wait for a slot: median %llu ms (at most interval/allowed, 50), "
+          "the longest %llu ms (at most interval/4)",
+          (unsigned long long)median, (unsigned long long)worst);
+    CHECK(writes + syncs >= 199 && writes + syncs <= 200,
+          "the backfill takes every slot the writes leave (%d writes, %d backfill requests in 10 s)", writes,
+          syncs);
+    ratelimit_close(&rl);
+}
+
 static void test_window(void)
 {
     ratelimit rl;
     CHECK(ratelimit_init(&rl, NULL, 100, 1.0, 0) == 0, "ratelimit init 100/s");
-    int n = simulate(&rl, 30000);
+    int n = simulate(&rl, RATELIMIT_WRITE, 30000);
     CHECK(n == 3000, "100 per 1 s held exactly over 30 s of virtual time (%d)", n);
+    ratelimit_close(&rl);
+    CHECK(ratelimit_init(&rl, NULL, 100, 1.0, 0) == 0, "ratelimit init 100/s");
+    n = simulate(&rl, RATELIMIT_SYNC, 30000);
+    CHECK(n == 3000, "sync traffic, paced once the window is full, still gets all of it (%d)", n);
     ratelimit_close(&rl);
 
     CHECK(ratelimit_init(&rl, NULL, 5, 10.0, 0) == 0, "ratelimit init 5/10s");
     for (int i = 0; i < 5; i++)
         ratelimit_take(&rl, 1000 + (uint64_t)i);
-    CHECK(ratelimit_wait_ms(&rl, 1010) == 9990, "a full window waits until its oldest start leaves");
-    CHECK(ratelimit_wait_ms(&rl, 11000) == 0, "then admits one");
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_WRITE, 1010) == 9990, "a full window waits until its oldest start leaves");
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_WRITE, 11000) == 0, "then admits one");
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_SYNC, 11000) == 0, "... to sync traffic too, the latest start being long past");
+    ratelimit_take(&rl, 11000);
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_SYNC, 11001) == 1999,
+          "sync traffic in a full window waits interval/allowed after the latest start");
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_WRITE, 11001) == 0, "a write takes the free slot at once");
     ratelimit_close(&rl);
 
     /* any window of `interval` holds at most `allowed` starts, also for bursts */
@@ -51,7 +111,7 @@ static void test_window(void)
     uint64_t starts[200];
     int k = 0;
     for (uint64_t now = 0; k < 200;) {
-        int64_t wait = ratelimit_wait_ms(&rl, now);
+        int64_t wait = ratelimit_wait_ms(&rl, k % 2 ? RATELIMIT_SYNC : RATELIMIT_WRITE, now);
         if (wait == 0) {
             ratelimit_take(&rl, now);
             starts[k++] = now;
@@ -73,9 +133,9 @@ static void test_window(void)
     CHECK(ratelimit_init(&rl, NULL, 0, 0, 2) == 0, "concurrency-only limiter");
     ratelimit_take(&rl, 0);
     ratelimit_take(&rl, 0);
-    CHECK(ratelimit_wait_ms(&rl, 0) == -1, "max_concurrent reached: only a release unblocks");
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_WRITE, 0) == -1, "max_concurrent reached: only a release unblocks");
     ratelimit_release(&rl);
-    CHECK(ratelimit_wait_ms(&rl, 0) == 0, "a release frees a slot");
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_WRITE, 0) == 0, "a release frees a slot");
     ratelimit_close(&rl);
 
     /* the proxy's write path and the sync worker of one sync share its budget */
@@ -86,13 +146,13 @@ static void test_window(void)
           "shared limiters by key");
     ratelimit_take(&a, 100);
     ratelimit_take(&a, 100);
-    CHECK(ratelimit_wait_ms(&b, 100) == 1000, "a start on one limiter counts on the other of the same key");
-    CHECK(ratelimit_wait_ms(&other, 100) == 0, "... and not on another key's");
+    CHECK(ratelimit_wait_ms(&b, RATELIMIT_WRITE, 100) == 1000, "a start on one limiter counts on the other of the same key");
+    CHECK(ratelimit_wait_ms(&other, RATELIMIT_WRITE, 100) == 0, "... and not on another key's");
     ratelimit_close(&a);
-    CHECK(ratelimit_wait_ms(&b, 500) == 600, "closing one keeps the budget for the other");
+    CHECK(ratelimit_wait_ms(&b, RATELIMIT_WRITE, 500) == 600, "closing one keeps the budget for the other");
     ratelimit_close(&b);
     ratelimit_close(&other);
-    CHECK(ratelimit_init_shared(&a, NULL, "sync-x", 2, 1.0, 0) == 0 && ratelimit_wait_ms(&a, 0) == 0,
+    CHECK(ratelimit_init_shared(&a, NULL, "sync-x", 2, 1.0, 0) == 0 && ratelimit_wait_ms(&a, RATELIMIT_WRITE, 0) == 0,
           "after the last close the key starts afresh");
     ratelimit_close(&a);
 
@@ -352,6 +412,7 @@ int main(void)
     test_provider_checks();
     test_salesforce_errors();
     test_window();
+    test_writes_among_a_backfill();
     test_retry();
     test_headers();
     test_form();
