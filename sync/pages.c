@@ -3,12 +3,14 @@
  *
  * A page is one statement on a connection of its own (PAGE_CONNS of them, besides the
  * worker's), sent without waiting: its upsert, then the cursor after it, which moves only
- * from the cursor before the page (the previous page's). So the database loads two pages
- * at once while the API serves the next, and `kill -9` at any moment leaves a cursor whose
- * pages are all committed. The statement takes the cursor's row after its upsert: it waits
- * there for the page ahead of it, and then moves the cursor in the same transaction as its
- * rows. When it got there first (its page was the quicker), its rows commit alone and the
- * cursor follows in a statement of its own when the page is settled.
+ * from the cursor before the page (the previous page's). So the database loads a page
+ * while the API serves the next and the worker converts that one (its COPY rows are made
+ * before the connection is waited for), and `kill -9` at any moment leaves a cursor whose
+ * pages are all committed. With more than one connection, the statement takes the cursor's
+ * row after its upsert: it waits there for the page ahead of it, and then moves the cursor
+ * in the same transaction as its rows. When it got there first (its page was the quicker),
+ * its rows commit alone and the cursor follows in a statement of its own when the page is
+ * settled.
  *
  * A page is loaded with COPY (copy_rows.h) where it can be: the COPY, then the cursor's
  * step with the removal of records the write path deleted meanwhile as its WITH (prepared
@@ -260,23 +262,30 @@ static int prepare_step(sync_worker *w, int s, PGconn *db)
     return c->step_prepared[s] ? 0 : -1;
 }
 
-/* The page of slot s loaded with COPY (see the top) on db: 0 when sent, 1 when COPY
- * declined it and nothing was sent (the upsert is to be used), -1 when it failed
- * (recorded). */
+/* The next page's rows as COPY text into w->copy_rows, made before the database is waited
+ * for, so that it is ready when the connection is: whether COPY can take them (false: the
+ * upsert is to be used). */
+static bool copy_ready(sync_worker *w, const char *body, size_t body_len, long long version, int rows)
+{
+    collection *c = &w->coll[w->current];
+    pgbuf_reset(&w->copy_rows);
+    return c->copy_sql && w->page_seq + 1 >= w->copy_from &&
+           copy_rows_of_list(&w->copy_rows, body, body_len, c->spec, version) == rows && !w->copy_rows.failed;
+}
+
+/* The page of slot s loaded with COPY (see the top) on db, its rows in w->copy_rows: 0
+ * when sent, 1 when COPY declined it and nothing was sent (the upsert is to be used), -1
+ * when it failed (recorded). */
 static int send_copy(sync_worker *w, int s, PGconn *db, const char *body, size_t body_len)
 {
     collection *c = &w->coll[w->current];
     page_slot *slot = &w->page[s];
     /* COPY reads the rows in the client encoding; the upsert's JSON is UTF-8 */
     const char *enc = PQparameterStatus(db, "client_encoding"), *senc = PQparameterStatus(db, "server_encoding");
-    if (!c->copy_sql || w->page_seq < w->copy_from || !enc || strcmp(enc, "UTF8") != 0 || !senc ||
-        strcmp(senc, "UTF8") != 0)
+    if (!enc || strcmp(enc, "UTF8") != 0 || !senc || strcmp(senc, "UTF8") != 0)
         return 1;
     long long version = strtoll(slot->version, NULL, 10);
-    pgbuf_reset(&w->copy_rows);
     pgbuf_reset(&slot->body);
-    if (copy_rows_of_list(&w->copy_rows, body, body_len, c->spec, version) != slot->rows)
-        return 1;
     pgbuf_put(&slot->body, body, body_len); /* for the upsert, should Postgres refuse the COPY */
     if (prepare_step(w, s, db) < 0)
         return -1;
@@ -296,7 +305,7 @@ static int send_copy(sync_worker *w, int s, PGconn *db, const char *body, size_t
     ok = ok && put_literal(&q, db, c->spec->name);
     pgbuf_put(&q, ")", 1);
     pgbuf_put_byte(&q, 0);
-    if (!ok || q.failed || slot->body.failed || w->copy_rows.failed) {
+    if (!ok || q.failed || slot->body.failed) {
         pgbuf_free(&q);
         return 1;
     }
@@ -333,6 +342,7 @@ int pages_send(sync_worker *w, const char *body, size_t body_len, const char *ve
                int rows)
 {
     int s = w->page_next;
+    bool copy = copy_ready(w, body, body_len, strtoll(version, NULL, 10), rows);
     /* the slot's page is the oldest in flight: it settles first, in listing order */
     if (settle(w, s) < 0)
         return -1;
@@ -352,7 +362,8 @@ int pages_send(sync_worker *w, const char *body, size_t body_len, const char *ve
         slot_failed(w, s, "a page too large to load");
         return -1;
     }
-    int copied = send_copy(w, s, db, body, body_len);
+    /* a refusal settled just now sends the pages after it to the upsert */
+    int copied = copy && w->page_seq >= w->copy_from ? send_copy(w, s, db, body, body_len) : 1;
     if (copied < 0 || (copied == 1 && send_upsert(w, s, db, body, body_len) < 0))
         return -1;
     slot->copied = copied == 0;

@@ -266,7 +266,7 @@ static void on_backfill_done(stripe_list *l, const upstream_error *err, int page
     collection *c = &w->coll[w->current];
     w->busy = false;
     pages_settle_all(w);
-    pages_close(w); /* two idle backends less until the next listing */
+    pages_close(w); /* no idle backend until the next listing */
     if (worker_stop_requested(w) || !w->db) {
         worker_advance(w);
         return;

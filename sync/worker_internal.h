@@ -28,9 +28,12 @@
 
 struct salesforce_client;
 
-/* Backfill pages loaded at once: the database works on two while the API serves the next
- * (more gained nothing on two cores; see bench/backfill). */
-#define PAGE_CONNS 2
+/* Backfill pages loaded at once, each on a connection of its own. One: the database loads
+ * a page while the API serves the next and the worker turns that one into COPY rows. Two
+ * loaded pages at once at the same rate on two cores (300,000 and 1,000,000 rows, by COPY
+ * and by the upsert) but cost the database 25-30% more CPU: each backend faults in the
+ * shared buffers the other filled, and waits for the other's lock on the cursor's row. */
+#define PAGE_CONNS 1
 /* The most a page's body may hold to be loaded with COPY (kept for the upsert meanwhile). */
 #define PAGE_MAX_BYTES (64u << 20)
 
