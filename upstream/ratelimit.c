@@ -152,17 +152,25 @@ void ratelimit_take(ratelimit *rl, uint64_t now_ms)
     pthread_mutex_unlock(&b->lock);
 }
 
-/* Sync traffic that finds the window full starts at most one request every
- * interval/allowed. Without this, a window filled in a burst frees its slots in the same
- * burst a window later, the waiting sync takes them back at once, and the burst repeats
- * forever: a write that comes just after one waits for the next, up to a whole interval.
- * Spaced starts free a slot every interval/allowed, so a write waits at most that. */
+/* Sync traffic that finds the window full starts at most PACE_STARTS requests in any
+ * PACE_STARTS * interval/allowed. Without this, a window filled in a burst frees its slots
+ * in the same burst a window later, the waiting sync takes them back at once, and the burst
+ * repeats forever: a write that comes just after one waits for the next, up to a whole
+ * interval. Spaced starts free a slot about every interval/allowed, so a write waits about
+ * that. Two rather than one: a request that took longer than interval/allowed may be
+ * followed at once by the next, which keeps the sync's rate when its requests take about
+ * that long (simulated: 90 rather than 88 of 100 requests for requests of 20-80 ms at 20
+ * per second, 94 unpaced), and writes among a backfill waited less (70 ms at most rather
+ * than 150 in the case of unit_upstream). */
+#define PACE_STARTS 2u
+
 static int64_t pace_locked(const ratelimit_budget *b, uint64_t now_ms)
 {
-    if (b->allowed == 0 || b->count < b->allowed)
+    uint32_t n = b->allowed < PACE_STARTS ? b->allowed : PACE_STARTS;
+    if (n == 0 || b->count < b->allowed)
         return 0;
-    uint64_t latest = b->starts[(b->head + b->count - 1) % b->allowed];
-    uint64_t next = latest + b->interval_ms / b->allowed;
+    uint64_t nth_latest = b->starts[(b->head + b->count - n) % b->allowed];
+    uint64_t next = nth_latest + n * b->interval_ms / b->allowed;
     return next <= now_ms ? 0 : (int64_t)(next - now_ms);
 }
 

@@ -5,8 +5,7 @@
  * the start times of the last `allowed` requests are kept), and at most `max_concurrent`
  * are in flight (0 = no limit), as the management API we follow expresses it. Waiters are
  * served by priority, writes before sync traffic, first come first served within one, and
- * sync traffic that finds the window full is spaced interval/allowed apart (see
- * ratelimit_wait_ms).
+ * sync traffic that finds the window full is spaced out (see ratelimit_wait_ms).
  *
  * The budget itself (window, requests in flight, writes waiting) may be shared by the
  * limiters of several loops (threads): ratelimit_init_shared with the same key gives the
@@ -58,8 +57,8 @@ int ratelimit_init_shared(ratelimit *rl, uv_loop_t *loop, const char *key, uint3
 void ratelimit_close(ratelimit *rl);
 /* 0 if a request of priority prio may start at now_ms, -1 if only a release can unblock it
  * (concurrency), else the milliseconds until the window admits one. Sync traffic that finds
- * the window full is also spaced interval/allowed apart, so that the window's starts spread
- * out and a write never waits long for a slot. */
+ * the window full also starts at most two requests in any 2 * interval/allowed, so that the
+ * window's starts spread out and a write never waits long for a slot. */
 int64_t ratelimit_wait_ms(const ratelimit *rl, enum ratelimit_priority prio, uint64_t now_ms);
 /* Records a request started at now_ms (counts towards the window and in_flight). */
 void ratelimit_take(ratelimit *rl, uint64_t now_ms);

@@ -99,11 +99,13 @@ static void test_window(void)
         ratelimit_take(&rl, 1000 + (uint64_t)i);
     CHECK(ratelimit_wait_ms(&rl, RATELIMIT_WRITE, 1010) == 9990, "a full window waits until its oldest start leaves");
     CHECK(ratelimit_wait_ms(&rl, RATELIMIT_WRITE, 11000) == 0, "then admits one");
-    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_SYNC, 11000) == 0, "... to sync traffic too, the latest start being long past");
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_SYNC, 11000) == 0, "... to sync traffic too, the latest starts being long past");
     ratelimit_take(&rl, 11000);
-    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_SYNC, 11001) == 1999,
-          "sync traffic in a full window waits interval/allowed after the latest start");
-    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_WRITE, 11001) == 0, "a write takes the free slot at once");
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_SYNC, 11001) == 0, "one recent start does not hold sync traffic back");
+    ratelimit_take(&rl, 11001);
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_SYNC, 11002) == 3998,
+          "two do, in a full window: until the earlier is 2 * interval/allowed old");
+    CHECK(ratelimit_wait_ms(&rl, RATELIMIT_WRITE, 11002) == 0, "a write takes the free slot at once");
     ratelimit_close(&rl);
 
     /* any window of `interval` holds at most `allowed` starts, also for bursts */
