@@ -66,7 +66,17 @@ typedef struct batch_run {
     bool failed;
     bool running;     /* inside run_batch: a job that ends at once does not re-enter it */
     bool sync_answered; /* the batch's Sync was answered by its last write (ext_answer_sync) */
+    /* the classification batch_writes made of the Parse at parsed_at, for run_batch to take */
+    classify_result *parsed;
+    size_t parsed_at;
 } batch_run;
+
+static void batch_free(batch_run *b)
+{
+    classify_result_free(b->parsed);
+    free(b->data);
+    free(b);
+}
 
 /* ---------------------------------------------------------------- names */
 
@@ -298,8 +308,7 @@ static void end_batch(session *s)
         free(n->name);
         free(n);
     }
-    free(b->data);
-    free(b);
+    batch_free(b);
     if (s->tx_status == 'I') /* portals end with their transaction */
         while (s->ext && s->ext->portals)
             drop_portal(s, s->ext->portals->name);
@@ -317,6 +326,7 @@ static void run_batch(session *s)
     b->running = true;
     msgview m;
     while (!s->job && next_message(b, b->pos, &m)) {
+        size_t at = b->pos;
         b->pos += m.len;
         if (b->failed && m.type != 'S')
             continue;
@@ -329,7 +339,11 @@ static void run_batch(session *s)
                 break;
             }
             drop_stmt(s, name);
-            classify_result *cr = classify_parse(s, sql, strlen(sql));
+            classify_result *cr = b->parsed;
+            if (cr && b->parsed_at == at)
+                b->parsed = NULL; /* batch_writes classified it */
+            else
+                cr = classify_parse(s, sql, strlen(sql));
             if (cr && cr->stmts[0].verdict == CLASSIFY_REFUSE) {
                 send_client_error(s, cr->stmts[0].sqlstate, cr->stmts[0].message, cr->stmts[0].hint);
                 classify_result_free(cr);
@@ -621,6 +635,7 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
     /* STEP_EXT_RELAY */
     if (type == 't' && j->ext_skip_t)
         return 0;
+    bool last = type == 'E' || completes(j, type);
     int rc;
     if (type == 'T' && j->ext_patch_formats) {
         pgbuf t;
@@ -638,7 +653,7 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
         j->status = tx_after(j->status, msg + 5, j->ext_tx);
     else if (type == 'E' && j->status == 'T')
         j->status = 'E';
-    if (type == 'E' || completes(j, type)) {
+    if (last) {
         j->failed = type == 'E';
         wj_finish(j);
     }
@@ -647,8 +662,9 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
 
 /* ---------------------------------------------------------------- taking a batch */
 
-/* Whether the batch names a write statement or portal, or parses one. */
-static bool batch_writes(session *s, const batch_run *b)
+/* Whether the batch names a write statement or portal, or parses one (its classification
+ * then kept in b for run_batch: one libpg_query parse less per write). */
+static bool batch_writes(session *s, batch_run *b)
 {
     msgview m;
     for (size_t pos = 0; next_message(b, pos, &m); pos += m.len) {
@@ -662,7 +678,8 @@ static bool batch_writes(session *s, const batch_run *b)
             if (c && classify_may_write(c, strlen(c))) {
                 classify_result *cr = classify_parse(s, c, strlen(c));
                 if (cr) {
-                    classify_result_free(cr);
+                    b->parsed = cr;
+                    b->parsed_at = pos;
                     return true;
                 }
             }
@@ -698,15 +715,18 @@ enum write_batch_verdict write_batch(session *s, const char *data, size_t len, b
     batch_run probe = {.data = (char *)data, .len = len};
     if (!write_enabled(&s->srv->writes) || !batch_writes(s, &probe))
         return WRITE_BATCH_RELAY;
-    if (!backend_idle)
-        return WRITE_BATCH_BUSY;
-    batch_run *b = calloc(1, sizeof *b);
+    batch_run *b = backend_idle ? calloc(1, sizeof *b) : NULL;
     if (!b || !(b->data = malloc(len))) {
         free(b);
-        return WRITE_BATCH_RELAY; /* the table's guard still refuses a write */
+        classify_result_free(probe.parsed);
+        /* busy: asked again when the backend is idle; out of memory: the table's guard
+         * still refuses a write */
+        return backend_idle ? WRITE_BATCH_RELAY : WRITE_BATCH_BUSY;
     }
     memcpy(b->data, data, len);
     b->len = len;
+    b->parsed = probe.parsed;
+    b->parsed_at = probe.parsed_at;
     s->brun = b;
     run_batch(s);
     return WRITE_BATCH_TAKEN;
@@ -715,8 +735,7 @@ enum write_batch_verdict write_batch(session *s, const char *data, size_t len, b
 void ext_on_session_close(session *s)
 {
     if (s->brun) {
-        free(s->brun->data);
-        free(s->brun);
+        batch_free(s->brun);
         s->brun = NULL;
     }
     if (!s->ext)
