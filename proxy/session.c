@@ -119,6 +119,7 @@ static void session_handle_closed(session *s)
         cancel_map_remove(&srv->cancels, &s->cancel);
     pgbuf_free(&s->client_pending);
     pgbuf_free(&s->deferred_query);
+    pgbuf_free(&s->client_held);
     pgbuf_free(&s->batch);
     if (s->prev)
         s->prev->next = s->next;
@@ -916,7 +917,26 @@ int session_send_backend(session *s, const char *data, size_t len)
 
 int session_send_client(session *s, const char *data, size_t len)
 {
-    return s->client_eof ? 0 : sendq_send(&s->to_client, data, len);
+    if (s->client_eof)
+        return 0;
+    if (!s->holding_client)
+        return sendq_send(&s->to_client, data, len);
+    pgbuf_put(&s->client_held, data, len);
+    return s->client_held.failed ? -1 : 0;
+}
+
+void session_hold_client(session *s) { s->holding_client = true; }
+
+int session_flush_client(session *s)
+{
+    s->holding_client = false;
+    if (s->client_held.len == 0 && !s->client_held.failed)
+        return 0;
+    int rc = s->client_held.failed ? -1 : session_send_client(s, s->client_held.data, s->client_held.len);
+    pgbuf_reset(&s->client_held);
+    if (s->client_held.cap > 4096)
+        pgbuf_free(&s->client_held); /* a RowDescription or an error, once: not worth keeping */
+    return rc;
 }
 
 static void resume_client(session *s);
@@ -980,6 +1000,7 @@ void session_accept(server *srv, uv_stream_t *listener)
     pgscan_init(&s->from_server, writes ? QUERY_HOLD_MAX : HOLD_MAX);
     pgbuf_init(&s->client_pending, SERVER_READ_BUFFER * 2);
     pgbuf_init(&s->deferred_query, QUERY_HOLD_MAX);
+    pgbuf_init(&s->client_held, QUERY_HOLD_MAX);
     pgbuf_init(&s->batch, QUERY_HOLD_MAX);
     pgbuf_init(&s->startup, STARTUP_BUFFER_MAX);
     s->next = srv->sessions;

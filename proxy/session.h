@@ -82,6 +82,8 @@ struct session {
     char tx_status;          /* of the last ReadyForQuery: 'I', 'T' or 'E' */
     pgbuf client_pending;    /* client bytes read but not scanned while the write path runs */
     pgbuf deferred_query;    /* a Query that may write, waiting for the backend to be idle */
+    pgbuf client_held;       /* the write path's answers held for one write (session_hold_client) */
+    bool holding_client;
     bool feeding;            /* inside relay_from_client */
     tls_conn *client_tls;  /* after the client's SSLRequest was answered 'S' */
     tls_conn *server_tls;
@@ -103,6 +105,13 @@ void session_terminate(session *s, const char *sqlstate, const char *message);
  * or -1 (the session is failing). */
 int session_send_backend(session *s, const char *data, size_t len);
 int session_send_client(session *s, const char *data, size_t len);
+/* From session_hold_client on, session_send_client gathers its bytes, and
+ * session_flush_client writes them in one go (a write path's ParseComplete, BindComplete and
+ * NoData: one wake-up of the client, not three). Only for a stretch that runs without
+ * returning to the loop, in which the session writes nothing to the client but by
+ * session_send_client. Flushing when nothing is held does nothing. */
+void session_hold_client(session *s);
+int session_flush_client(session *s);
 /* The write path is done with what it took: the client is read again. answered: a Query
  * or Sync of the client's was answered with ReadyForQuery. */
 void session_write_done(session *s, bool answered);

@@ -324,6 +324,7 @@ static void run_batch(session *s)
     if (b->running)
         return;
     b->running = true;
+    session_hold_client(s); /* the answers of the messages taken here go in one write */
     msgview m;
     while (!s->job && next_message(b, b->pos, &m)) {
         size_t at = b->pos;
@@ -502,6 +503,7 @@ static void run_batch(session *s)
         }
     }
     b->running = false;
+    session_flush_client(s);
     if (!s->job && (b->pos >= b->len || !next_message(b, b->pos, &m)))
         end_batch(s);
 }
@@ -608,6 +610,7 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
         if (type == 'T' || type == 'n') {
             keep_param_types(j);
             wj_finish(j);
+            return session_flush_client(s);
         }
         return 0;
     }
@@ -636,6 +639,10 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
     if (type == 't' && j->ext_skip_t)
         return 0;
     bool last = type == 'E' || completes(j, type);
+    /* the answers of this message and of those run_batch takes after it go in one write; a
+     * write's ParseComplete waits for the answer to the Describe sent with it */
+    if (last || (type == '1' && j->ext_types))
+        session_hold_client(s);
     int rc;
     if (type == 'T' && j->ext_patch_formats) {
         pgbuf t;
@@ -656,6 +663,8 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
     if (last) {
         j->failed = type == 'E';
         wj_finish(j);
+        if (session_flush_client(s) < 0)
+            rc = -1;
     }
     return rc;
 }
