@@ -724,13 +724,15 @@ enum write_batch_verdict write_batch(session *s, const char *data, size_t len, b
     batch_run probe = {.data = (char *)data, .len = len};
     if (!write_enabled(&s->srv->writes) || !batch_writes(s, &probe))
         return WRITE_BATCH_RELAY;
-    batch_run *b = backend_idle ? calloc(1, sizeof *b) : NULL;
+    if (!backend_idle) {
+        classify_result_free(probe.parsed); /* classified again when the backend is idle */
+        return WRITE_BATCH_BUSY;
+    }
+    batch_run *b = calloc(1, sizeof *b);
     if (!b || !(b->data = malloc(len))) {
         free(b);
         classify_result_free(probe.parsed);
-        /* busy: asked again when the backend is idle; out of memory: the table's guard
-         * still refuses a write */
-        return backend_idle ? WRITE_BATCH_RELAY : WRITE_BATCH_BUSY;
+        return WRITE_BATCH_RELAY; /* the table's guard still refuses a write */
     }
     memcpy(b->data, data, len);
     b->len = len;

@@ -269,8 +269,7 @@ static bool copy_ready(sync_worker *w, const char *body, size_t body_len, long l
 {
     collection *c = &w->coll[w->current];
     pgbuf_reset(&w->copy_rows);
-    return c->copy_sql && w->page_seq + 1 >= w->copy_from &&
-           copy_rows_of_list(&w->copy_rows, body, body_len, c->spec, version) == rows && !w->copy_rows.failed;
+    return c->copy_sql && copy_rows_of_list(&w->copy_rows, body, body_len, c->spec, version) == rows && !w->copy_rows.failed;
 }
 
 /* The page of slot s loaded with COPY (see the top) on db, its rows in w->copy_rows: 0
@@ -342,7 +341,8 @@ int pages_send(sync_worker *w, const char *body, size_t body_len, const char *ve
                int rows)
 {
     int s = w->page_next;
-    bool copy = copy_ready(w, body, body_len, strtoll(version, NULL, 10), rows);
+    /* not made for the pages an earlier refusal sends to the upsert */
+    bool copy = w->page_seq + 1 >= w->copy_from && copy_ready(w, body, body_len, strtoll(version, NULL, 10), rows);
     /* the slot's page is the oldest in flight: it settles first, in listing order */
     if (settle(w, s) < 0)
         return -1;

@@ -96,8 +96,10 @@ def write_for(seconds, cid, took, errors):
         t0 = time.monotonic()
         try:
             cur = conn.execute("UPDATE stripe.customer SET description = %s WHERE id = %s", ("rate %d" % n, cid))
-            (took if cur.rowcount == 1 else errors).append(time.monotonic() - t0 if cur.rowcount == 1 else
-                                                           "rowcount %d" % cur.rowcount)
+            if cur.rowcount == 1:
+                took.append(time.monotonic() - t0)
+            else:
+                errors.append("rowcount %d" % cur.rowcount)
         except psycopg.Error as e:
             errors.append(str(e))
         n += 1
