@@ -22,9 +22,12 @@ void pgbuf_free(pgbuf *b)
     b->failed = false;
 }
 
-void pgbuf_reset(pgbuf *b)
+void pgbuf_reset(pgbuf *b) { pgbuf_truncate(b, 0); }
+
+void pgbuf_truncate(pgbuf *b, size_t len)
 {
-    b->len = 0;
+    if (len < b->len)
+        b->len = len;
     b->failed = false;
 }
 

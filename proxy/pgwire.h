@@ -40,6 +40,8 @@ void pgbuf_init(pgbuf *b, size_t max);
 void pgbuf_free(pgbuf *b);
 /* Empties the buffer and clears a failure; keeps the allocation. */
 void pgbuf_reset(pgbuf *b);
+/* Keeps the first len bytes (len <= b->len) and clears a failure: undoes the puts since. */
+void pgbuf_truncate(pgbuf *b, size_t len);
 void pgbuf_put(pgbuf *b, const void *data, size_t len);
 void pgbuf_put_byte(pgbuf *b, uint8_t v);
 void pgbuf_put_int16(pgbuf *b, uint16_t v);

@@ -324,8 +324,6 @@ void copy_rows_tombstones_sql(pgbuf *out, const char *schema, const provider_col
     put(out, version);
     put(out, "))) AND d.tbl = ");
     schema_tombstone_table(out, schema, c->name);
-    put(out, " AND d.id = t.id AND d.version >= to_timestamp(");
-    put(out, version);
-    put(out, ") AND t.xmin = pg_current_xact_id()::xid");
+    put(out, " AND d.id = t.id AND d.version >= t." SCHEMA_COL_UPDATED_AT " AND t.xmin = pg_current_xact_id()::xid");
     pgbuf_put_byte(out, 0);
 }

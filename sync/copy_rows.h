@@ -37,8 +37,9 @@ int copy_rows_of_list(pgbuf *out, const char *body, size_t len, const provider_c
 
 /* Appends a statement (no semicolon, NUL-terminated) that removes, among the rows the
  * running transaction wrote, those whose record the write path deleted at a version at
- * least as new: what the upsert's tombstone check does for the rows it inserts. version is
- * SQL for the rows' version in unix seconds (a number, or a parameter like "$4::bigint"). */
+ * least as new as the row's: what the upsert's tombstone check does for the rows it
+ * inserts. version is SQL for the oldest of the rows' versions in unix seconds (a number,
+ * or a parameter like "$4::bigint"): no deletion as new, no scan. */
 void copy_rows_tombstones_sql(pgbuf *out, const char *schema, const provider_collection *c, const char *version);
 
 #endif

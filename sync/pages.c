@@ -1,27 +1,26 @@
 /*
  * pages: a Stripe backfill's pages loaded into the database (see worker_internal.h).
  *
- * A page is one statement on a connection of its own (PAGE_CONNS of them, besides the
- * worker's), sent without waiting: its upsert, then the cursor after it, which moves only
- * from the cursor before the page (the previous page's). So the database loads a page
- * while the API serves the next and the worker converts that one (its COPY rows are made
- * before the connection is waited for), and `kill -9` at any moment leaves a cursor whose
- * pages are all committed. With more than one connection, the statement takes the cursor's
- * row after its upsert: it waits there for the page ahead of it, and then moves the cursor
- * in the same transaction as its rows. When it got there first (its page was the quicker),
- * its rows commit alone and the cursor follows in a statement of its own when the page is
- * settled.
+ * Pages go to the database on a connection of their own, one transaction at a time, each
+ * sent without waiting: the database loads one while the API serves the next pages and the
+ * worker turns them into COPY rows. The pages that arrive while a transaction loads are
+ * kept for the next (page_batch; at most BATCH_PAGES and BATCH_BYTES), so that the slower
+ * the database, the more pages share a transaction's fixed cost. A transaction holds whole
+ * pages and moves the cursor past the last of them, only from the cursor before the first
+ * (where the transaction before it left it): `kill -9` at any moment leaves a cursor whose
+ * pages are all committed.
  *
- * A page is loaded with COPY (copy_rows.h) where it can be: the COPY, then the cursor's
- * step with the removal of records the write path deleted meanwhile as its WITH (prepared
- * once per connection, run by EXECUTE), as one implicit transaction (one simple Query). When COPY declines the page, or Postgres
- * refuses it (a record already in the table: 23505), the page is loaded with the JSON
- * upsert, which decides by version; after such a refusal the next COPY_RETRY_PAGES pages
- * go straight to the upsert (a table listed again is mostly already there).
+ * A transaction loads its pages with COPY (copy_rows.h) where it can: the COPY, then the
+ * cursor's step with the removal of records the write path deleted meanwhile as its WITH
+ * (prepared once per connection, run by EXECUTE), as one implicit transaction (one simple
+ * Query). A page COPY declines goes alone, by the JSON upsert, which decides by version.
+ * When Postgres refuses a COPY (a record already in the table: 23505), its pages are loaded
+ * again one by one with the upsert; after such a refusal the next COPY_RETRY_PAGES pages go
+ * straight to the upsert (a table listed again is mostly already there).
  *
- * Results are read in listing order. After a failed page the listing ends unfinished and
- * resumes from the last cursor; a later page's rows may have committed (records as
- * upstream has them, listed again), its cursor has not.
+ * After a failed transaction the listing ends unfinished and resumes from the last cursor;
+ * rows of a refused COPY's later pages may have been upserted (records as upstream has
+ * them, listed again), their cursor has not moved.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,40 +32,35 @@
 
 #define COPY_RETRY_PAGES 16
 
-#define PAGE_CURSOR_SQL                                                                              \
-    "UPDATE apigres.sync_state SET cursor = $1, rows_loaded = rows_loaded + $2::bigint, updated_at = now() " \
-    "WHERE sync = $3 AND collection = $4"
-
-/* The connection of slot s, opened if needed (NULL: err says why). The page statement runs
- * with a generic plan: planned for each page it costs about as much again as loading it,
- * and its plan does not depend on the values. Its commits do not wait for the WAL's flush:
- * a crash of the database may lose the last pages, but a page and its cursor commit
- * together, in order, so the backfill resumes from a cursor whose pages are all there. */
-static PGconn *slot_conn(sync_worker *w, int s, char *err, size_t errlen)
+/* The page connection, opened if needed (NULL: err says why). Its statements run with a
+ * generic plan: planned for each transaction they cost about as much again as the loading,
+ * and their plan does not depend on the values. Its commits do not wait for the WAL's
+ * flush: a crash of the database may lose the last transactions, but pages and their
+ * cursor commit together, in order, so the backfill resumes from a cursor whose pages are
+ * all there. */
+static PGconn *page_conn(sync_worker *w, char *err, size_t errlen)
 {
-    page_slot *p = &w->page[s];
-    if (p->db && PQstatus(p->db) == CONNECTION_OK)
-        return p->db;
-    if (p->db)
-        PQfinish(p->db);
+    if (w->page_db && PQstatus(w->page_db) == CONNECTION_OK)
+        return w->page_db;
+    if (w->page_db)
+        PQfinish(w->page_db);
     for (int i = 0; i < w->ncoll; i++)
-        w->coll[i].page_prepared[s] = w->coll[i].step_prepared[s] = false;
-    p->db = worker_connect(w, "apigres sync pages",
-                           "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan; "
-                           "SET synchronous_commit = off",
-                           err, errlen);
-    return p->db;
+        w->coll[i].page_prepared = w->coll[i].step_prepared = false;
+    w->page_db = worker_connect(w, "apigres sync pages",
+                                "SET client_min_messages = warning; SET plan_cache_mode = force_generic_plan; "
+                                "SET synchronous_commit = off",
+                                err, errlen);
+    return w->page_db;
 }
 
-/* The page of slot s could not be loaded: recorded (its first line) unless an earlier one
- * was; a connection that is gone is dropped. */
-static void slot_failed(sync_worker *w, int s, const char *message)
+/* The transaction in flight, or the pages about to be sent, could not be loaded: recorded
+ * (its first line) unless an earlier failure was; a connection that is gone is dropped. */
+static void load_failed(sync_worker *w, const char *message)
 {
-    page_slot *p = &w->page[s];
-    p->pending = false;
-    if (p->db && PQstatus(p->db) != CONNECTION_OK) {
-        PQfinish(p->db);
-        p->db = NULL;
+    w->loading = false;
+    if (w->page_db && PQstatus(w->page_db) != CONNECTION_OK) {
+        PQfinish(w->page_db);
+        w->page_db = NULL;
     }
     if (w->page_failed)
         return;
@@ -77,131 +71,106 @@ static void slot_failed(sync_worker *w, int s, const char *message)
     w->page_failed = true;
 }
 
-/* Reads every result of the statement running on db: the error of the first that failed
- * (err empty: none; state its SQLSTATE) and whether the cursor moved. */
-static bool read_results(PGconn *db, char *err, size_t errlen, char state[6])
+/* Takes one result of the statement in flight into w->result. */
+static void take_result(sync_worker *w, PGresult *r)
 {
-    bool advanced = false;
-    PGresult *r;
-    err[0] = state[0] = '\0';
-    while ((r = PQgetResult(db))) {
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_TUPLES_OK && PQntuples(r) == 1)
-            advanced = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-        else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !err[0]) {
-            const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-            snprintf(err, errlen, "%s", PQresultErrorMessage(r));
-            snprintf(state, 6, "%s", code ? code : "");
-        }
-        PQclear(r);
+    struct load_result *res = &w->result;
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        res->advanced = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !res->err[0]) {
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        snprintf(res->err, sizeof res->err, "%s", PQresultErrorMessage(r));
+        snprintf(res->state, sizeof res->state, "%s", code ? code : "");
     }
-    if (!err[0] && PQstatus(db) != CONNECTION_OK)
-        snprintf(err, errlen, "%s", PQerrorMessage(db));
-    return advanced;
+    PQclear(r);
 }
 
-static int send_upsert(sync_worker *w, int s, PGconn *db, const char *body, size_t body_len);
-
-/* Reads the result of the page of slot s (waits for it): its rows and, when the page
- * before it had committed by then, its cursor are committed; otherwise its cursor follows
- * here. A page Postgres refused to COPY is loaded with the upsert now. Only called when
- * every page before it has settled. 0, or -1 when it failed (recorded). */
-static int settle(sync_worker *w, int s)
+/* Reads the results of the statement in flight into w->result: all of them (waits), or
+ * with ready_only those that have arrived. Whether all have been read. */
+static bool read_results(sync_worker *w, bool ready_only)
 {
-    page_slot *p = &w->page[s];
-    if (!p->pending)
-        return 0;
-    char err[512], state[6];
-    bool advanced = read_results(p->db, err, sizeof err, state);
-    if (err[0] && p->copied && PQstatus(p->db) == CONNECTION_OK && !w->page_failed) {
-        log_debug("sync %s: page %lld: COPY refused (%s), loading it with the upsert", w->sc->name, p->seq, state);
-        if (strcmp(state, "23505") == 0)
-            w->copy_from = w->page_seq + COPY_RETRY_PAGES;
-        p->copied = false;
-        if (send_upsert(w, s, p->db, p->body.data, p->body.len) < 0)
-            return -1;
-        advanced = read_results(p->db, err, sizeof err, state);
-    }
-    if (err[0] || w->page_failed) {
-        /* its rows may have committed: records as upstream has them, listed again later */
-        slot_failed(w, s, err[0] ? err : "an earlier page failed");
-        return -1;
-    }
-    collection *c = &w->coll[w->current];
-    char rows[32];
-    snprintf(rows, sizeof rows, "%d", p->rows);
-    if (!advanced) {
-        /* its statement took the cursor's row before the page ahead of it did: its rows
-         * are in, the cursor follows them now */
-        const char *params[] = {p->cursor, rows, w->sc->name, c->spec->name, p->prev};
-        PGresult *r = PQexecParams(p->db, PAGE_CURSOR_SQL " AND cursor = $5", 5, NULL, params, NULL, NULL, 0);
-        advanced = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdTuples(r), "1") == 0;
-        if (!advanced)
-            snprintf(err, sizeof err, "%s",
-                     PQresultStatus(r) == PGRES_COMMAND_OK ? "the backfill's cursor moved meanwhile"
-                                                           : PQresultErrorMessage(r));
-        PQclear(r);
-        if (!advanced) {
-            slot_failed(w, s, err);
-            return -1;
+    PGconn *db = w->page_db;
+    if (ready_only && !PQconsumeInput(db))
+        return true; /* the connection failed: what follows reads its error */
+    while (!ready_only || !PQisBusy(db)) {
+        PGresult *r = PQgetResult(db);
+        if (!r) {
+            if (!w->result.err[0] && PQstatus(db) != CONNECTION_OK)
+                snprintf(w->result.err, sizeof w->result.err, "%s", PQerrorMessage(db));
+            return true;
         }
+        take_result(w, r);
     }
-    p->pending = false;
+    return false;
+}
+
+/* Page i of b is committed with its cursor. */
+static void committed(sync_worker *w, const page_batch *b, int i)
+{
+    collection *c = &w->coll[w->current];
+    const struct batch_page *p = &b->page[i];
     c->st.rows_loaded += p->rows;
     size_t len = strnlen(p->cursor, sizeof c->st.cursor - 1);
     memcpy(c->st.cursor, p->cursor, len);
     c->st.cursor[len] = '\0';
     w->pages++;
-    w->copied_pages += p->copied;
+    w->copied_pages += b->copied;
     w->rows += p->rows;
     if (worker_now() - w->last_progress >= PROGRESS_EVERY)
         worker_progress(w, "in progress");
+}
+
+static int send_upsert(sync_worker *w, const page_batch *b, int i);
+
+/* Loads the pages of b one by one with the upsert, each in a transaction of its own with
+ * its cursor, waiting for each. 0, or -1 when one failed (recorded). */
+static int upsert_pages(sync_worker *w, page_batch *b)
+{
+    b->copied = false;
+    for (int i = 0; i < b->npages; i++) {
+        memset(&w->result, 0, sizeof w->result);
+        if (send_upsert(w, b, i) < 0)
+            return -1;
+        read_results(w, false);
+        if (!w->result.err[0] && !w->result.advanced)
+            snprintf(w->result.err, sizeof w->result.err, "the backfill's cursor moved meanwhile");
+        if (w->result.err[0]) {
+            load_failed(w, w->result.err);
+            return -1;
+        }
+        committed(w, b, i);
+    }
     return 0;
 }
 
-int pages_settle_all(sync_worker *w)
+/* Waits for the transaction in flight: its pages and the cursor after them are committed.
+ * A COPY Postgres refused is loaded again with the upsert. 0, or -1 when it failed
+ * (recorded). */
+static int settle(sync_worker *w)
 {
-    int rc = 0;
-    for (int n = 0; n < PAGE_CONNS; n++) {
-        int oldest = -1;
-        for (int s = 0; s < PAGE_CONNS; s++)
-            if (w->page[s].pending && (oldest < 0 || w->page[s].seq < w->page[oldest].seq))
-                oldest = s;
-        if (oldest < 0)
-            break;
-        if (settle(w, oldest) < 0)
-            rc = -1;
+    if (!w->loading)
+        return 0;
+    page_batch *b = &w->load;
+    struct load_result *res = &w->result;
+    read_results(w, false);
+    w->loading = false;
+    if (res->err[0] && b->copied && PQstatus(w->page_db) == CONNECTION_OK && !w->page_failed) {
+        log_debug("sync %s: pages %lld-%lld: COPY refused (%s), loading them with the upsert", w->sc->name,
+                  b->first_seq, b->first_seq + b->npages - 1, res->state);
+        if (strcmp(res->state, "23505") == 0)
+            w->copy_from = w->page_seq + COPY_RETRY_PAGES;
+        return upsert_pages(w, b);
     }
-    return rc;
-}
-
-/* The upsert of the page of slot s (its cursor, rows, version and prev as recorded),
- * sent on db. 0, or -1 when it could not be sent (recorded). */
-static int send_upsert(sync_worker *w, int s, PGconn *db, const char *body, size_t body_len)
-{
-    collection *c = &w->coll[w->current];
-    page_slot *slot = &w->page[s];
-    char name[32];
-    snprintf(name, sizeof name, "apigres_page_%d", w->current);
-    if (!c->page_prepared[s]) {
-        PGresult *r = PQprepare(db, name, c->page_sql, 7, (const Oid[]){25 /* text */, 0, 0, 0, 0, 0, 0});
-        c->page_prepared[s] = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!c->page_prepared[s]) {
-            slot_failed(w, s, PQresultErrorMessage(r));
-            PQclear(r);
-            return -1;
-        }
-        PQclear(r);
-    }
-    char n[32];
-    snprintf(n, sizeof n, "%d", slot->rows);
-    /* the body goes as Stripe sent it: a text parameter in binary format is its bytes */
-    const char *p[] = {body, slot->version, slot->cursor, n, w->sc->name, c->spec->name, slot->prev};
-    const int lengths[] = {(int)body_len, 0, 0, 0, 0, 0, 0}, formats[] = {1, 0, 0, 0, 0, 0, 0};
-    if (!body || body_len > INT32_MAX || !PQsendQueryPrepared(db, name, 7, p, lengths, formats, 0)) {
-        slot_failed(w, s, body ? PQerrorMessage(db) : "no page body");
+    if (!res->err[0] && !res->advanced)
+        snprintf(res->err, sizeof res->err, "the backfill's cursor moved meanwhile");
+    if (res->err[0] || w->page_failed) {
+        /* a refused COPY may have left its rows in place: the listing resumes before them */
+        load_failed(w, res->err[0] ? res->err : "an earlier page failed");
         return -1;
     }
+    for (int i = 0; i < b->npages; i++)
+        committed(w, b, i);
     return 0;
 }
 
@@ -234,15 +203,49 @@ static bool put_literal(pgbuf *q, PGconn *db, const char *text)
     return lit != NULL;
 }
 
-/* The cursor's step after a COPY page, with the removal of what the write path deleted
- * meanwhile as its WITH, prepared once on the connection of slot s (its generic plan: the
- * statement's planning cost about as much as running it): $1 the cursor before the page,
- * $2 after it, $3 its rows, $4 its version, $5 the sync, $6 the collection. 0, or -1 when
- * it failed (recorded). */
-static int prepare_step(sync_worker *w, int s, PGconn *db)
+
+/* Sends the upsert of page i of b on the page connection. 0, or -1 when it could not be
+ * sent (recorded). */
+static int send_upsert(sync_worker *w, const page_batch *b, int i)
 {
     collection *c = &w->coll[w->current];
-    if (c->step_prepared[s])
+    PGconn *db = w->page_db;
+    const struct batch_page *p = &b->page[i];
+    char name[32];
+    snprintf(name, sizeof name, "apigres_page_%d", w->current);
+    if (!c->page_prepared) {
+        PGresult *r = PQprepare(db, name, c->page_sql, 7, (const Oid[]){25 /* text */, 0, 0, 0, 0, 0, 0});
+        c->page_prepared = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!c->page_prepared) {
+            load_failed(w, PQresultErrorMessage(r));
+            PQclear(r);
+            return -1;
+        }
+        PQclear(r);
+    }
+    char n[32], version[32];
+    snprintf(n, sizeof n, "%d", p->rows);
+    snprintf(version, sizeof version, "%lld", p->version);
+    /* the body goes as Stripe sent it: a text parameter in binary format is its bytes */
+    const char *params[] = {b->bodies.data + p->body_at, version, p->cursor, n, w->sc->name, c->spec->name,
+                            i ? b->page[i - 1].cursor : b->prev};
+    const int lengths[] = {(int)p->body_len, 0, 0, 0, 0, 0, 0}, formats[] = {1, 0, 0, 0, 0, 0, 0};
+    if (!PQsendQueryPrepared(db, name, 7, params, lengths, formats, 0)) {
+        load_failed(w, PQerrorMessage(db));
+        return -1;
+    }
+    return 0;
+}
+
+/* The cursor's step after a COPY transaction, with the removal of what the write path
+ * deleted meanwhile as its WITH, prepared once on the page connection (its generic plan:
+ * the statement's planning cost about as much as running it): $1 the cursor before the
+ * pages, $2 after them, $3 their rows, $4 the oldest version among them, $5 the sync, $6
+ * the collection. 0, or -1 when it failed (recorded). */
+static int prepare_step(sync_worker *w, PGconn *db)
+{
+    collection *c = &w->coll[w->current];
+    if (c->step_prepared)
         return 0;
     pgbuf q;
     pgbuf_init(&q, 1u << 20);
@@ -255,63 +258,46 @@ static int prepare_step(sync_worker *w, int s, PGconn *db)
     snprintf(name, sizeof name, "apigres_step_%d", w->current);
     PGresult *r = cursor_step_sql(&q, "", "$1", "$2", "$3", "$5", "$6") == 0 ? PQprepare(db, name, q.data, 6, NULL) : NULL;
     pgbuf_free(&q);
-    c->step_prepared[s] = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!c->step_prepared[s])
-        slot_failed(w, s, r ? PQresultErrorMessage(r) : "out of memory");
+    c->step_prepared = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!c->step_prepared)
+        load_failed(w, r ? PQresultErrorMessage(r) : "out of memory");
     PQclear(r);
-    return c->step_prepared[s] ? 0 : -1;
+    return c->step_prepared ? 0 : -1;
 }
 
-/* The next page's rows as COPY text into w->copy_rows, made before the database is waited
- * for, so that it is ready when the connection is: whether COPY can take them (false: the
- * upsert is to be used). */
-static bool copy_ready(sync_worker *w, const char *body, size_t body_len, long long version, int rows)
+/* Sends b's pages by COPY (see the top), their rows in b->copy_rows: 0 when sent, 1 when
+ * COPY declined them and nothing was sent (the upsert is to be used), -1 when it failed
+ * (recorded). */
+static int send_copy(sync_worker *w, const page_batch *b)
 {
     collection *c = &w->coll[w->current];
-    pgbuf_reset(&w->copy_rows);
-    return c->copy_sql && copy_rows_of_list(&w->copy_rows, body, body_len, c->spec, version) == rows && !w->copy_rows.failed;
-}
-
-/* The page of slot s loaded with COPY (see the top) on db, its rows in w->copy_rows: 0
- * when sent, 1 when COPY declined it and nothing was sent (the upsert is to be used), -1
- * when it failed (recorded). */
-static int send_copy(sync_worker *w, int s, PGconn *db, const char *body, size_t body_len)
-{
-    collection *c = &w->coll[w->current];
-    page_slot *slot = &w->page[s];
-    /* COPY reads the rows in the client encoding; the upsert's JSON is UTF-8 */
-    const char *enc = PQparameterStatus(db, "client_encoding"), *senc = PQparameterStatus(db, "server_encoding");
-    if (!enc || strcmp(enc, "UTF8") != 0 || !senc || strcmp(senc, "UTF8") != 0)
-        return 1;
-    long long version = strtoll(slot->version, NULL, 10);
-    pgbuf_reset(&slot->body);
-    pgbuf_put(&slot->body, body, body_len); /* for the upsert, should Postgres refuse the COPY */
-    if (prepare_step(w, s, db) < 0)
+    PGconn *db = w->page_db;
+    if (prepare_step(w, db) < 0)
         return -1;
     pgbuf q;
     pgbuf_init(&q, 1u << 20);
     pgbuf_put(&q, c->copy_sql, strlen(c->copy_sql));
     char head[64], numbers[64];
     snprintf(head, sizeof head, ";\nEXECUTE apigres_step_%d(", w->current);
-    snprintf(numbers, sizeof numbers, ", %d, %lld, ", slot->rows, version);
+    snprintf(numbers, sizeof numbers, ", %d, %lld, ", b->rows, b->page[0].version);
     pgbuf_put(&q, head, strlen(head));
-    bool ok = put_literal(&q, db, slot->prev);
+    bool ok = put_literal(&q, db, b->prev);
     pgbuf_put(&q, ", ", 2);
-    ok = ok && put_literal(&q, db, slot->cursor);
+    ok = ok && put_literal(&q, db, b->page[b->npages - 1].cursor);
     pgbuf_put(&q, numbers, strlen(numbers));
     ok = ok && put_literal(&q, db, w->sc->name);
     pgbuf_put(&q, ", ", 2);
     ok = ok && put_literal(&q, db, c->spec->name);
     pgbuf_put(&q, ")", 1);
     pgbuf_put_byte(&q, 0);
-    if (!ok || q.failed || slot->body.failed) {
+    if (!ok || q.failed) {
         pgbuf_free(&q);
         return 1;
     }
     int sent = PQsendQuery(db, q.data);
     pgbuf_free(&q);
     if (!sent) {
-        slot_failed(w, s, PQerrorMessage(db));
+        load_failed(w, PQerrorMessage(db));
         return -1;
     }
     /* COPY's data may only follow its CopyInResponse: one round trip */
@@ -320,70 +306,146 @@ static int send_copy(sync_worker *w, int s, PGconn *db, const char *body, size_t
     PQclear(r);
     if (st != PGRES_COPY_IN) {
         /* refused before any row (the table changed shape?): the upsert will say */
-        char err[512], state[6];
-        read_results(db, err, sizeof err, state);
-        log_debug("sync %s: page %lld: COPY not started (%s), loading it with the upsert", w->sc->name, slot->seq,
-                  state);
+        memset(&w->result, 0, sizeof w->result);
+        read_results(w, false);
         if (PQstatus(db) != CONNECTION_OK) {
-            slot_failed(w, s, err[0] ? err : PQerrorMessage(db));
+            load_failed(w, w->result.err[0] ? w->result.err : PQerrorMessage(db));
             return -1;
         }
+        log_debug("sync %s: pages %lld-%lld: COPY not started (%s), loading them with the upsert", w->sc->name,
+                  b->first_seq, b->first_seq + b->npages - 1, w->result.state);
         return 1;
     }
-    if (PQputCopyData(db, w->copy_rows.data, (int)w->copy_rows.len) != 1 || PQputCopyEnd(db, NULL) != 1) {
-        slot_failed(w, s, PQerrorMessage(db));
+    if (PQputCopyData(db, b->copy_rows.data, (int)b->copy_rows.len) != 1 || PQputCopyEnd(db, NULL) != 1) {
+        load_failed(w, PQerrorMessage(db));
         return -1;
     }
     return 0;
+}
+
+/* Empties b (keeps its buffers' allocations). */
+static void batch_clear(page_batch *b)
+{
+    b->npages = b->rows = 0;
+    pgbuf_reset(&b->bodies);
+    pgbuf_reset(&b->copy_rows);
+}
+
+/* Sends the pages kept as the next transaction, once the one in flight has settled. 0, or
+ * -1 when a transaction failed (recorded). */
+static int flush(sync_worker *w)
+{
+    if (!w->gather.npages)
+        return 0;
+    if (settle(w) < 0)
+        return -1;
+    page_batch sent = w->gather;
+    w->gather = w->load;
+    w->load = sent;
+    page_batch *b = &w->load;
+    batch_clear(&w->gather);
+    memset(&w->result, 0, sizeof w->result);
+    log_debug("sync %s: %s pages %lld-%lld (%d rows) go in one transaction, by %s", w->sc->name,
+              w->coll[w->current].spec->name, b->first_seq, b->first_seq + b->npages - 1, b->rows,
+              b->copied ? "COPY" : "the upsert");
+    if (b->copied) {
+        int copied = send_copy(w, b);
+        if (copied != 1) {
+            w->loading = copied == 0;
+            return copied;
+        }
+        return upsert_pages(w, b);
+    }
+    if (send_upsert(w, b, 0) < 0)
+        return -1;
+    w->loading = true;
+    return 0;
+}
+
+/* Whether COPY may take the pages of this connection: it reads the rows in the client
+ * encoding, and the upsert's JSON is UTF-8. */
+static bool copy_encoding(PGconn *db)
+{
+    const char *enc = PQparameterStatus(db, "client_encoding"), *senc = PQparameterStatus(db, "server_encoding");
+    return enc && strcmp(enc, "UTF8") == 0 && senc && strcmp(senc, "UTF8") == 0;
 }
 
 int pages_send(sync_worker *w, const char *body, size_t body_len, const char *version, const char *cursor,
                int rows)
 {
-    int s = w->page_next;
-    /* not made for the pages an earlier refusal sends to the upsert */
-    bool copy = w->page_seq + 1 >= w->copy_from && copy_ready(w, body, body_len, strtoll(version, NULL, 10), rows);
-    /* the slot's page is the oldest in flight: it settles first, in listing order */
-    if (settle(w, s) < 0)
-        return -1;
+    collection *c = &w->coll[w->current];
+    page_batch *g = &w->gather;
     char msg[300];
-    PGconn *db = slot_conn(w, s, msg, sizeof msg);
-    if (!db) {
-        slot_failed(w, s, msg);
+    /* while a transaction is in flight its connection stays, whatever its state: settling
+     * it reports how it ended */
+    if (!w->loading && !page_conn(w, msg, sizeof msg)) {
+        load_failed(w, msg);
         return -1;
     }
-    page_slot *slot = &w->page[s];
-    slot->rows = rows;
-    slot->seq = ++w->page_seq;
-    snprintf(slot->version, sizeof slot->version, "%s", version);
-    snprintf(slot->cursor, sizeof slot->cursor, "%s", cursor);
-    memcpy(slot->prev, w->send_cursor, sizeof slot->prev);
     if (body_len > INT32_MAX) {
-        slot_failed(w, s, "a page too large to load");
+        load_failed(w, "a page too large to load");
         return -1;
     }
-    /* a refusal settled just now sends the pages after it to the upsert */
-    int copied = copy && w->page_seq >= w->copy_from ? send_copy(w, s, db, body, body_len) : 1;
-    if (copied < 0 || (copied == 1 && send_upsert(w, s, db, body, body_len) < 0))
+    long long v = strtoll(version, NULL, 10);
+    bool copy = ++w->page_seq >= w->copy_from && c->copy_sql && copy_encoding(w->page_db);
+    /* a page joins those kept when it loads the same way and they stay within bounds */
+    if (g->npages && (!copy || !g->copied || g->npages == BATCH_PAGES || g->bodies.len + body_len > BATCH_BYTES) &&
+        flush(w) < 0)
         return -1;
-    slot->copied = copied == 0;
-    slot->pending = true;
+    size_t had = g->copy_rows.len;
+    if (copy && (copy_rows_of_list(&g->copy_rows, body, body_len, c->spec, v) != rows || g->copy_rows.failed)) {
+        /* COPY declines the page: it goes alone, by the upsert */
+        pgbuf_truncate(&g->copy_rows, had);
+        copy = false;
+        if (flush(w) < 0)
+            return -1;
+    }
+    if (!g->npages) {
+        g->copied = copy;
+        g->first_seq = w->page_seq;
+        snprintf(g->prev, sizeof g->prev, "%s", w->send_cursor);
+    }
+    struct batch_page *p = &g->page[g->npages++];
+    p->rows = rows;
+    p->version = v;
+    snprintf(p->cursor, sizeof p->cursor, "%s", cursor);
+    p->body_at = g->bodies.len;
+    p->body_len = body_len;
+    pgbuf_put(&g->bodies, body, body_len);
+    g->rows += rows;
     snprintf(w->send_cursor, sizeof w->send_cursor, "%s", cursor);
-    w->page_next = (s + 1) % PAGE_CONNS;
-    return 0;
+    if (g->bodies.failed) {
+        load_failed(w, "out of memory keeping a page");
+        return -1;
+    }
+    /* while the transaction before them loads, more pages may join these */
+    if (copy && w->loading && g->npages < BATCH_PAGES && g->bodies.len < BATCH_BYTES && !read_results(w, true))
+        return 0;
+    return flush(w);
 }
 
+int pages_settle_all(sync_worker *w)
+{
+    if (w->page_failed) {
+        batch_clear(&w->gather);
+        return settle(w);
+    }
+    int rc = flush(w);
+    return settle(w) < 0 ? -1 : rc;
+}
 
 void pages_close(sync_worker *w)
 {
-    for (int s = 0; s < PAGE_CONNS; s++) {
-        if (w->page[s].db)
-            PQfinish(w->page[s].db);
-        w->page[s].db = NULL;
-        w->page[s].pending = false;
-        pgbuf_free(&w->page[s].body);
-    }
-    pgbuf_free(&w->copy_rows);
+    if (w->page_db)
+        PQfinish(w->page_db);
+    w->page_db = NULL;
+    w->loading = false;
+    batch_clear(&w->gather);
+    batch_clear(&w->load);
+    pgbuf_free(&w->gather.bodies);
+    pgbuf_free(&w->gather.copy_rows);
+    pgbuf_free(&w->load.bodies);
+    pgbuf_free(&w->load.copy_rows);
 }
 
 char *pages_upsert_sql(const char *upsert_list_sql)

@@ -608,9 +608,11 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
     w->dsn = service_dsn;
     w->read_role = read_role;
     pthread_mutex_init(&w->stop_lock, NULL);
-    pgbuf_init(&w->copy_rows, PAGE_MAX_BYTES);
-    for (int s = 0; s < PAGE_CONNS; s++)
-        pgbuf_init(&w->page[s].body, PAGE_MAX_BYTES);
+    page_batch *batches[] = {&w->gather, &w->load};
+    for (int i = 0; i < 2; i++) {
+        pgbuf_init(&batches[i]->bodies, PAGE_MAX_BYTES);
+        pgbuf_init(&batches[i]->copy_rows, PAGE_MAX_BYTES);
+    }
     for (const provider_collection *const *p = stripe_collections; sc->provider == SYNC_STRIPE && *p; p++) {
         if (!sync_config_has_collection(sc, (*p)->name))
             continue;

@@ -296,15 +296,35 @@ compare("after the refused page, the mirror equals upstream")
 d.send_signal(signal.SIGTERM)
 d.wait(timeout=30)
 
-# --- a record deleted through apigres while a backfill lists it (its tombstone is newer than
-# the listing) stays out: the page's COPY takes it, the page's own statement removes it
+# --- a database slower than the API: the pages that arrive while a transaction loads go
+# in the next one (at most 16), and a record deleted through apigres while the backfill
+# lists it (its tombstone is newer than the listing) stays out: the COPY takes it, the
+# transaction's own statement removes it. Killed with SIGKILL during a transaction of
+# several pages, the backfill resumes from its cursor and ends equal to upstream.
 ids = sorted(fake_all("/v1/customers"))
 stale = ids[len(ids) // 2]
 psql("SET ROLE apigres_sync; TRUNCATE stripe.customer; "
      "INSERT INTO apigres.tombstones VALUES ('stripe.customer', '%s', now() + interval '1 hour'); "
      "UPDATE apigres.sync_state SET phase = 'backfill', cursor = '' WHERE collection = 'customer'" % stale)
+psql("CREATE FUNCTION t72_slow() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(0.1); RETURN NULL; "
+     "END$$; CREATE TRIGGER t72_slow AFTER INSERT ON stripe.customer FOR EACH STATEMENT EXECUTE FUNCTION t72_slow()")
+TX = re.compile(r"customer pages (\d+)-(\d+) \((\d+) rows\) go in one transaction, by (COPY|the upsert)")
 e = start("e")
-check("the listing again into an empty table finishes", wait_for("tombstone listing", all_incremental, 60))
+several = wait_for("a transaction of several pages",
+                   lambda: any(int(m[1]) > int(m[0]) for m in TX.findall(log_of(e))), 30)
+e.send_signal(signal.SIGKILL)
+e.wait()
+note("killed during a transaction of several pages at %s" % rows("SELECT rows_loaded FROM apigres.sync_state "
+                                                                   "WHERE collection = 'customer'"))
+check("pages that arrive while a transaction loads go in the next one", several)
+e = start("e2")
+check("the listing into an empty table, killed and resumed, finishes", wait_for("slow listing", all_incremental, 60))
+psql("DROP TRIGGER t72_slow ON stripe.customer; DROP FUNCTION t72_slow()")
+txs = [(int(a), int(b), int(n), how) for a, b, n, how in TX.findall(log_of(e))]
+check("after the resume too, by COPY, at most 16 pages each and in listing order: %s" % txs[:3],
+      txs and all(how == "COPY" and 1 <= b - a + 1 <= 16 for a, b, n, how in txs) and
+      any(b > a for a, b, n, how in txs) and all(txs[i + 1][0] == txs[i][1] + 1 for i in range(len(txs) - 1)))
+check("the resumed listing started from its cursor", "resumes from its cursor" in log_of(e))
 copied = re.search(r"customer backfill done: \d+ rows in (\d+) pages \((\d+) by COPY", log_of(e))
 check_eq("a listing into an empty table has nothing to sweep at its end", "f",
          psql("SELECT backfill_sweeps FROM apigres.sync_state WHERE collection = 'customer'").strip())

@@ -17,6 +17,10 @@ static void test_pgbuf(void)
     CHECK(b.failed && b.len == 6, "pgbuf refuses to grow past its cap and marks itself failed");
     pgbuf_put_byte(&b, 1);
     CHECK(b.failed && b.len == 6, "pgbuf stays failed: later writes are no-ops");
+    pgbuf_truncate(&b, 4);
+    CHECK(!b.failed && b.len == 4 && b.data[3] == 4, "pgbuf_truncate keeps the bytes before and clears the failure");
+    pgbuf_put_int16(&b, 0x0708);
+    CHECK(!b.failed && b.len == 6 && b.data[5] == 8, "pgbuf takes writes again after pgbuf_truncate");
     pgbuf_reset(&b);
     CHECK(!b.failed && b.len == 0, "pgbuf_reset clears the failure");
     pgbuf_put(&b, "abcdef", 6);
