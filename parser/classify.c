@@ -338,6 +338,50 @@ bool classify_may_write(const char *sql, size_t len)
     return saw_backslash && scan_may_write(sql, len, true, &saw_backslash);
 }
 
+/* A byte Postgres takes into an identifier (its lexer's ident_cont). */
+static bool ident_byte(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+           ch == '$' || ch >= 0x80;
+}
+
+static bool same_name(const char *run, size_t len, const char *name)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char a = (unsigned char)run[i], b = (unsigned char)name[i];
+        if (b == '\0')
+            return false;
+        if (a >= 'A' && a <= 'Z')
+            a = (unsigned char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (unsigned char)(b - 'A' + 'a');
+        if (a != b)
+            return false;
+    }
+    return name[len] == '\0';
+}
+
+bool classify_may_name(const char *sql, size_t len, const char *const *names, size_t n)
+{
+    len = text_len(sql, len);
+    for (size_t i = 0; i < len;) {
+        unsigned char ch = (unsigned char)sql[i];
+        if (ch == '\\' || (ch == '&' && i > 0 && (sql[i - 1] == 'u' || sql[i - 1] == 'U')))
+            return true;
+        if (!ident_byte(ch)) {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        while (i < len && ident_byte((unsigned char)sql[i]))
+            i++;
+        for (size_t k = 0; k < n; k++)
+            if (same_name(sql + start, i - start, names[k]))
+                return true;
+    }
+    return false;
+}
+
 /*
  * An upper bound on how deep the parse tree can nest, from tokens alone. libpg_query's
  * protobuf output recurses once per tree level with no depth check, and a left-deep chain

@@ -5,6 +5,9 @@
  *   classify_may_write  a lexical scan of the text, no allocation, no parser: false means
  *                       no statement in it can write a table directly, so the relay
  *                       forwards it untouched (the fast path);
+ *   classify_may_name   a scan for the names of the synced schemas and tables: false
+ *                       means the text names none of them, so it is relayed untouched too
+ *                       (writes to the client's own tables);
  *   classify_sql        libpg_query parse; one verdict per statement: PASS, WRITE (with
  *                       what the rewriter needs), REFUSE (SQLSTATE + message + hint),
  *                       EXECUTE (an SQL-level EXECUTE the caller must look up).
@@ -140,6 +143,16 @@ typedef struct classify_result {
  * EXECUTE, EXPLAIN, CREATE, CALL, DO, TRUNCATE, ALTER or DROP, after whitespace, comments
  * and opening parentheses. Never false for a statement that writes a table directly. */
 bool classify_may_write(const char *sql, size_t len);
+
+/* Whether sql[0..len) may name one of names[0..n) (ASCII; the synced schemas and tables):
+ * false when no run of identifier characters anywhere in the text, in strings and
+ * comments too (a DO block's body is a string), equals one of them without regard to
+ * case. True also for any backslash or "U&": the escapes of E'' strings and of Unicode
+ * identifiers and strings can spell a name. A verdict of classify_sql other than PASS
+ * concerns a synced table it names (or a text too long or too deep to check), so on false
+ * the caller relays the text without parsing it. Reads up to a NUL, as Postgres does; no
+ * allocation. */
+bool classify_may_name(const char *sql, size_t len, const char *const *names, size_t n);
 
 /* Classifies every statement of sql[0..len). Returns 0 and sets *out (caller frees with
  * classify_result_free), or -1 when out of memory. */

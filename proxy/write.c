@@ -19,6 +19,9 @@
 
 /* ---------------------------------------------------------------- context */
 
+/* Classifications of one text at most (see wj_classify). */
+#define WJ_CLASSIFY_PASSES 8
+
 int write_context_init(write_context *w, uv_loop_t *loop, const config *cfg)
 {
     memset(w, 0, sizeof *w);
@@ -112,21 +115,35 @@ static bool is_synced_name(const write_context *w, const char *table)
     return false;
 }
 
-int wj_classify(const write_context *wc, const char *sql, size_t len, classify_result **out)
+bool wj_may_name_synced(const write_context *w, const char *sql, size_t len)
 {
-    classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
-    classify_result *cr = NULL;
-    if (classify_sql(sql, len, &opt, &cr) < 0)
-        return -1;
-    classify_resolved res[64];
-    size_t nres = 0;
-    bool synced = false;
+    const char *names[CONFIG_MAX_SYNCS * (SYNC_MAX_COLLECTIONS + 1)];
+    size_t n = 0, cap = sizeof names / sizeof *names;
+    for (int i = 0; i < w->nsyncs && n < cap; i++) {
+        const write_sync *ws = &w->syncs[i];
+        names[n++] = ws->sc->schema;
+        for (const provider_collection *const *c = stripe_collections; ws->sc->provider == SYNC_STRIPE && *c && n < cap;
+             c++)
+            if (sync_config_has_collection(ws->sc, (*c)->name))
+                names[n++] = (*c)->name;
+        for (int k = 0; k < ws->nsf_colls && n < cap; k++)
+            names[n++] = ws->sf_colls[k]->name;
+    }
+    return n == cap || classify_may_name(sql, len, names, n);
+}
+
+/* Refuses the statements of cr that name a synced table without its schema (0A000); adds
+ * the other unqualified names not yet in res[0..*nres) to it, as the client's own tables.
+ * Whether one was refused; -1 when out of memory. */
+static int resolve_unqualified(const write_context *wc, classify_result *cr, classify_resolved *res, size_t *nres,
+                               size_t cap)
+{
     for (size_t i = 0; i < cr->n_stmts; i++) {
         classify_stmt *st = &cr->stmts[i];
-        for (size_t u = 0; u < st->n_unresolved && !synced; u++) {
+        for (size_t u = 0; u < st->n_unresolved; u++) {
             if (!is_synced_name(wc, st->unresolved[u])) {
-                if (nres < sizeof res / sizeof *res)
-                    res[nres++] = (classify_resolved){st->unresolved[u], NULL};
+                if (*nres < cap)
+                    res[(*nres)++] = (classify_resolved){st->unresolved[u], NULL};
                 continue;
             }
             char msg[256];
@@ -137,23 +154,44 @@ int wj_classify(const write_context *wc, const char *sql, size_t len, classify_r
             memcpy(st->sqlstate, "0A000", 6);
             st->message = strdup(msg);
             st->hint = strdup("Qualify the table with its schema, e.g. stripe.customer.");
-            if (!st->message) {
-                classify_result_free(cr);
-                return -1;
-            }
-            synced = true;
+            return st->message ? 1 : -1;
         }
     }
-    if (!synced && nres > 0) {
-        /* none of them is a synced table's name: classify again with them as not synced */
-        classify_result *again = NULL;
+    return 0;
+}
+
+int wj_classify(const write_context *wc, const char *sql, size_t len, classify_result **out)
+{
+    classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
+    classify_resolved res[64];
+    size_t nres = 0;
+    /* Each pass takes the unqualified names the one before it found as the client's own
+     * tables, and may find more (the classifier stops at a statement's first refusal: a
+     * rule on such a table hides the tables its actions write). The names point into the
+     * earlier passes' results, kept until the end. */
+    classify_result *earlier[WJ_CLASSIFY_PASSES] = {0};
+    int nearlier = 0, rc = 0;
+    classify_result *cr = NULL;
+    for (;;) {
         opt.resolved = res;
         opt.n_resolved = nres;
-        int rc = classify_sql(sql, len, &opt, &again);
+        if (classify_sql(sql, len, &opt, &cr) < 0) {
+            rc = -1;
+            break;
+        }
+        size_t known = nres;
+        int refused = resolve_unqualified(wc, cr, res, &nres, sizeof res / sizeof *res);
+        if (refused != 0 || nres == known || nearlier == WJ_CLASSIFY_PASSES) {
+            rc = refused < 0 ? -1 : 0;
+            break;
+        }
+        earlier[nearlier++] = cr;
+    }
+    for (int i = 0; i < nearlier; i++)
+        classify_result_free(earlier[i]);
+    if (rc < 0) {
         classify_result_free(cr);
-        if (rc < 0)
-            return -1;
-        cr = again;
+        return -1;
     }
     *out = cr;
     return 0;
@@ -1573,7 +1611,8 @@ void wj_plan_ready(write_job *j)
 bool write_query(session *s, const char *sql, size_t len)
 {
     write_context *wc = &s->srv->writes;
-    if (!write_enabled(wc) || s->tx_status == 'E' || !classify_may_write(sql, len))
+    if (!write_enabled(wc) || s->tx_status == 'E' || !classify_may_write(sql, len) ||
+        !wj_may_name_synced(wc, sql, len))
         return false;
     classify_result *cr = NULL;
     if (wj_classify(wc, sql, len, &cr) < 0) {

@@ -180,7 +180,7 @@ static bool ensure_ext(session *s)
  * refused), NULL otherwise. */
 static classify_result *classify_parse(session *s, const char *sql, size_t len)
 {
-    if (!classify_may_write(sql, len))
+    if (!classify_may_write(sql, len) || !wj_may_name_synced(&s->srv->writes, sql, len))
         return NULL;
     classify_result *cr = NULL;
     if (wj_classify(&s->srv->writes, sql, len, &cr) < 0)

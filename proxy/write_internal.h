@@ -151,6 +151,10 @@ void wsf_close(write_sync *ws);
 const provider_collection *wsf_known(const write_sync *ws, const char *table);
 const provider_collection *wsf_collection(write_sync *ws, const char *table, bool *pending);
 
+/* Whether sql may name a synced schema or table (classify_may_name): only then is it
+ * classified; a text that names none is relayed as it is. */
+bool wj_may_name_synced(const write_context *w, const char *sql, size_t len);
+
 /* Classifies sql for the write path against the synced schemas. An unqualified write
  * target that names no synced table is the client's own (classified again as such); one
  * that does is refused (0A000: apigres needs the schema). 0, or -1 when out of memory. */

@@ -5,7 +5,10 @@
  * inside the input, in order, and do not overlap; a refusal carries a SQLSTATE and a
  * message; a write names its table; the pre-check and the classifier agree that a text
  * the pre-check calls harmless holds no write (a WRITE or REFUSE there would mean the fast
- * path forwards what the write path must handle). Each WRITE then goes through rewrite_plan:
+ * path forwards what the write path must handle), and so do the name scan and the
+ * classifier: a text that names no synced schema or table holds no write and no refusal
+ * once its unqualified names are taken as the client's own (as the write path does). Each
+ * WRITE then goes through rewrite_plan:
  * a plan is a SELECT that libpg_query parses again, a refusal carries a SQLSTATE and a
  * message. classify_transaction sees every input too.
  *
@@ -21,6 +24,47 @@
 #include "parser/rewrite.h"
 
 static const char *const synced[] = {"stripe", "salesforce"};
+/* the synced schemas and the one synced table an unqualified name resolves to below */
+static const char *const synced_names[] = {"stripe", "salesforce", "customer"};
+
+/* For a text classify_may_name calls harmless: classified again with every unqualified
+ * name taken as the client's own, pass after pass as the write path does (a pass may find
+ * names the one before it did not reach), nothing may be left for the write path but the
+ * refusals of the text as a whole (54000/54001). */
+static void check_unnamed(const char *sql, size_t size, const classify_options *o, classify_result *r)
+{
+    classify_resolved resolved[64];
+    classify_result *passes[8] = {r};
+    size_t n = 0, npasses = 1;
+    for (size_t i = 0; i < o->n_resolved; i++)
+        resolved[n++] = o->resolved[i];
+    for (;;) {
+        const classify_result *last = passes[npasses - 1];
+        size_t known = n;
+        for (size_t i = 0; i < last->n_stmts; i++)
+            for (size_t u = 0; u < last->stmts[i].n_unresolved && n < sizeof resolved / sizeof *resolved; u++)
+                resolved[n++] = (classify_resolved){last->stmts[i].unresolved[u], NULL};
+        if (n == known || npasses == sizeof passes / sizeof *passes)
+            break;
+        classify_options again = *o;
+        again.resolved = resolved;
+        again.n_resolved = n;
+        if (classify_sql(sql, size, &again, &passes[npasses]) != 0)
+            break;
+        npasses++;
+    }
+    const classify_result *last = passes[npasses - 1];
+    bool settled = true;
+    for (size_t i = 0; i < last->n_stmts; i++)
+        settled = settled && last->stmts[i].n_unresolved == 0;
+    for (size_t i = 0; i < last->n_stmts && settled; i++) {
+        const classify_stmt *st = &last->stmts[i];
+        if (st->verdict == CLASSIFY_WRITE || (st->verdict == CLASSIFY_REFUSE && strncmp(st->sqlstate, "54", 2) != 0))
+            abort();
+    }
+    for (size_t i = 1; i < npasses; i++)
+        classify_result_free(passes[i]);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -70,6 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                          strncmp(st->sqlstate, "54", 2) != 0)))
             abort();
     }
+    if (!r->parse_error && !classify_may_name(sql, size, synced_names, 3))
+        check_unnamed(sql, size, &o, r);
     classify_result_free(r);
     (void)classify_transaction(sql, size);
     return 0;

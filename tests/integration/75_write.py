@@ -364,6 +364,23 @@ check("the forged record never reaches the mirror, which follows upstream",
       "%s %s" % (mirror(c1, "name"), mirror(c1)))
 direct("DROP TABLE public.sneaky; DROP FUNCTION public.forge(), public.plant()")
 
+# --- the client's own tables: a statement that names no synced schema or table is relayed
+# as it is, one that names one only in passing is classified and relayed all the same (a
+# rule's actions on unqualified tables of the client's own too), no API call either way
+n = mutations()
+check_eq("an INSERT into an application table", "INSERT 0 1",
+         proxy("INSERT INTO public.orders (customer_id, note) VALUES ('x', 'plain')"))
+check_eq("an INSERT into an application table that mentions stripe in its data", "INSERT 0 1",
+         proxy("INSERT INTO orders (customer_id, note) VALUES ('x', 'paid through stripe, customer x')"))
+out = proxy("CREATE TABLE audit75 (note text); CREATE TABLE shipped75 (note text); "
+            "CREATE RULE shipped75_audit AS ON INSERT TO shipped75 DO ALSO INSERT INTO audit75 VALUES ('stripe')")
+check_eq("a rule on an application table writing another one, unqualified, is created",
+         "CREATE TABLE\nCREATE TABLE\nCREATE RULE", out)
+check_eq("... and runs", "INSERT 0 1|1",
+         proxy("INSERT INTO shipped75 VALUES ('x')") + "|" + direct("SELECT count(*) FROM audit75"))
+check_eq("... with no API call", n, mutations())
+direct("DROP TABLE public.shipped75, public.audit75; DELETE FROM public.orders WHERE customer_id = 'x'")
+
 # --- the 3rd of 5 creates fails: 2 applied and mirrored, the error says so
 api("POST", "/_fake/config", json_body={"fail_nth_create": 3, "fail_status": 402})
 out = proxy("INSERT INTO stripe.customer (email) VALUES ('f1@b.co'), ('f2@b.co'), ('f3@b.co'), ('f4@b.co'), ('f5@b.co')")

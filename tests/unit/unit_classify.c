@@ -107,6 +107,34 @@ static void test_may_write(void)
     CHECK(MAY("SELECT 1; /* unterminated UPDATE") == false, "pre-check: unterminated comment");
 }
 
+static const char *const synced_names[] = {"stripe", "customer", "price", "invoice__c"};
+#define NAMES(sql) classify_may_name(sql, strlen(sql), synced_names, sizeof synced_names / sizeof *synced_names)
+
+static void test_may_name(void)
+{
+    CHECK(!NAMES("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 7"),
+          "names: a write to a table of the client's own names nothing synced");
+    CHECK(!NAMES("INSERT INTO customers (prices) VALUES ('stripes')"),
+          "names: a name must be a whole run of identifier characters");
+    CHECK(!NAMES("INSERT INTO customer_log VALUES ($1); DELETE FROM x_customer"),
+          "names: '_' belongs to the run");
+    CHECK(NAMES("UPDATE stripe.customer SET name = 'x'") && NAMES("update STRIPE.Customer set x = 1") &&
+              NAMES("DELETE FROM \"Customer\"") && NAMES("INSERT INTO invoice__c VALUES (1)"),
+          "names: schema or table, in any case, quoted or not");
+    CHECK(NAMES("UPDATE t SET x = 'a customer'") && NAMES("UPDATE t SET x = 1 -- price"),
+          "names: strings and comments count (conservative)");
+    CHECK(NAMES("DO $$BEGIN UPDATE stripe.customer SET x = 1; END$$"), "names: a DO block's body");
+    CHECK(NAMES("DO E'BEGIN UPDATE \\x73tripe.\\x63ustomer SET x = 1; END'") && NAMES("UPDATE t SET x = E'\\n'"),
+          "names: any backslash (an E'' escape can spell a name)");
+    CHECK(NAMES("UPDATE U&\"\\0063ustomer\" SET x = 1") &&
+              NAMES("DO U&'BEGIN UPDATE !0073tripe.t SET x = 1; END' UESCAPE '!'") && NAMES("UPDATE t SET x = u&'a'"),
+          "names: any U& (Unicode escapes can spell a name)");
+    CHECK(!NAMES("UPDATE t SET x = 'a & b'") && !NAMES("UPDATE t SET x = y & 1"), "names: '&' alone is harmless");
+    static const char nul[] = "UPDATE t SET x = 1\0 customer";
+    CHECK(!classify_may_name(nul, sizeof nul - 1, synced_names, 4), "names: the text ends at a NUL");
+    CHECK(!classify_may_name("UPDATE stripe.customer SET x = 1", 32, synced_names, 0), "names: no names, none named");
+}
+
 static void test_writes(void)
 {
     classify_result *r = run("UPDATE stripe.customer SET name = $1, email = lower($2) "
@@ -523,6 +551,7 @@ int main(void)
 {
     test_transaction();
     test_may_write();
+    test_may_name();
     test_writes();
     test_unqualified();
     test_refusals();
