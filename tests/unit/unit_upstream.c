@@ -355,15 +355,48 @@ static void test_salesforce_errors(void)
     pgbuf_free(&r.headers);
 
     bool nf;
-    CHECK(strcmp(salesforce_sqlstate(400, "REQUIRED_FIELD_MISSING", &nf), "23502") == 0 &&
-              strcmp(salesforce_sqlstate(400, "STRING_TOO_LONG", &nf), "22001") == 0 &&
-              strcmp(salesforce_sqlstate(400, "DUPLICATE_VALUE", &nf), "23505") == 0 &&
-              strcmp(salesforce_sqlstate(400, "INVALID_CROSS_REFERENCE_KEY", &nf), "23503") == 0 &&
-              strcmp(salesforce_sqlstate(400, "INVALID_FIELD_FOR_INSERT_UPDATE", &nf), "428C9") == 0 &&
-              strcmp(salesforce_sqlstate(401, "INVALID_SESSION_ID", &nf), "42501") == 0 &&
-              strcmp(salesforce_sqlstate(403, "REQUEST_LIMIT_EXCEEDED", &nf), "40001") == 0 &&
-              strcmp(salesforce_sqlstate(503, NULL, &nf), "57P03") == 0,
-          "salesforce mapping table: required, too long, duplicate, reference, read-only, session, limit, unavailable");
+    /* every row of README's "Error mapping: Salesforce" */
+    static const struct {
+        long status;
+        const char *code, *sqlstate;
+        bool gone;
+    } rows[] = {
+        {400, "INVALID_EMAIL_ADDRESS", "23514", false},
+        {400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "23514", false},
+        {400, "FIELD_INTEGRITY_EXCEPTION", "23514", false},
+        {400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "22023", false},
+        {400, "INVALID_TYPE_ON_FIELD_IN_RECORD", "22023", false},
+        {400, "SOME_CODE_NOT_IN_THE_TABLE", "22023", false},
+        {400, "NUMBER_OUTSIDE_VALID_RANGE", "22003", false},
+        {400, "STRING_TOO_LONG", "22001", false},
+        {400, "MALFORMED_ID", "22P02", false},
+        {400, "REQUIRED_FIELD_MISSING", "23502", false},
+        {400, "DUPLICATE_VALUE", "23505", false},
+        {400, "DUPLICATES_DETECTED", "23505", false},
+        {400, "INVALID_CROSS_REFERENCE_KEY", "23503", false},
+        {400, "ENTITY_IS_DELETED", "23503", false},
+        {400, "INVALID_FIELD_FOR_INSERT_UPDATE", "428C9", false},
+        {400, "INVALID_FIELD", "42703", false},
+        {400, "MALFORMED_QUERY", "42601", false},
+        {404, "NOT_FOUND", "02000", true},
+        {404, "ENTITY_IS_DELETED", "02000", true},
+        {401, "INVALID_SESSION_ID", "42501", false},
+        {403, "INSUFFICIENT_ACCESS_OR_READONLY", "42501", false},
+        {400, "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY", "42501", false},
+        {403, "API_DISABLED_FOR_ORG", "42501", false},
+        {400, "invalid_grant", "42501", false},
+        {401, "invalid_client", "42501", false},
+        {403, "REQUEST_LIMIT_EXCEEDED", "40001", false},
+        {400, "UNABLE_TO_LOCK_ROW", "40001", false},
+        {503, "SERVER_UNAVAILABLE", "57P03", false},
+        {500, NULL, "57P03", false},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        const char *got = salesforce_sqlstate(rows[i].status, rows[i].code, &nf);
+        CHECK(strcmp(got, rows[i].sqlstate) == 0 && nf == rows[i].gone, "salesforce %ld %s → %s%s (got %s)",
+              rows[i].status, rows[i].code ? rows[i].code : "(no code)", rows[i].sqlstate,
+              rows[i].gone ? ", record gone" : "", got);
+    }
 }
 
 static void test_provider_checks(void)
