@@ -18,6 +18,9 @@
 /* With the write path on, Query messages up to this size are held and classified; larger
  * ones are relayed (the database's guard refuses them if they write a synced table). */
 #define QUERY_HOLD_MAX (1024 * 1024 + 8)
+/* The largest read from the database gathered into one write to the client (on_server_read;
+ * session_flush_client keeps a buffer of this size). */
+#define GATHER_MAX 4096
 /* How long a closing session waits for its last bytes to reach the client. */
 #define DRAIN_TIMEOUT_MS 5000
 
@@ -475,6 +478,13 @@ static void arm_idle_timer(session *s)
         uv_timer_start(&s->timer, on_idle_timeout, (uint64_t)(s->srv->cfg->client_idle_timeout * 1000), 0);
 }
 
+/* Whether ReadyForQuery is held to read the transaction status from it: when something
+ * depends on it. */
+static bool status_needed(const session *s)
+{
+    return write_enabled(&s->srv->writes) || s->srv->cfg->client_idle_timeout > 0;
+}
+
 static enum pgscan_verdict server_on_header(void *ctx, char type, uint32_t len)
 {
     session *s = ctx;
@@ -499,9 +509,7 @@ static enum pgscan_verdict server_on_header(void *ctx, char type, uint32_t len)
             log_info("client %llu: session ready (user=%s database=%s)",
                      (unsigned long long)s->id, s->user, s->database);
         }
-        /* the transaction status is read from it when something depends on it */
-        bool need_status = write_enabled(&s->srv->writes) || s->srv->cfg->client_idle_timeout > 0;
-        return need_status ? PGSCAN_HOLD : PGSCAN_PASS;
+        return status_needed(s) ? PGSCAN_HOLD : PGSCAN_PASS;
     }
     if (s->state == SESSION_AUTH && (type == 'R' || type == 'K'))
         return PGSCAN_HOLD;
@@ -511,7 +519,7 @@ static enum pgscan_verdict server_on_header(void *ctx, char type, uint32_t len)
 static int server_on_pass(void *ctx, const char *data, size_t len)
 {
     session *s = ctx;
-    return sendq_send(&s->to_client, data, len);
+    return s->holding_client ? session_send_client(s, data, len) : sendq_send(&s->to_client, data, len);
 }
 
 /* AuthenticationSASL without SCRAM-SHA-256-PLUS: channel binding cannot work through a
@@ -550,7 +558,7 @@ static int server_on_message(void *ctx, const char *msg, size_t len)
         return write_on_backend_message(s, msg, len);
     if (msg[0] == 'Z' && len >= 6) {
         s->tx_status = msg[5];
-        if (sendq_send(&s->to_client, msg, len) < 0)
+        if ((s->holding_client ? session_send_client(s, msg, len) : sendq_send(&s->to_client, msg, len)) < 0)
             return -1;
         write_on_ready(s, s->tx_status);
         if (s->deferred_query.len > 0 && s->syncs_pending == idle_pending(&s->deferred_query))
@@ -655,9 +663,17 @@ static void on_server_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
     size_t len = (size_t)nread;
     if (s->db_tls != DB_TLS_NONE && !server_tls_input(s, &data, &len))
         return;
+    /* A held ReadyForQuery would go to the client in a write of its own after what came
+     * before it: a small read is gathered and written once (a large one goes through
+     * uncopied, the extra write then a small part of its cost). */
+    bool gather = len <= GATHER_MAX && !s->job && !s->holding_client && status_needed(s);
+    if (gather)
+        session_hold_client(s);
     int rc = pgscan_feed(&s->from_server, &server_ops, s, data, len);
     if (s->state >= SESSION_DRAINING)
         return;
+    if (gather && s->holding_client)
+        session_flush_client(s); /* a failure is the queue's error, seen below */
     if (s->to_client.error) {
         on_client_gone(s);
         return;

@@ -529,6 +529,24 @@ direct("SELECT apigres.\"mirror stripe.customer\"('[]', %s, ARRAY['%s'])" % (tim
 # --- reads are untouched
 check_eq("reads through apigres", direct("SELECT count(*) FROM stripe.customer"), proxy("SELECT count(*) FROM stripe.customer"))
 
+
+def write_calls():
+    with open("/proc/%d/io" % proc.pid) as f:
+        return int(next(line for line in f if line.startswith("syscw:")).split()[1])
+
+
+# a small answer goes to the client in one write: the ReadyForQuery the session holds to read
+# the transaction status from is gathered with what came before it in the same read
+reader = psycopg.connect(host="127.0.0.1", port=PROXY_PORT, user="app_reader", dbname=DB, autocommit=True)
+reader.pgconn.exec_(b"SELECT 1")
+before = write_calls()
+for _ in range(300):
+    reader.pgconn.exec_(b"SELECT 1")
+calls = write_calls() - before
+reader.close()
+check("300 queries, %d write calls: one to the database and one to the client each (and some logging)" % calls,
+      600 <= calls <= 660, calls)
+
 proc.send_signal(signal.SIGTERM)
 check("apigres stops on SIGTERM", proc.wait(timeout=30) == 0)
 with open(os.path.join(TMP, "apigres-75.log"), errors="replace") as f:
