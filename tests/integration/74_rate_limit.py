@@ -135,8 +135,10 @@ check("every customer arrived", psql("SELECT count(*) FROM stripe.customer") == 
 alone, alone_errors = writers(2)
 if took and alone and not alone_errors:
     during, base = statistics.median(took) * 1000, statistics.median(alone) * 1000
+    # 38 to 45 writes in CI and local runs; without the pacing of sync traffic 18 and 19,
+    # with medians near 700 ms: the count's bar sits between, the median's catches it too
     check("writes go first: %d writes in 4 s during the backfill, median %.0f ms, max %.0f ms; alone %.0f ms"
-          % (len(took), during, max(took) * 1000, base), during < base + 100 and len(took) >= 36)
+          % (len(took), during, max(took) * 1000, base), during < base + 100 and len(took) >= 30)
 else:
     check("the writes alone succeed (%d, %s)" % (len(alone), alone_errors[:1]), False)
 note("backfill and writes took %.1f s" % elapsed)
