@@ -516,11 +516,13 @@ static enum pgscan_verdict server_on_header(void *ctx, char type, uint32_t len)
     return PGSCAN_PASS;
 }
 
-static int server_on_pass(void *ctx, const char *data, size_t len)
+/* Relayed bytes towards the client: gathered while on_server_read holds them. */
+static int relay_to_client(session *s, const char *data, size_t len)
 {
-    session *s = ctx;
     return s->holding_client ? session_send_client(s, data, len) : sendq_send(&s->to_client, data, len);
 }
+
+static int server_on_pass(void *ctx, const char *data, size_t len) { return relay_to_client(ctx, data, len); }
 
 /* AuthenticationSASL without SCRAM-SHA-256-PLUS: channel binding cannot work through a
  * proxy that terminates the client's connection, unless apigres offers clients the very
@@ -558,7 +560,7 @@ static int server_on_message(void *ctx, const char *msg, size_t len)
         return write_on_backend_message(s, msg, len);
     if (msg[0] == 'Z' && len >= 6) {
         s->tx_status = msg[5];
-        if ((s->holding_client ? session_send_client(s, msg, len) : sendq_send(&s->to_client, msg, len)) < 0)
+        if (relay_to_client(s, msg, len) < 0)
             return -1;
         write_on_ready(s, s->tx_status);
         if (s->deferred_query.len > 0 && s->syncs_pending == idle_pending(&s->deferred_query))

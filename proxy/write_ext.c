@@ -684,7 +684,7 @@ static bool batch_writes(session *s, batch_run *b)
             c = pgread_string(&m.body);
             if (a && find_stmt(s, a))
                 return true; /* replaced: the map must learn it */
-            if (c && classify_may_write(c, strlen(c))) {
+            if (c) {
                 classify_result *cr = classify_parse(s, c, strlen(c));
                 if (cr) {
                     b->parsed = cr;

@@ -155,7 +155,7 @@ static int settle(sync_worker *w)
     struct load_result *res = &w->result;
     read_results(w, false);
     w->loading = false;
-    if (res->err[0] && b->copied && PQstatus(w->page_db) == CONNECTION_OK && !w->page_failed) {
+    if (res->err[0] && b->copied && PQstatus(w->page_db) == CONNECTION_OK) {
         log_debug("sync %s: pages %lld-%lld: COPY refused (%s), loading them with the upsert", w->sc->name,
                   b->first_seq, b->first_seq + b->npages - 1, res->state);
         if (strcmp(res->state, "23505") == 0)
@@ -164,9 +164,8 @@ static int settle(sync_worker *w)
     }
     if (!res->err[0] && !res->advanced)
         snprintf(res->err, sizeof res->err, "the backfill's cursor moved meanwhile");
-    if (res->err[0] || w->page_failed) {
-        /* a refused COPY may have left its rows in place: the listing resumes before them */
-        load_failed(w, res->err[0] ? res->err : "an earlier page failed");
+    if (res->err[0]) {
+        load_failed(w, res->err);
         return -1;
     }
     for (int i = 0; i < b->npages; i++)
