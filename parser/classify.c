@@ -338,11 +338,14 @@ bool classify_may_write(const char *sql, size_t len)
     return saw_backslash && scan_may_write(sql, len, true, &saw_backslash);
 }
 
-/* A byte Postgres takes into an identifier (its lexer's ident_cont). */
-static bool ident_byte(unsigned char ch)
+/* A byte of a run classify_may_name compares: a letter, '_' or a non-ASCII byte. Digits
+ * and '$' continue an identifier in Postgres but also end a dollar quote ("$$stripe"),
+ * a parameter or a number right before a name: they split runs, so that a name beside
+ * them is still seen (a name merely looking like one more often costs a parse, nothing
+ * else). */
+static bool name_byte(unsigned char ch)
 {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-           ch == '$' || ch >= 0x80;
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch >= 0x80;
 }
 
 static bool same_name(const char *run, size_t len, const char *name)
@@ -368,12 +371,12 @@ bool classify_may_name(const char *sql, size_t len, const char *const *names, si
         unsigned char ch = (unsigned char)sql[i];
         if (ch == '\\' || (ch == '&' && i > 0 && (sql[i - 1] == 'u' || sql[i - 1] == 'U')))
             return true;
-        if (!ident_byte(ch)) {
+        if (!name_byte(ch)) {
             i++;
             continue;
         }
         size_t start = i;
-        while (i < len && ident_byte((unsigned char)sql[i]))
+        while (i < len && name_byte((unsigned char)sql[i]))
             i++;
         for (size_t k = 0; k < n; k++)
             if (same_name(sql + start, i - start, names[k]))

@@ -145,9 +145,9 @@ typedef struct classify_result {
 bool classify_may_write(const char *sql, size_t len);
 
 /* Whether sql[0..len) may name one of names[0..n) (ASCII; the synced schemas and tables):
- * false when no run of identifier characters anywhere in the text, in strings and
- * comments too (a DO block's body is a string), equals one of them without regard to
- * case. True also for any backslash or "U&": the escapes of E'' strings and of Unicode
+ * false when no run of letters, '_' and non-ASCII bytes anywhere in the text, in strings
+ * and comments too (a DO block's body is a string), equals one of them without regard to
+ * case (digits and '$' split runs: "$$stripe" in a dollar quote names stripe). True also for any backslash or "U&": the escapes of E'' strings and of Unicode
  * identifiers and strings can spell a name. A verdict of classify_sql other than PASS
  * concerns a synced table it names (or a text too long or too deep to check), so on false
  * the caller relays the text without parsing it. Reads up to a NUL, as Postgres does; no

@@ -124,6 +124,9 @@ static void test_may_name(void)
     CHECK(NAMES("UPDATE t SET x = 'a customer'") && NAMES("UPDATE t SET x = 1 -- price"),
           "names: strings and comments count (conservative)");
     CHECK(NAMES("DO $$BEGIN UPDATE stripe.customer SET x = 1; END$$"), "names: a DO block's body");
+    CHECK(NAMES("DO $$stripe.customer$$") && NAMES("DO $b$UPDATE customer$b$") && NAMES("SELECT $1customer") &&
+              NAMES("UPDATE t SET x = 1price"),
+          "names: a name right beside a dollar quote, a parameter or a number (fuzz_classify's find)");
     CHECK(NAMES("DO E'BEGIN UPDATE \\x73tripe.\\x63ustomer SET x = 1; END'") && NAMES("UPDATE t SET x = E'\\n'"),
           "names: any backslash (an E'' escape can spell a name)");
     CHECK(NAMES("UPDATE U&\"\\0063ustomer\" SET x = 1") &&
