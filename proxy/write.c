@@ -347,7 +347,6 @@ static void next_call(write_job *j);
 static void unlock(write_job *j, service_cb cb);
 static void after_mirror(write_job *j);
 static void repair_now(write_job *j);
-static void inject_after_probe(write_job *j, const char *sql, enum step next);
 
 static void free_rows(write_job *j)
 {
@@ -366,6 +365,7 @@ void wj_free(write_job *j)
     for (size_t i = 0; j->slots && i < j->nrows; i++)
         cJSON_Delete(j->slots[i].record);
     free(j->slots);
+    free(j->reached);
     for (size_t i = 0; j->fields && i < j->nrows; i++)
         cJSON_Delete(j->fields[i]);
     free(j->fields);
@@ -583,7 +583,7 @@ static void fail_statement(write_job *j)
         return;
     }
     if (j->own_tx) {
-        inject_after_probe(j, j->applied > 0 || j->ngone > 0 ? "COMMIT" : "ROLLBACK", STEP_ABORT);
+        wj_inject(j, j->applied > 0 || j->ngone > 0 ? "COMMIT" : "ROLLBACK", STEP_ABORT);
         return;
     }
     char sql[160];
@@ -591,7 +591,7 @@ static void fail_statement(write_job *j)
     snprintf(sql, sizeof sql,
              "DO $apigres$BEGIN RAISE EXCEPTION 'apigres: the statement failed' USING ERRCODE = '%.5s'; END$apigres$",
              state && strspn(state, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5 ? state : "XX000");
-    inject_after_probe(j, sql, STEP_ABORT);
+    wj_inject(j, sql, STEP_ABORT);
 }
 
 static void fail_with(write_job *j, const char *sqlstate, const char *message, const char *detail,
@@ -716,6 +716,7 @@ static void request_lock(write_job *j)
 /* ---- the probe: the write itself, in a savepoint, to learn what the database allows */
 
 #define PROBE_SAVEPOINT "apigres_probe"
+#define PROBE_END_SQL "ROLLBACK TO SAVEPOINT " PROBE_SAVEPOINT "; RELEASE SAVEPOINT " PROBE_SAVEPOINT
 
 /* The plan row's value of column c as the probe writes it (NULL stays NULL). */
 static void put_probe_value(write_job *j, pgbuf *sql, size_t row, size_t c)
@@ -737,13 +738,19 @@ static void put_probe_value(write_job *j, pgbuf *sql, size_t row, size_t c)
     put(sql, ")");
 }
 
-/* The statement the client asked for, with the plan's rows and values: the database checks
- * its privileges and row-level security (USING and WITH CHECK, the DELETE policies), and
- * then the guard refuses it after the statement (see schema.c), naming the rows a DELETE
- * reached. Nothing of the client's runs in it but policy expressions, so no lock is held. */
+/* The statement the client asked for, with the plan's rows and values, in a savepoint that
+ * the same Query rolls back: the database checks its privileges and row-level security
+ * (USING and WITH CHECK, the DELETE policies, which a DELETE's RETURNING id tells apart),
+ * its column types and constraints. The guard (sync/schema.c) is deferred to COMMIT here
+ * even when the client's transaction made constraints IMMEDIATE, so the rollback drops its
+ * events: a probe that passes ends without an error. An error skips the rest of the Query
+ * and is the statement's. Nothing of the client's runs in it but policy and default
+ * expressions, and whatever they did is rolled back before any mirror call. */
 static void probe_sql(write_job *j, pgbuf *sql)
 {
-    put(sql, "SAVEPOINT " PROBE_SAVEPOINT "; ");
+    put(sql, "SAVEPOINT " PROBE_SAVEPOINT "; SET CONSTRAINTS ");
+    schema_quote_ident(sql, j->schema);
+    put(sql, "." SCHEMA_GUARD " DEFERRED; ");
     switch (j->rw->kind) {
     case REWRITE_UPDATE:
         put(sql, "UPDATE ONLY ");
@@ -806,9 +813,10 @@ static void probe_sql(write_job *j, pgbuf *sql)
                 put(sql, ", ");
             schema_quote_literal(sql, j->rows[r][0]);
         }
-        put(sql, ")");
+        put(sql, ") RETURNING id");
         break;
     }
+    put(sql, "; " PROBE_END_SQL);
 }
 
 static void probe(write_job *j)
@@ -826,59 +834,27 @@ static void probe(write_job *j)
     pgbuf_free(&q);
 }
 
-#define PROBE_END_SQL "ROLLBACK TO SAVEPOINT " PROBE_SAVEPOINT "; RELEASE SAVEPOINT " PROBE_SAVEPOINT
-
-/* Sends sql as the next step; first back to the probe's savepoint when that is still to
- * come (the probe left the transaction failed: until then nothing else runs on it). */
-static void inject_after_probe(write_job *j, const char *sql, enum step next)
+/* The probe's RETURNING id of a DELETE: a row the database let it reach. */
+static int take_reached_row(write_job *j, const char *msg, size_t len)
 {
-    if (!j->probe_open) {
-        wj_inject(j, sql, next);
-        return;
-    }
-    j->probe_open = false;
-    pgbuf q;
-    pgbuf_init(&q, (size_t)1 << 30);
-    put(&q, PROBE_END_SQL "; ");
-    put(&q, sql);
-    pgbuf_put_byte(&q, 0);
-    if (q.failed)
-        log_error("client %llu: write path: statement too large", (unsigned long long)j->s->id);
-    wj_inject(j, q.failed ? PROBE_END_SQL : q.data, next);
-    pgbuf_free(&q);
+    pgread r;
+    pgread_init(&r, msg + 5, len - 5);
+    pgread_int16(&r); /* one column */
+    uint32_t vlen = pgread_int32(&r);
+    if (r.failed || vlen == 0xffffffffu || vlen > pgread_remaining(&r))
+        return -1;
+    for (size_t i = 0; i < j->nrows; i++)
+        if (j->rows[i][0] && strlen(j->rows[i][0]) == vlen && memcmp(j->rows[i][0], r.data + r.pos, vlen) == 0)
+            j->reached[i] = true;
+    return 0;
 }
 
-/* Whether the probe's error is the guard's: everything the database checks passed. */
-static bool guard_refused(const write_job *j)
-{
-    const char *body = j->db_error.data + 5;
-    size_t len = j->db_error.len > 5 ? j->db_error.len - 5 : 0;
-    const char *code = pgwire_error_field(body, len, 'C');
-    const char *msg = pgwire_error_field(body, len, 'M');
-    return code && msg && strcmp(code, "42501") == 0 && strstr(msg, "it mirrors an API and is written only through apigres");
-}
-
-/* A DELETE goes only to the rows the database let it reach (the DELETE policies): the
- * guard's DETAIL lists them, "rows: [ids]". */
+/* A DELETE goes only to the rows the database let it reach (the DELETE policies). */
 static void keep_reached_rows(write_job *j)
 {
-    const char *body = j->db_error.data + 5;
-    size_t len = j->db_error.len > 5 ? j->db_error.len - 5 : 0;
-    const char *detail = pgwire_error_field(body, len, 'D');
-    cJSON *ids = detail && strncmp(detail, "rows: ", 6) == 0 ? cJSON_Parse(detail + 6) : NULL;
-    if (!cJSON_IsArray(ids)) {
-        cJSON_Delete(ids);
-        return; /* an older guard without the list: the plan's rows */
-    }
     size_t kept = 0;
     for (size_t i = 0; i < j->nrows; i++) {
-        bool reached = false;
-        const cJSON *id;
-        cJSON_ArrayForEach(id, ids)
-        {
-            reached |= cJSON_IsString(id) && j->rows[i][0] && strcmp(id->valuestring, j->rows[i][0]) == 0;
-        }
-        if (!reached) {
+        if (!j->reached[i]) {
             for (int c = 0; c < j->ncols; c++)
                 free(j->rows[i][c]);
             free(j->rows[i]);
@@ -890,7 +866,6 @@ static void keep_reached_rows(write_job *j)
         kept++;
     }
     j->nrows = kept;
-    cJSON_Delete(ids);
 }
 
 static void after_plan(write_job *j)
@@ -905,7 +880,8 @@ static void after_plan(write_job *j)
     }
     j->fields = calloc(j->nrows ? j->nrows : 1, sizeof *j->fields);
     j->slots = calloc(j->nrows ? j->nrows : 1, sizeof *j->slots);
-    if (!j->fields || !j->slots) {
+    j->reached = calloc(j->nrows ? j->nrows : 1, sizeof *j->reached);
+    if (!j->fields || !j->slots || !j->reached) {
         fail_with(j, "53200", "out of memory", NULL, NULL);
         return;
     }
@@ -1130,7 +1106,7 @@ static void mirror(write_job *j)
     if (sql.failed)
         fail_with(j, "53200", "out of memory", NULL, NULL);
     else
-        inject_after_probe(j, sql.data, STEP_MIRROR);
+        wj_inject(j, sql.data, STEP_MIRROR);
     pgbuf_free(&sql);
 }
 
@@ -1267,30 +1243,13 @@ static void step_done(write_job *j)
         after_plan(j);
         return;
     case STEP_PROBE:
-        if (j->have_db_error && !guard_refused(j)) {
-            /* the database refuses the write itself (42501, 42703, 22P02, ...): so do we */
+        if (j->have_db_error) {
+            /* the database refuses the write itself (42501, 23514, 22P02, ...): so do we */
             db_error_ends_statement(j);
             return;
         }
-        if (j->have_db_error && j->rw->kind == REWRITE_DELETE)
+        if (j->rw->kind == REWRITE_DELETE)
             keep_reached_rows(j);
-        if (j->nrows > 0 && !(j->rw->kind == REWRITE_DELETE && j->rw->has_returning)) {
-            /* calls follow: back to the savepoint in the mirror's round trip (or the
-             * failure's), one round trip less per write */
-            j->probe_open = true;
-            j->step = STEP_LOCKING;
-            if (!j->lock_pending)
-                start_calls(j);
-            return;
-        }
-        wj_inject(j, PROBE_END_SQL, STEP_PROBE_END);
-        return;
-    case STEP_PROBE_END:
-        if (j->have_db_error) {
-            take_db_error(j);
-            fail_statement(j);
-            return;
-        }
         if (j->nrows == 0) {
             after_mirror(j);
             return;
@@ -1425,6 +1384,8 @@ int write_on_backend_message(session *s, const char *msg, size_t len)
     case 'D':
         if (j->step == STEP_PLAN)
             return take_row(j, msg, len);
+        if (j->step == STEP_PROBE && j->rw->kind == REWRITE_DELETE)
+            return take_reached_row(j, msg, len);
         if (j->step == STEP_RETURNING || j->step == STEP_RETURNING_PRE)
             return session_send_client(s, msg, len);
         return 0;

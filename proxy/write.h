@@ -9,10 +9,11 @@
  *     not in one): the plan SELECT of parser/rewrite (FOR UPDATE of the target rows),
  *     its values converted to what the API takes. More than write_max_rows rows → 54000,
  *     no call made.
- *  2. probe: the write itself with the plan's rows and values, in a savepoint, so that the
- *     database checks privileges and every RLS policy; the guard trigger then refuses it
- *     (naming the rows a DELETE reached) and the savepoint is rolled back. The database's
- *     own error (42501, ...) is the statement's.
+ *  2. probe: the write itself with the plan's rows and values, in a savepoint the same Query
+ *     rolls back, so that the database checks privileges, every RLS policy and the
+ *     constraints; the guard, a deferred trigger, is dropped with the savepoint, so a probe
+ *     that passes ends without an error (a DELETE's RETURNING id names the rows its policies
+ *     let it reach). The database's own error (42501, ...) is the statement's.
  *  3. the service connection takes the advisory lock that lets this backend call the
  *     mirror function (sync/load.h), only now that none of the client's code runs any
  *     more; then one API call per row (Stripe, or Salesforce with a read-back); the first

@@ -15,8 +15,7 @@
 
 enum step {
     STEP_PLAN,         /* BEGIN?; plan */
-    STEP_PROBE,        /* the write itself in a savepoint: the database's checks, then the guard */
-    STEP_PROBE_END,    /* back to the savepoint, when no call follows or RETURNING must read first */
+    STEP_PROBE,        /* the write itself in a savepoint rolled back: the database's checks */
     STEP_LOCKING,      /* waiting for the service connection's lock */
     STEP_CALLING,      /* API calls under way */
     STEP_RETURNING_PRE,/* DELETE ... RETURNING: the rows before they go */
@@ -72,6 +71,7 @@ typedef struct write_job {
     /* calls */
     cJSON **fields;
     call_slot *slots; /* one per plan row */
+    bool *reached;    /* one per plan row: a DELETE's probe reached it */
     size_t next;      /* the next row to call for */
     size_t inflight;
     bool collected;   /* the outcomes are in records/ids/gone */
@@ -92,7 +92,6 @@ typedef struct write_job {
     double version;
     bool returning_done;
     bool commit_with_mirror; /* the mirror's Query also commits our transaction */
-    bool probe_open;         /* the probe's savepoint is rolled back with the next statement sent */
     bool cancel_requested;   /* a CancelRequest came: no further API call starts */
     bool failed; /* the client was sent an error */
     bool answered; /* the client has its ReadyForQuery; its next message waits for the job's end */

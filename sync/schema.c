@@ -66,26 +66,17 @@ void schema_service_sql(pgbuf *out)
     /* current_user inside the trigger is whoever runs the statement (or the definer of a
      * SECURITY DEFINER function that does): only the table's owner passes.
      *
-     * The guard fires AFTER each statement, not before each row: by then Postgres has
-     * checked the statement's privileges and every row-level security policy (USING, WITH
-     * CHECK, the DELETE policies), so the write path can run the very write in a savepoint
-     * as a probe and learn from the error which of these the database would allow (the
-     * guard's DETAIL lists the rows a DELETE reached). A direct write still ends in the
-     * guard's error and is rolled back with its statement. */
+     * The guard is a deferred constraint trigger (schema_collection_sql): a write of any
+     * other role is refused at COMMIT, and its whole transaction with it. The write path's
+     * probe runs the very write in a savepoint and rolls it back, which drops the guard's
+     * pending events with it: the probe meets every check Postgres makes (privileges,
+     * row-level security, constraints) and no error, so none lands in the server's log. */
     put(out,
         "CREATE SCHEMA IF NOT EXISTS " SCHEMA_SERVICE ";\n"
         "CREATE OR REPLACE FUNCTION " SCHEMA_SERVICE ".guard_synced_table() RETURNS trigger\n"
         "LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $guard$\n"
-        "DECLARE reached text;\n"
         "BEGIN\n"
         "  IF current_user <> (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN\n"
-        "    IF TG_OP = 'DELETE' AND TG_LEVEL = 'STATEMENT' THEN\n"
-        "      SELECT coalesce(jsonb_agg(id ORDER BY id), '[]')::text INTO reached FROM apigres_gone;\n"
-        "      RAISE EXCEPTION 'cannot % %.%: it mirrors an API and is written only through apigres',\n"
-        "        lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME\n"
-        "        USING ERRCODE = '42501', DETAIL = 'rows: ' || reached,\n"
-        "              HINT = 'Connect through apigres: INSERT, UPDATE and DELETE on synced tables become API calls.';\n"
-        "    END IF;\n"
         "    RAISE EXCEPTION 'cannot % %.%: it mirrors an API and is written only through apigres',\n"
         "      lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME\n"
         "      USING ERRCODE = '42501',\n"
@@ -162,16 +153,17 @@ int schema_collection_sql(pgbuf *out, const char *schema, const provider_collect
     schema_quote_table(out, schema, c->name);
     put(out, "." SCHEMA_COL_SYNCED_AT " IS 'apigres: when this row was last written from the API';\n");
 
-    /* apigres_guard was a row trigger before the guard moved after the statement */
-    put(out, "DROP TRIGGER IF EXISTS apigres_guard ON ");
-    schema_quote_table(out, schema, c->name);
-    /* The guard's own test, current_user against the owner, is also the trigger's WHEN, with
-     * the owner's name as it is when the schema is applied: the owner's statements (each page
-     * of the sync, each mirror call) skip the function call, about 0.06 ms a statement, and
-     * anyone else still reaches the function, which reads the owner afresh. After a change
-     * of owner the former owner skips the guard until the schema is applied again (at
-     * apigres's next start). */
-    put(out, ";\nDO $apigres$\nDECLARE t regclass := ");
+    /* The guard (see schema_service_sql) is one constraint trigger per table, deferred to
+     * COMMIT, named SCHEMA_GUARD so that the write path's probe can defer it by name even in
+     * a transaction that made its constraints IMMEDIATE. The guard's own test, current_user
+     * against the owner, is also the trigger's WHEN, with the owner's name as it is when the
+     * schema is applied; a constraint trigger evaluates its WHEN as each row is written, so
+     * the owner's rows (each sync page, each mirror call) queue nothing, and anyone else's
+     * reach the function at COMMIT, which reads the owner afresh. After a change of owner
+     * the former owner skips the guard until the schema is applied again (at apigres's next
+     * start). The trigger is made again only when it is missing or names another owner:
+     * dropping one locks the table against its readers. */
+    put(out, "DO $apigres$\nDECLARE t regclass := ");
     pgbuf quoted;
     pgbuf_init(&quoted, 1024);
     schema_quote_table(&quoted, schema, c->name);
@@ -183,12 +175,20 @@ int schema_collection_sql(pgbuf *out, const char *schema, const provider_collect
         return -1;
     put(out, ";\n  owner name := (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = t);\n"
              "BEGIN\n"
-             "  EXECUTE format('CREATE OR REPLACE TRIGGER apigres_guard_write AFTER INSERT OR UPDATE ON %s '\n"
-             "    'FOR EACH STATEMENT WHEN (current_user <> %L) EXECUTE FUNCTION " SCHEMA_SERVICE
-             ".guard_synced_table()', t, owner);\n"
-             "  EXECUTE format('CREATE OR REPLACE TRIGGER apigres_guard_delete AFTER DELETE ON %s '\n"
-             "    'REFERENCING OLD TABLE AS apigres_gone FOR EACH STATEMENT WHEN (current_user <> %L) '\n"
-             "    'EXECUTE FUNCTION " SCHEMA_SERVICE ".guard_synced_table()', t, owner);\n"
+             /* the statement-level guards of earlier versions */
+             "  IF EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t AND tgname IN ('apigres_guard_write', 'apigres_guard_delete')) THEN\n"
+             "    EXECUTE format('DROP TRIGGER IF EXISTS apigres_guard_write ON %s', t);\n"
+             "    EXECUTE format('DROP TRIGGER IF EXISTS apigres_guard_delete ON %s', t);\n"
+             "  END IF;\n"
+             /* tgtype 29: AFTER, FOR EACH ROW, INSERT, UPDATE and DELETE */
+             "  IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = t AND tgname = '" SCHEMA_GUARD "'\n"
+             "      AND tgconstraint <> 0 AND tgdeferrable AND tginitdeferred AND tgtype = 29\n"
+             "      AND strpos(pg_get_triggerdef(oid), format('WHEN ((CURRENT_USER <> %L::name))', owner)) > 0) THEN\n"
+             "    EXECUTE format('DROP TRIGGER IF EXISTS " SCHEMA_GUARD " ON %s', t);\n"
+             "    EXECUTE format('CREATE CONSTRAINT TRIGGER " SCHEMA_GUARD " AFTER INSERT OR UPDATE OR DELETE ON %s '\n"
+             "      'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (current_user <> %L) '\n"
+             "      'EXECUTE FUNCTION " SCHEMA_SERVICE ".guard_synced_table()', t, owner);\n"
+             "  END IF;\n"
              "END\n$apigres$;\n"
              "CREATE OR REPLACE TRIGGER apigres_guard_truncate BEFORE TRUNCATE ON ");
     schema_quote_table(out, schema, c->name);

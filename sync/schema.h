@@ -25,6 +25,8 @@
 #define SCHEMA_SERVICE "apigres"
 #define SCHEMA_COL_UPDATED_AT "_apigres_updated_at"
 #define SCHEMA_COL_SYNCED_AT "_apigres_synced_at"
+/* the constraint trigger on every synced table that refuses writes of anyone but the owner */
+#define SCHEMA_GUARD "apigres_guard"
 
 /* The column for an API field: the name lower-cased. Returns 0, or -1 when it is empty or
  * longer than Postgres's 63-byte identifiers (it would be truncated into a clash). */

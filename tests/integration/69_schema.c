@@ -157,13 +157,47 @@ int main(int argc, char **argv)
     check(strcmp(itest_value(app, "SELECT email FROM stripe.customer WHERE id = 'cus_1'"), "a@b.co") == 0,
           "reading stays an ordinary grant");
 
-    /* the owner's own statements skip the guard's call; the trigger names the owner */
-    const char *defs = itest_value(svc, "SELECT string_agg(tgname || ': ' || substring(pg_get_triggerdef(oid) FROM 'WHEN [(][(][^)]*[)][)]'), "
-                                   "'; ' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'stripe.customer'::regclass "
-                                   "AND tgname IN ('apigres_guard_write', 'apigres_guard_delete')");
-    check(strcmp(defs, "apigres_guard_delete: WHEN ((CURRENT_USER <> 'apigres_service'::name)); "
-                       "apigres_guard_write: WHEN ((CURRENT_USER <> 'apigres_service'::name))") == 0,
-          "the write and delete guards skip their owner: %s", defs);
+    /* in a transaction the write itself passes and its COMMIT is refused, with everything
+     * the transaction did */
+    check(strcmp(run(app, "BEGIN; UPDATE stripe.customer SET email = 'later@example.com' WHERE id = 'cus_1'",
+                     msg, sizeof msg), "") == 0 &&
+              strcmp(itest_value(app, "SELECT email FROM stripe.customer WHERE id = 'cus_1'"), "later@example.com") == 0,
+          "a direct UPDATE in a transaction runs (its own transaction sees it) %s", msg);
+    st = run(app, "COMMIT", msg, sizeof msg);
+    check(strcmp(st, "42501") == 0 && strstr(msg, "cannot update stripe.customer: it mirrors an API"),
+          "... and its COMMIT is refused: %s %s", st, msg);
+    check(strcmp(itest_value(svc, "SELECT email FROM stripe.customer WHERE id = 'cus_1'"), "a@b.co") == 0,
+          "... and nothing of it stays");
+    /* SET CONSTRAINTS ALL IMMEDIATE brings the refusal forward, it does not skip it */
+    st = run(app, "BEGIN; SET CONSTRAINTS ALL IMMEDIATE; DELETE FROM stripe.customer WHERE id = 'cus_1'", msg, sizeof msg);
+    check(strcmp(st, "42501") == 0 && strstr(msg, "cannot delete stripe.customer"),
+          "with constraints IMMEDIATE the statement itself is refused: %s %s", st, msg);
+    run(app, "ROLLBACK", NULL, 0);
+    /* a write that reaches no row changes nothing: nothing to refuse */
+    check(strcmp(run(app, "UPDATE stripe.customer SET email = 'x' WHERE id = 'cus_none'", msg, sizeof msg), "") == 0,
+          "a direct UPDATE of no row passes %s", msg);
+
+    /* the statement-level guards of earlier versions go when the schema is applied */
+    char guard_oid[32];
+    snprintf(guard_oid, sizeof guard_oid, "%s",
+             itest_value(svc, "SELECT oid FROM pg_trigger WHERE tgname = 'apigres_guard' AND tgrelid = 'stripe.customer'::regclass"));
+    check(strcmp(run(svc, "CREATE TRIGGER apigres_guard_write AFTER INSERT OR UPDATE ON stripe.customer FOR EACH STATEMENT "
+                          "EXECUTE FUNCTION apigres.guard_synced_table(); CREATE TRIGGER apigres_guard_delete AFTER DELETE "
+                          "ON stripe.customer FOR EACH STATEMENT EXECUTE FUNCTION apigres.guard_synced_table()",
+                     msg, sizeof msg), "") == 0 && apply_all(svc, NULL) == 0,
+          "an earlier version's guards, then the schema applied again %s", msg);
+
+    /* the owner's own rows skip the guard's call; the trigger names the owner */
+    const char *defs = itest_value(svc, "SELECT string_agg(tgname || ': ' || substring(pg_get_triggerdef(oid) FROM "
+                                   "'DEFERRABLE.* WHEN [(][(][^)]*[)][)]'), '; ' ORDER BY tgname) FROM pg_trigger "
+                                   "WHERE tgrelid = 'stripe.customer'::regclass AND tgname LIKE 'apigres_guard%' "
+                                   "AND tgname <> 'apigres_guard_truncate'");
+    check(strcmp(defs, "apigres_guard: DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((CURRENT_USER <> "
+                       "'apigres_service'::name))") == 0,
+          "one guard, deferred, on each row, skipping its owner: %s", defs);
+    check(strcmp(itest_value(svc, "SELECT oid FROM pg_trigger WHERE tgname = 'apigres_guard' AND "
+                                 "tgrelid = 'stripe.customer'::regclass"), guard_oid) == 0,
+          "applying the schema again kept the guard (no lock taken to drop it)");
     /* a new owner is named when the schema is applied again (apigres's next start); the
      * former owner is then refused like anyone else, even with every privilege granted */
     char app_user[64];

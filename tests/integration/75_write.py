@@ -121,6 +121,8 @@ check("300 customers mirrored", len(ids) == 300, len(ids))
 c1, c2, c3 = ids[0], ids[1], ids[2]
 
 # --- UPDATE
+PG_LOG = os.path.join(os.environ["PG_DIR"], "postgres.log")
+log_start = os.path.getsize(PG_LOG)
 out = proxy("UPDATE stripe.customer SET email = 'new@example.com' WHERE id = '%s'" % c1)
 check_eq("UPDATE through apigres answers UPDATE 1", "UPDATE 1", out)
 check_eq("the API has the new email", "new@example.com", api("GET", "/v1/customers/" + c1).get("email"))
@@ -148,6 +150,11 @@ check_eq("DELETE ... RETURNING", "a@b.co\nDELETE 1", out)
 gone = api("GET", "/v1/customers/" + new_id)
 check("the API deleted it", gone.get("deleted") is True or gone.get("error", {}).get("code") == "resource_missing", gone)
 check_eq("the mirror no longer has it", "", mirror(new_id))
+with open(PG_LOG, errors="replace") as f:
+    f.seek(log_start)
+    server_log = f.read()
+check("writes that succeed leave no ERROR in the server's log (the probe ends without one), nor the "
+      "values written", "ERROR" not in server_log and "new@example.com" not in server_log, server_log[-2000:])
 
 # --- the API refuses
 out = proxy("UPDATE stripe.customer SET email = 'not-an-email' WHERE id = '%s'" % c1)
