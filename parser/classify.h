@@ -159,6 +159,8 @@ bool classify_may_name(const char *sql, size_t len, const char *const *names, si
 int classify_sql(const char *sql, size_t len, const classify_options *options,
                  classify_result **out);
 void classify_result_free(classify_result *r);
+/* A deep copy of r (free it with classify_result_free), or NULL when out of memory. */
+classify_result *classify_result_copy(const classify_result *r);
 
 /* What a statement does to the session's transaction block, for a proxy that must know it
  * between two ReadyForQuery messages (statements run one at a time in an extended batch). */

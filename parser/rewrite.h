@@ -80,5 +80,7 @@ typedef struct rewrite_result {
  * returns -1 when out of memory or when st is not a WRITE of this text. */
 int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_result **out);
 void rewrite_result_free(rewrite_result *r);
+/* A deep copy of r (free it with rewrite_result_free), or NULL when out of memory. */
+rewrite_result *rewrite_result_copy(const rewrite_result *r);
 
 #endif

@@ -26,6 +26,8 @@ int write_context_init(write_context *w, uv_loop_t *loop, const config *cfg)
 {
     memset(w, 0, sizeof *w);
     w->max_rows = WRITE_DEFAULT_MAX_ROWS;
+    if (!(w->plans = plan_cache_new()))
+        goto fail;
     for (int i = 0; i < cfg->nsyncs; i++) {
         const sync_config *sc = &cfg->syncs[i];
         write_sync *ws = &w->syncs[w->nsyncs];
@@ -81,6 +83,12 @@ void write_context_close(write_context *w)
     }
     service_free(w->repairs);
     w->repairs = NULL;
+    unsigned long long hits, lookups;
+    plan_cache_stats(w->plans, &hits, &lookups);
+    if (lookups > 0)
+        log_info("write path: the plan cache answered %llu of %llu lookups", hits, lookups);
+    plan_cache_free(w->plans);
+    w->plans = NULL;
 }
 
 bool write_enabled(const write_context *w) { return w->nsyncs > 0; }
@@ -162,6 +170,8 @@ static int resolve_unqualified(const write_context *wc, classify_result *cr, cla
 
 int wj_classify(const write_context *wc, const char *sql, size_t len, classify_result **out)
 {
+    if ((*out = plan_cache_classify(wc->plans, sql, len)))
+        return 0;
     classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
     classify_resolved res[64];
     size_t nres = 0;
@@ -193,6 +203,7 @@ int wj_classify(const write_context *wc, const char *sql, size_t len, classify_r
         classify_result_free(cr);
         return -1;
     }
+    plan_cache_keep_classify(wc->plans, sql, len, cr);
     *out = cr;
     return 0;
 }
@@ -1495,8 +1506,15 @@ static int wrapped_plan(write_job *j, pgbuf *sql)
 static void start_write(session *s, const char *sql, size_t len, const classify_stmt *st,
                         write_sync *ws, const provider_collection *coll, write_job *j)
 {
-    rewrite_result *rw = NULL;
-    if (!j || rewrite_plan(sql, len, st, &rw) < 0) {
+    plan_cache *plans = s->srv->writes.plans;
+    rewrite_result *rw = j ? plan_cache_rewrite(plans, sql, len, st->offset) : NULL;
+    if (j && !rw) {
+        if (rewrite_plan(sql, len, st, &rw) == 0)
+            plan_cache_keep_rewrite(plans, sql, len, st->offset, rw);
+        else
+            rw = NULL; /* out of memory */
+    }
+    if (!j || !rw) {
         if (j)
             wj_free(j);
         wj_refuse_now(s, "53200", "out of memory", NULL);

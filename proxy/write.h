@@ -45,6 +45,7 @@
 #include <stddef.h>
 
 #include "proxy/config.h"
+#include "proxy/plan_cache.h"
 #include "proxy/service.h"
 #include "upstream/call.h"
 #include "upstream/provider.h"
@@ -86,6 +87,7 @@ typedef struct write_context {
     service *locks[WRITE_LOCK_CONNECTIONS]; /* a backend's lock lives on locks[pid % N] */
     service *repairs;
     int max_rows;
+    plan_cache *plans; /* classifications and plans by statement text */
 } write_context;
 
 /* Sets up the API clients of every sync whose provider the write path supports and the

@@ -9,6 +9,7 @@ the mirror and what psql printed.
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -557,5 +558,10 @@ check("300 queries, %d write calls: one to the database and one to the client ea
 proc.send_signal(signal.SIGTERM)
 check("apigres stops on SIGTERM", proc.wait(timeout=30) == 0)
 with open(os.path.join(TMP, "apigres-75.log"), errors="replace") as f:
-    check("the API key appears in no log", KEY not in f.read())
+    log_text = f.read()
+check("the API key appears in no log", KEY not in log_text)
+cache_line = [line for line in log_text.splitlines() if "the plan cache answered" in line]
+hits = cache_line and re.search(r"answered (\d+) of (\d+) lookups", cache_line[-1])
+check("the plan cache answered the texts seen before (%s)" % (cache_line[-1] if cache_line else "no line"),
+      hits and 0 < int(hits.group(1)) < int(hits.group(2)), cache_line)
 sys.exit(itest.status())
