@@ -23,6 +23,7 @@ struct service {
     PGconn *conn;
     uv_poll_t *poll; /* heap: it may outlive the service while closing */
     int poll_fd;
+    int poll_events; /* what poll watches for */
     bool connecting;
     int nsent;         /* the first nsent requests of the queue are in the pipeline */
     bool head_results; /* the head's results have all arrived: its Sync is next */
@@ -50,6 +51,7 @@ static void close_poll(service *sv)
         sv->poll = NULL;
     }
     sv->poll_fd = -1;
+    sv->poll_events = 0;
 }
 
 /* The head request is done: its callback, then the next. */
@@ -107,8 +109,15 @@ static int watch(service *sv, int events)
         }
         sv->poll->data = sv;
         sv->poll_fd = fd;
+        sv->poll_events = 0;
     }
-    return uv_poll_start(sv->poll, events, on_poll);
+    /* uv_poll_start takes the descriptor out of epoll and puts it back, two system calls
+     * for each query sent: only a change of events needs it */
+    if (events == sv->poll_events)
+        return 0;
+    int rc = uv_poll_start(sv->poll, events, on_poll);
+    sv->poll_events = rc == 0 ? events : 0;
+    return rc;
 }
 
 static void continue_connect(service *sv)
