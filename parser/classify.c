@@ -1053,30 +1053,6 @@ void classify_result_free(classify_result *r)
     free(r);
 }
 
-/* A copy of src or NULL (strdup that keeps NULL NULL; *failed set when out of memory). */
-static char *dup_or_null(const char *src, bool *failed)
-{
-    if (!src)
-        return NULL;
-    char *d = strdup(src);
-    *failed |= d == NULL;
-    return d;
-}
-
-static char **dup_strings(char *const *v, size_t n, bool *failed)
-{
-    if (!v || n == 0)
-        return NULL;
-    char **d = calloc(n, sizeof *d);
-    if (!d) {
-        *failed = true;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++)
-        d[i] = dup_or_null(v[i], failed);
-    return d;
-}
-
 classify_result *classify_result_copy(const classify_result *r)
 {
     classify_result *c = calloc(1, sizeof *c);
@@ -1084,20 +1060,20 @@ classify_result *classify_result_copy(const classify_result *r)
         return NULL;
     bool failed = false;
     c->parse_error = r->parse_error;
-    c->error = dup_or_null(r->error, &failed);
+    c->error = format_dup(r->error, &failed);
     if (r->n_stmts > 0 && !(c->stmts = calloc(r->n_stmts, sizeof *c->stmts)))
         failed = true;
     for (size_t i = 0; c->stmts && i < r->n_stmts; i++) {
         const classify_stmt *from = &r->stmts[i];
         classify_stmt *to = &c->stmts[i];
         *to = *from;
-        to->schema = dup_or_null(from->schema, &failed);
-        to->table = dup_or_null(from->table, &failed);
-        to->columns = dup_strings(from->columns, from->n_columns, &failed);
-        to->message = dup_or_null(from->message, &failed);
-        to->hint = dup_or_null(from->hint, &failed);
-        to->name = dup_or_null(from->name, &failed);
-        to->unresolved = dup_strings(from->unresolved, from->n_unresolved, &failed);
+        to->schema = format_dup(from->schema, &failed);
+        to->table = format_dup(from->table, &failed);
+        to->columns = format_dup_strings(from->columns, from->n_columns, &failed);
+        to->message = format_dup(from->message, &failed);
+        to->hint = format_dup(from->hint, &failed);
+        to->name = format_dup(from->name, &failed);
+        to->unresolved = format_dup_strings(from->unresolved, from->n_unresolved, &failed);
         c->n_stmts = i + 1; /* what is copied so far is freed on failure */
     }
     if (failed) {

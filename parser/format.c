@@ -27,3 +27,26 @@ int format_refusal(char sqlstate[6], char **message, char **hint, const char *st
     *hint = hint_text ? strdup(hint_text) : NULL;
     return *message && (*hint || !hint_text) ? 0 : -1;
 }
+
+char *format_dup(const char *src, bool *failed)
+{
+    if (!src)
+        return NULL;
+    char *d = strdup(src);
+    *failed |= d == NULL;
+    return d;
+}
+
+char **format_dup_strings(char *const *v, size_t n, bool *failed)
+{
+    if (!v || n == 0)
+        return NULL;
+    char **d = calloc(n, sizeof *d);
+    if (!d) {
+        *failed = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        d[i] = format_dup(v[i], failed);
+    return d;
+}

@@ -578,15 +578,6 @@ void rewrite_result_free(rewrite_result *r)
     free(r);
 }
 
-static char *copy_text(const char *src, bool *failed)
-{
-    if (!src)
-        return NULL;
-    char *d = strdup(src);
-    *failed |= d == NULL;
-    return d;
-}
-
 rewrite_result *rewrite_result_copy(const rewrite_result *r)
 {
     rewrite_result *c = calloc(1, sizeof *c);
@@ -594,23 +585,14 @@ rewrite_result *rewrite_result_copy(const rewrite_result *r)
         return NULL;
     bool failed = false;
     *c = *r;
-    c->plan_sql = copy_text(r->plan_sql, &failed);
-    c->returning_sql = copy_text(r->returning_sql, &failed);
-    c->returning_ref = copy_text(r->returning_ref, &failed);
-    c->message = copy_text(r->message, &failed);
-    c->hint = copy_text(r->hint, &failed);
-    c->columns = NULL;
-    c->n_columns = 0;
+    c->plan_sql = format_dup(r->plan_sql, &failed);
+    c->returning_sql = format_dup(r->returning_sql, &failed);
+    c->returning_ref = format_dup(r->returning_ref, &failed);
+    c->message = format_dup(r->message, &failed);
+    c->hint = format_dup(r->hint, &failed);
+    c->columns = format_dup_strings(r->columns, r->n_columns, &failed);
+    c->n_columns = c->columns ? r->n_columns : 0;
     c->defaults = NULL;
-    if (r->n_columns > 0) {
-        if ((c->columns = calloc(r->n_columns, sizeof *c->columns))) {
-            c->n_columns = r->n_columns;
-            for (size_t i = 0; i < r->n_columns; i++)
-                c->columns[i] = copy_text(r->columns[i], &failed);
-        } else {
-            failed = true;
-        }
-    }
     if (r->defaults) {
         size_t n = r->n_default_rows * r->n_columns;
         if ((c->defaults = malloc(n ? n : 1)))
