@@ -393,6 +393,7 @@ void wj_free(write_job *j)
     pgbuf_free(&j->our_error);
     pgbuf_free(&j->ext_params);
     pgbuf_free(&j->ext_results);
+    pgbuf_free(&j->parse_ahead);
     free(j->ext_stmt);
     free(j->param_types);
     free(j);
@@ -415,6 +416,7 @@ write_job *wj_new(session *s)
     pgbuf_init(&j->our_error, 1u << 20);
     pgbuf_init(&j->ext_params, (size_t)1 << 30);
     pgbuf_init(&j->ext_results, 1u << 20);
+    pgbuf_init(&j->parse_ahead, (size_t)1 << 30);
     return j;
 }
 
@@ -491,12 +493,19 @@ static void put_unnamed(pgbuf *m, const char *sql, int ntypes, const uint32_t *t
 
 /* Parse/Bind/Execute/Sync of sql with the client's parameters (extended protocol); the
  * result columns in the client's formats or all text. With begin, a BEGIN runs first in
- * the same batch (one ReadyForQuery: no round trip of its own). */
+ * the same batch (one ReadyForQuery: no round trip of its own). A client's Parse held for
+ * this round trip goes first, with a Describe that checks the types assumed for it. */
 static void inject_extended(write_job *j, const char *sql, bool client_results, bool begin, enum step next)
 {
     static const char none[4] = {0}; /* no formats, no values */
     pgbuf m;
     pgbuf_init(&m, (size_t)1 << 30);
+    if (j->parse_ahead.len > 0) {
+        pgbuf_put(&m, j->parse_ahead.data, j->parse_ahead.len);
+        wj_put_describe_statement(&m, j->ext_stmt);
+        pgbuf_reset(&j->parse_ahead);
+        j->ahead = true;
+    }
     if (begin)
         put_unnamed(&m, "BEGIN", 0, NULL, none, 4, none, 2);
     put_unnamed(&m, sql, j->nparam_types, j->param_types, j->ext_params.data, j->ext_params.len,
@@ -1247,11 +1256,28 @@ static void step_done(write_job *j)
 {
     switch (j->step) {
     case STEP_PLAN:
+        if (j->ahead_failed) {
+            ext_ahead_failed(j);
+            return;
+        }
+        if (j->types_wrong) {
+            /* rows planned with other types are not the statement's: ours to forget (our own
+             * transaction: the Parse is held back only outside the client's) */
+            j->types_wrong = false;
+            free_rows(j);
+            j->ncols = 0;
+            j->rows_seen = 0;
+            wj_inject(j, "ROLLBACK", STEP_REPLAN);
+            return;
+        }
         if (j->have_db_error) {
             db_error_ends_statement(j);
             return;
         }
         after_plan(j);
+        return;
+    case STEP_REPLAN:
+        wj_plan_ready(j);
         return;
     case STEP_PROBE:
         if (j->have_db_error) {
@@ -1375,6 +1401,8 @@ int write_on_backend_message(session *s, const char *msg, size_t len)
     write_job *j = s->job;
     if (j->step == STEP_EXT_RELAY || j->step == STEP_DESCRIBE)
         return ext_on_backend_message(j, msg, len);
+    if (j->ahead && msg[0] != 'Z')
+        return ext_ahead_message(j, msg, len);
     if (j->step == STEP_PASS && msg[0] != 'Z') {
         if (msg[0] == 'E')
             j->have_db_error = true;
@@ -1394,7 +1422,7 @@ int write_on_backend_message(session *s, const char *msg, size_t len)
         return 0;
     case 'D':
         if (j->step == STEP_PLAN)
-            return take_row(j, msg, len);
+            return j->types_wrong ? 0 : take_row(j, msg, len);
         if (j->step == STEP_PROBE && j->rw->kind == REWRITE_DELETE)
             return take_reached_row(j, msg, len);
         if (j->step == STEP_RETURNING || j->step == STEP_RETURNING_PRE)
@@ -1580,10 +1608,12 @@ void wj_plan_ready(write_job *j)
     pgbuf_init(&q, (size_t)1 << 30);
     wrapped_plan(j, &q);
     pgbuf_put_byte(&q, 0);
-    if (q.failed)
+    if (q.failed) {
         fail_with(j, "54000", "the plan of this write is too large", NULL, NULL);
-    else
+    } else {
+        ext_note_planned(j);
         inject_extended(j, q.data, false, j->own_tx, STEP_PLAN);
+    }
     pgbuf_free(&q);
 }
 

@@ -7,7 +7,14 @@
  * message at a time, each followed by a Flush so that its answer can be told apart:
  *
  *   Parse of a write       relayed (so that Describe of the statement is the database's
- *                          own, truthful answer) and remembered with its text;
+ *                          own, truthful answer) and remembered with its text; when it
+ *                          repeats the statement's previous Parse byte for byte and the
+ *                          batch goes on with its Bind, Describe and Execute, it is held and
+ *                          sent in the plan's round trip instead, the plan assuming the
+ *                          previous parameter types (a Describe sent with it checks them:
+ *                          if they changed, our transaction rolls back and the plan runs
+ *                          again; if the Parse fails, the client gets its error and nothing
+ *                          ran). The client's answers wait for its ParseComplete;
  *   Bind of such a statement  answered here (BindComplete); parameters kept for Execute;
  *   Describe of its portal    NoData, or the statement's RowDescription (RETURNING) in the
  *                          formats the Bind asked for;
@@ -34,6 +41,10 @@ typedef struct wstmt {
     uint32_t *param_types; /* the database's ParameterDescription, asked with the Parse */
     int nparam_types;
     bool types_known;
+    char *parse;           /* the Parse message itself: a repeat may be sent ahead */
+    size_t parse_len;
+    bool parse_held;       /* not sent yet: goes with the plan of this batch's Execute */
+    bool planned;          /* an Execute of it got as far as its plan (no refusal before) */
 } wstmt;
 
 typedef struct wportal {
@@ -66,6 +77,8 @@ typedef struct batch_run {
     bool failed;
     bool running;     /* inside run_batch: a job that ends at once does not re-enter it */
     bool sync_answered; /* the batch's Sync was answered by its last write (ext_answer_sync) */
+    bool owing;       /* a Parse is held: the answers to the messages after it wait */
+    pgbuf owed;       /* those answers (BindComplete, NoData), in order */
     /* the classification batch_writes made of the Parse at parsed_at, for run_batch to take */
     classify_result *parsed;
     size_t parsed_at;
@@ -73,6 +86,7 @@ typedef struct batch_run {
 
 static void batch_free(batch_run *b)
 {
+    pgbuf_free(&b->owed);
     classify_result_free(b->parsed);
     free(b->data);
     free(b);
@@ -145,6 +159,7 @@ static void drop_stmt(session *s, const char *name)
             *pp = w->next;
             classify_result_free(w->cr);
             free(w->param_types);
+            free(w->parse);
             free(w->sql);
             free(w->name);
             free(w);
@@ -291,10 +306,43 @@ static void forward_parse(session *s, const msgview *m, const char *name)
     relay(s, j, m, name);
 }
 
+/* An answer of our own (BindComplete, NoData, CloseComplete): owed while a Parse before it
+ * is held, sent otherwise. */
 static void send_simple(session *s, char type)
 {
     char m[5] = {type, 0, 0, 0, 4};
-    session_send_client(s, m, sizeof m);
+    if (s->brun && s->brun->owing)
+        pgbuf_put(&s->brun->owed, m, sizeof m);
+    else
+        session_send_client(s, m, sizeof m);
+}
+
+/* Whether the batch goes on at pos with a Bind of statement `stmt`, perhaps its portal's
+ * Describe, and that portal's Execute: what drivers send to run a statement, and nothing
+ * among it needs the database before the Execute's plan. */
+static bool bound_and_executed(const batch_run *b, size_t pos, const char *stmt)
+{
+    msgview m;
+    if (!next_message(b, pos, &m) || m.type != 'B')
+        return false;
+    const char *portal = pgread_string(&m.body);
+    const char *bound = pgread_string(&m.body);
+    if (!portal || !bound || strcmp(bound, stmt) != 0)
+        return false;
+    pos += m.len;
+    if (!next_message(b, pos, &m))
+        return false;
+    if (m.type == 'D') {
+        uint8_t kind = pgread_byte(&m.body);
+        const char *name = pgread_string(&m.body);
+        if (kind != 'P' || !name || strcmp(name, portal) != 0)
+            return false;
+        pos += m.len;
+        if (!next_message(b, pos, &m))
+            return false;
+    }
+    const char *executed = m.type == 'E' ? pgread_string(&m.body) : NULL;
+    return executed && strcmp(executed, portal) == 0;
 }
 
 static void end_batch(session *s)
@@ -302,6 +350,12 @@ static void end_batch(session *s)
     batch_run *b = s->brun;
     bool synced = b->len > 0 && b->data[b->len - 5] == 'S';
     s->brun = NULL;
+    /* a Parse held for an Execute the batch did not reach: never sent, so not described */
+    for (wstmt *w = s->ext ? s->ext->stmts : NULL; b->owing && w; w = w->next)
+        if (w->parse_held) {
+            w->parse_held = false;
+            w->types_known = false;
+        }
     while (b->notes) {
         txnote *n = b->notes;
         b->notes = n->next;
@@ -339,7 +393,18 @@ static void run_batch(session *s)
                 forward(s, &m, '1', false, NULL); /* the database says what is wrong */
                 break;
             }
+            /* the types the database gave the same Parse last time, to assume this time */
+            wstmt *old = find_stmt(s, name);
+            uint32_t *assumed = NULL;
+            int nassumed = -1;
+            if (old && old->types_known && old->planned && old->parse_len == m.len &&
+                memcmp(old->parse, m.msg, m.len) == 0) {
+                assumed = old->param_types;
+                nassumed = old->nparam_types;
+                old->param_types = NULL;
+            }
             drop_stmt(s, name);
+            bool held = false;
             classify_result *cr = b->parsed;
             if (cr && b->parsed_at == at)
                 b->parsed = NULL; /* batch_writes classified it */
@@ -353,10 +418,14 @@ static void run_batch(session *s)
             }
             if (cr) {
                 wstmt *w = calloc(1, sizeof *w);
-                if (!w || !ensure_ext(s) || !(w->name = strdup(name)) || !(w->sql = strdup(sql))) {
-                    if (w)
+                if (!w || !ensure_ext(s) || !(w->name = strdup(name)) || !(w->sql = strdup(sql)) ||
+                    !(w->parse = malloc(m.len))) {
+                    if (w) {
                         free(w->name);
+                        free(w->sql);
+                    }
                     free(w);
+                    free(assumed);
                     classify_result_free(cr);
                     send_client_error(s, "53200", "out of memory", NULL);
                     b->failed = true;
@@ -364,10 +433,31 @@ static void run_batch(session *s)
                 }
                 w->len = strlen(sql);
                 w->cr = cr;
+                memcpy(w->parse, m.msg, m.len);
+                w->parse_len = m.len;
                 w->next = s->ext->stmts;
                 s->ext->stmts = w;
+                /* held for the plan's round trip: outside the client's transaction only (a
+                 * plan run with wrong types is then ours to roll back), and not with
+                 * RETURNING (its Describe needs the statement in the database); the
+                 * previous Execute was planned, so this one is not refused before its plan
+                 * (the client must have its ParseComplete before any error of the Execute) */
+                if (nassumed >= 0 && s->tx_status == 'I' && !cr->stmts[0].returning &&
+                    bound_and_executed(b, b->pos, name)) {
+                    w->param_types = assumed;
+                    w->nparam_types = nassumed;
+                    w->types_known = true;
+                    w->parse_held = true;
+                    w->planned = true;
+                    b->owing = true;
+                    held = true;
+                    assumed = NULL;
+                }
             }
+            free(assumed);
             set_note(b, name, false, cr ? CLASSIFY_TX_NONE : classify_transaction(sql, strlen(sql)));
+            if (held)
+                break;
             if (cr)
                 forward_parse(s, &m, name);
             else
@@ -468,6 +558,10 @@ static void run_batch(session *s)
                 break;
             }
             j->ext = true;
+            if (w->parse_held) {
+                pgbuf_put(&j->parse_ahead, w->parse, w->parse_len);
+                w->parse_held = false;
+            }
             if (w->types_known && w->nparam_types > 0 &&
                 (j->param_types = malloc((size_t)w->nparam_types * sizeof *j->param_types)))
                 memcpy(j->param_types, w->param_types, (size_t)w->nparam_types * sizeof *j->param_types);
@@ -598,6 +692,83 @@ static void keep_param_types(write_job *j)
     w->types_known = true;
     j->param_types = NULL;
     j->nparam_types = 0;
+}
+
+void ext_note_planned(write_job *j)
+{
+    wstmt *w = find_stmt(j->s, j->ext_stmt);
+    if (w)
+        w->planned = true;
+}
+
+int ext_ahead_message(write_job *j, const char *msg, size_t len)
+{
+    session *s = j->s;
+    batch_run *b = s->brun;
+    switch (msg[0]) {
+    case '1': /* the client's ParseComplete, then the answers owed to its Bind and Describe */
+        session_hold_client(s);
+        session_send_client(s, msg, len);
+        if (b) {
+            session_send_client(s, b->owed.data, b->owed.len);
+            pgbuf_reset(&b->owed);
+            b->owing = false;
+        }
+        return 0;
+    case 't': {
+        uint32_t *assumed = j->param_types;
+        int nassumed = j->nparam_types;
+        j->param_types = NULL;
+        bool known = take_param_types(j, msg, len);
+        if (!known || nassumed != j->nparam_types ||
+            (nassumed > 0 && memcmp(assumed, j->param_types, (size_t)nassumed * sizeof *assumed) != 0)) {
+            log_info("client %llu: write path: the parameter types of a repeated Parse changed; planning again",
+                     (unsigned long long)s->id);
+            j->types_wrong = true;
+        }
+        free(assumed);
+        wstmt *w = find_stmt(s, j->ext_stmt);
+        if (w) { /* what the next repeat assumes */
+            free(w->param_types);
+            w->param_types = NULL;
+            w->nparam_types = 0;
+            w->types_known = known && (j->nparam_types == 0 ||
+                                       (w->param_types = malloc((size_t)j->nparam_types * sizeof *w->param_types)));
+            if (w->types_known && j->nparam_types > 0) {
+                memcpy(w->param_types, j->param_types, (size_t)j->nparam_types * sizeof *w->param_types);
+                w->nparam_types = j->nparam_types;
+            }
+        }
+        return 0;
+    }
+    case 'n':
+    case 'T':
+        j->ahead = false;
+        return session_flush_client(s);
+    case 'E':
+        j->ahead = false;
+        j->ahead_failed = true;
+        pgbuf_reset(&j->db_error);
+        pgbuf_put(&j->db_error, msg, len);
+        j->have_db_error = true;
+        return 0;
+    default: /* a notice of the Parse */
+        return session_send_client(s, msg, len);
+    }
+}
+
+void ext_ahead_failed(write_job *j)
+{
+    session *s = j->s;
+    if (s->brun) {
+        pgbuf_reset(&s->brun->owed);
+        s->brun->owing = false;
+    }
+    wstmt *w = find_stmt(s, j->ext_stmt);
+    if (w)
+        w->types_known = false; /* not in the database: an Execute of it is told so there */
+    wj_send_error(j, &j->db_error);
+    wj_finish(j);
 }
 
 int ext_on_backend_message(write_job *j, const char *msg, size_t len)
@@ -736,6 +907,7 @@ enum write_batch_verdict write_batch(session *s, const char *data, size_t len, b
     }
     memcpy(b->data, data, len);
     b->len = len;
+    pgbuf_init(&b->owed, 1u << 20);
     b->parsed = probe.parsed;
     b->parsed_at = probe.parsed_at;
     s->brun = b;

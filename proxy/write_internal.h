@@ -29,6 +29,8 @@ enum step {
     /* the extended protocol (write_ext.c) */
     STEP_EXT_RELAY,    /* a client message forwarded: its responses are relayed */
     STEP_DESCRIBE,     /* Describe of the client's statement: its parameter types */
+    STEP_REPLAN,       /* the plan ran with parameter types its Parse sent ahead proved wrong:
+                        * our ROLLBACK, then the plan again with the right ones */
 };
 
 /* One API call of a statement: which row, and how it went. */
@@ -109,6 +111,10 @@ typedef struct write_job {
                             * are kept for its Executes, the Describe's answer not relayed */
     bool types_known;      /* param_types came with the Parse: Execute needs no Describe */
     classify_tx ext_tx;    /* a relayed Execute: its statement as a transaction statement */
+    pgbuf parse_ahead;     /* the client's Parse, sent in the plan's round trip (see write_ext.c) */
+    bool ahead;            /* that Parse's answers (ParseComplete, the Describe's) are due */
+    bool ahead_failed;     /* the database refused that Parse: its error is the statement's */
+    bool types_wrong;      /* the Describe sent with it gave other types than assumed */
     bool ext_patch_formats;/* patch RowDescription formats to ext_results */
 } write_job;
 
@@ -141,6 +147,14 @@ void ext_continue(session *s, bool failed);
  * answers it (ReadyForQuery) and the Sync is not sent on. */
 bool ext_answer_sync(session *s);
 void ext_on_session_close(session *s);
+/* The answers to a Parse sent ahead of the plan (j->ahead): ParseComplete, ParameterDescription,
+ * NoData or RowDescription, or the Parse's error. */
+int ext_ahead_message(write_job *j, const char *msg, size_t len);
+/* The plan of an Execute of the job's statement is sent: a repeat of its Parse may be sent
+ * ahead of the next plan. */
+void ext_note_planned(write_job *j);
+/* The Parse sent ahead failed: the client gets its error, the batch is skipped to its Sync. */
+void ext_ahead_failed(write_job *j);
 
 /* The Salesforce objects of a sync (write_salesforce.c). wsf_init makes the client and asks
  * for the descriptions; wsf_collection gives the one of table, or NULL with *pending when

@@ -555,6 +555,30 @@ reader.close()
 check("300 queries, %d write calls: one to the database and one to the client each (and some logging)" % calls,
       600 <= calls <= 660, calls)
 
+# an extended-protocol write whose Parse repeats the previous one: the Parse goes to the
+# database with the plan, one write less (plan with Parse, probe, mirror to the database; the
+# client's ParseComplete, BindComplete and NoData, then its CommandComplete and ReadyForQuery)
+writer = psycopg.connect(host="127.0.0.1", port=PROXY_PORT, user="app_writer", dbname=DB, autocommit=True)
+upd = b"UPDATE stripe.customer SET description = $1 WHERE id = $2"
+writer.pgconn.exec_params(upd, [b"repeat", c1.encode()])
+
+
+def log_lines():  # apigres writes each log line with a write of its own
+    with open(os.path.join(TMP, "apigres-75.log"), errors="replace") as f:
+        return sum(1 for _ in f)
+
+
+before, logged = write_calls(), log_lines()
+for i in range(50):
+    res = writer.pgconn.exec_params(upd, [b"repeat %d" % i, c1.encode()])
+    if res.command_status != b"UPDATE 1":
+        break
+calls = write_calls() - before - (log_lines() - logged)
+writer.close()
+check("50 repeated extended-protocol writes, %d write calls besides logging: 5 each (the Parse rides with the plan)"
+      % calls, 250 <= calls <= 255 and res.command_status == b"UPDATE 1", (calls, res.command_status))
+check_eq("... the last reached the mirror", "repeat 49", direct("SELECT description FROM stripe.customer WHERE id = '%s'" % c1))
+
 proc.send_signal(signal.SIGTERM)
 check("apigres stops on SIGTERM", proc.wait(timeout=30) == 0)
 with open(os.path.join(TMP, "apigres-75.log"), errors="replace") as f:
@@ -564,4 +588,6 @@ cache_line = [line for line in log_text.splitlines() if "the plan cache answered
 hits = cache_line and re.search(r"answered (\d+) of (\d+) lookups", cache_line[-1])
 check("the plan cache answered the texts seen before (%s)" % (cache_line[-1] if cache_line else "no line"),
       hits and 0 < int(hits.group(1)) < int(hits.group(2)), cache_line)
+check_eq("the one repeated Parse whose types changed was planned again (75_write_ext's search_path)", 1,
+         log_text.count("the parameter types of a repeated Parse changed; planning again"))
 sys.exit(itest.status())

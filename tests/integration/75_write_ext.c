@@ -92,6 +92,52 @@ int main(int argc, char **argv)
     check(strcmp(mirrored("SELECT email FROM stripe.customer WHERE id = $1", id), "ext@example.com") == 0,
           "the mirror has the API's record");
 
+    /* the same Parse again goes in the plan's round trip, with the parameter types it had
+     * last time; when they changed (another search_path), the write is planned again with
+     * the new ones; when the Parse fails, its error is the client's and nothing is called */
+    PQclear(PQexec(direct, "CREATE SCHEMA pick_int; CREATE TABLE pick_int.pick (n int, id text); "
+                           "CREATE SCHEMA pick_text; CREATE TABLE pick_text.pick (n text, id text); "
+                           "GRANT USAGE ON SCHEMA pick_int, pick_text TO app_writer; "
+                           "GRANT SELECT ON pick_int.pick, pick_text.pick TO app_writer"));
+    const char *pk[] = {id};
+    PQclear(PQexecParams(direct, "INSERT INTO pick_int.pick VALUES (1, $1)", 1, NULL, pk, NULL, NULL, 0));
+    PQclear(PQexecParams(direct, "INSERT INTO pick_text.pick VALUES ('one', $1)", 1, NULL, pk, NULL, NULL, 0));
+    const char *pick = "UPDATE stripe.customer SET name = $1 WHERE id = (SELECT id FROM pick WHERE n = $2)";
+    PQclear(PQexec(c, "SET search_path = pick_int, public"));
+    int picked = 0;
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "Picked Int %d", i);
+        const char *pp[] = {name, "1"};
+        r = PQexecParams(c, pick, 2, NULL, pp, NULL, NULL, 0);
+        picked += PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "UPDATE 1") == 0 &&
+                  strcmp(mirrored("SELECT name FROM stripe.customer WHERE id = $1", id), name) == 0;
+        PQclear(r);
+    }
+    check(picked == 3, "the same Parse three times, its second and third sent with the plan (%d of 3)", picked);
+    PQclear(PQexec(c, "SET search_path = pick_text, public"));
+    const char *ptext[] = {"Picked Text", "one"};
+    r = PQexecParams(c, pick, 2, NULL, ptext, NULL, NULL, 0);
+    check(PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "UPDATE 1") == 0 &&
+              strcmp(mirrored("SELECT name FROM stripe.customer WHERE id = $1", id), "Picked Text") == 0,
+          "the same Parse whose parameter became text ($2 int before): planned again, UPDATE 1 (%s)",
+          PQresultErrorMessage(r));
+    PQclear(r);
+    PQclear(PQexec(c, "SET search_path = public"));
+    for (int i = 0; i < 2; i++) {
+        const char *pnever[] = {"Never", "one"};
+        r = PQexecParams(c, pick, 2, NULL, pnever, NULL, NULL, 0);
+        check(strcmp(state_of(r), "42P01") == 0 && strstr(PQresultErrorMessage(r), "\"pick\" does not exist") &&
+                  strcmp(mirrored("SELECT name FROM stripe.customer WHERE id = $1", id), "Picked Text") == 0,
+              "the same Parse where pick is no table: the database's error, nothing written (%s)",
+              PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    r = PQexec(c, "SELECT 1");
+    check(PQresultStatus(r) == PGRES_TUPLES_OK, "the connection goes on after the failed Parse");
+    PQclear(r);
+    PQclear(PQexec(c, "RESET search_path"));
+
     /* a named statement, described truthfully, then executed twice with RETURNING */
     r = PQprepare(c, "upd", "UPDATE stripe.customer SET name = $1 WHERE id = $2 RETURNING id, name", 0, NULL);
     check(PQresultStatus(r) == PGRES_COMMAND_OK, "PQprepare of a write: %s", PQresultErrorMessage(r));
