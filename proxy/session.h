@@ -107,9 +107,11 @@ int session_send_backend(session *s, const char *data, size_t len);
 int session_send_client(session *s, const char *data, size_t len);
 /* From session_hold_client on, session_send_client gathers its bytes, and
  * session_flush_client writes them in one go (a write path's ParseComplete, BindComplete and
- * NoData: one wake-up of the client, not three). Only for a stretch that runs without
- * returning to the loop, in which the session writes nothing to the client but by
- * session_send_client. Flushing when nothing is held does nothing. */
+ * NoData: one wake-up of the client, not three). For a stretch in which the session writes
+ * nothing to the client but by session_send_client: one that runs without returning to the
+ * loop, or a write job's, which ends by flushing (a job owns the session: the database's
+ * messages go to it; what the session itself sends then ends the session). Flushing when
+ * nothing is held does nothing. */
 void session_hold_client(session *s);
 int session_flush_client(session *s);
 /* The write path is done with what it took: the client is read again. answered: a Query

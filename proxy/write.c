@@ -1199,6 +1199,7 @@ static void answer_before_unlock(write_job *j)
         (j->own_tx && !j->committed) || (s->brun && !ext_answer_sync(s)))
         return;
     send_tag(j, j->status ? j->status : s->tx_status);
+    session_flush_client(s); /* with the ParseComplete ... a Parse sent ahead left held */
     j->answered = true;
 }
 

@@ -743,8 +743,10 @@ int ext_ahead_message(write_job *j, const char *msg, size_t len)
     }
     case 'n':
     case 'T':
+        /* the answers stay held: they go with the statement's own (answer_before_unlock, or
+         * the batch's flush when the job ends), one write and one wake-up of the client */
         j->ahead = false;
-        return session_flush_client(s);
+        return 0;
     case 'E':
         j->ahead = false;
         j->ahead_failed = true;
