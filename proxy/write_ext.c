@@ -184,6 +184,16 @@ static void drop_portal(session *s, const char *name)
     }
 }
 
+/* A copy of n parameter types; NULL when there are none (or no memory: the caller then
+ * has none either). */
+static uint32_t *types_copy(const uint32_t *types, int n)
+{
+    uint32_t *copy = n > 0 ? malloc((size_t)n * sizeof *copy) : NULL;
+    if (copy)
+        memcpy(copy, types, (size_t)n * sizeof *copy);
+    return copy;
+}
+
 static bool ensure_ext(session *s)
 {
     if (!s->ext)
@@ -562,9 +572,8 @@ static void run_batch(session *s)
                 pgbuf_put(&j->parse_ahead, w->parse, w->parse_len);
                 w->parse_held = false;
             }
-            if (w->types_known && w->nparam_types > 0 &&
-                (j->param_types = malloc((size_t)w->nparam_types * sizeof *j->param_types)))
-                memcpy(j->param_types, w->param_types, (size_t)w->nparam_types * sizeof *j->param_types);
+            if (w->types_known)
+                j->param_types = types_copy(w->param_types, w->nparam_types);
             j->nparam_types = j->param_types ? w->nparam_types : 0;
             j->types_known = w->types_known && j->nparam_types == w->nparam_types;
             pgbuf_put(&j->ext_params, p->params.data, p->params.len);
@@ -730,14 +739,9 @@ int ext_ahead_message(write_job *j, const char *msg, size_t len)
         wstmt *w = find_stmt(s, j->ext_stmt);
         if (w) { /* what the next repeat assumes */
             free(w->param_types);
-            w->param_types = NULL;
-            w->nparam_types = 0;
-            w->types_known = known && (j->nparam_types == 0 ||
-                                       (w->param_types = malloc((size_t)j->nparam_types * sizeof *w->param_types)));
-            if (w->types_known && j->nparam_types > 0) {
-                memcpy(w->param_types, j->param_types, (size_t)j->nparam_types * sizeof *w->param_types);
-                w->nparam_types = j->nparam_types;
-            }
+            w->param_types = types_copy(j->param_types, j->nparam_types);
+            w->nparam_types = w->param_types ? j->nparam_types : 0;
+            w->types_known = known && w->nparam_types == j->nparam_types;
         }
         return 0;
     }
