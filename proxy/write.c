@@ -1147,6 +1147,17 @@ static void send_tag(write_job *j, char ready)
     pgbuf_free(&m);
 }
 
+/* The statement's tag, with ReadyForQuery when nothing of the client's follows it (the
+ * Query's one statement, or a batch with only its Sync left, which is then not sent on):
+ * one write to the client, and no round trip for the Sync. */
+static void answer_last(write_job *j)
+{
+    session *s = j->s;
+    bool ready = !s->run && (!s->brun || ext_answer_sync(s));
+    send_tag(j, ready ? (j->status ? j->status : s->tx_status) : 0);
+    j->answered = ready;
+}
+
 /* The upstream failure as the client reads it, with how many rows went through. */
 static void set_upstream_error(write_job *j)
 {
@@ -1182,7 +1193,7 @@ static void after_mirror(write_job *j)
         return;
     }
     if (!j->answered)
-        send_tag(j, 0);
+        answer_last(j);
     wj_finish(j);
 }
 
@@ -1324,7 +1335,7 @@ static void step_done(write_job *j)
             wj_send_error(j, &j->db_error);
         } else {
             j->committed = true;
-            send_tag(j, 0);
+            answer_last(j);
         }
         wj_finish(j);
         return;

@@ -14,7 +14,8 @@
  *                          previous parameter types (a Describe sent with it checks them:
  *                          if they changed, our transaction rolls back and the plan runs
  *                          again; if the Parse fails, the client gets its error and nothing
- *                          ran). The client's answers wait for its ParseComplete;
+ *                          ran). The client's answers wait for its ParseComplete (and a
+ *                          portal's RowDescription for that Describe's answer);
  *   Bind of such a statement  answered here (BindComplete); parameters kept for Execute;
  *   Describe of its portal    NoData, or the statement's RowDescription (RETURNING) in the
  *                          formats the Bind asked for;
@@ -79,6 +80,8 @@ typedef struct batch_run {
     bool sync_answered; /* the batch's Sync was answered by its last write (ext_answer_sync) */
     bool owing;       /* a Parse is held: the answers to the messages after it wait */
     pgbuf owed;       /* those answers (BindComplete, NoData), in order */
+    bool owe_row_description; /* and, last, its RowDescription (RETURNING) ... */
+    pgbuf owed_formats;       /* ... in these result formats of the portal's Bind */
     /* the classification batch_writes made of the Parse at parsed_at, for run_batch to take */
     classify_result *parsed;
     size_t parsed_at;
@@ -87,6 +90,7 @@ typedef struct batch_run {
 static void batch_free(batch_run *b)
 {
     pgbuf_free(&b->owed);
+    pgbuf_free(&b->owed_formats);
     classify_result_free(b->parsed);
     free(b->data);
     free(b);
@@ -448,12 +452,10 @@ static void run_batch(session *s)
                 w->next = s->ext->stmts;
                 s->ext->stmts = w;
                 /* held for the plan's round trip: outside the client's transaction only (a
-                 * plan run with wrong types is then ours to roll back), and not with
-                 * RETURNING (its Describe needs the statement in the database); the
-                 * previous Execute was planned, so this one is not refused before its plan
-                 * (the client must have its ParseComplete before any error of the Execute) */
-                if (nassumed >= 0 && s->tx_status == 'I' && !cr->stmts[0].returning &&
-                    bound_and_executed(b, b->pos, name)) {
+                 * plan run with wrong types is then ours to roll back); the previous
+                 * Execute was planned, so this one is not refused before its plan (the
+                 * client must have its ParseComplete before any error of the Execute) */
+                if (nassumed >= 0 && s->tx_status == 'I' && bound_and_executed(b, b->pos, name)) {
                     w->param_types = assumed;
                     w->nparam_types = nassumed;
                     w->types_known = true;
@@ -535,6 +537,12 @@ static void run_batch(session *s)
             wstmt *w = find_stmt(s, p->stmt);
             if (!w || !w->cr->stmts[0].returning) {
                 send_simple(s, 'n'); /* NoData: a write without RETURNING */
+                break;
+            }
+            if (w->parse_held) { /* the Describe sent with the Parse brings it */
+                b->owe_row_description = true;
+                pgbuf_reset(&b->owed_formats);
+                pgbuf_put(&b->owed_formats, p->results.data, p->results.len);
                 break;
             }
             /* the statement's RowDescription, in the portal's formats */
@@ -750,6 +758,16 @@ int ext_ahead_message(write_job *j, const char *msg, size_t len)
         /* the answers stay held: they go with the statement's own (answer_before_unlock, or
          * the batch's flush when the job ends), one write and one wake-up of the client */
         j->ahead = false;
+        if (b && b->owe_row_description && msg[0] == 'T') { /* the portal's Describe */
+            b->owe_row_description = false;
+            pgbuf t;
+            pgbuf_init(&t, (size_t)1 << 30);
+            pgbuf_put(&t, msg, len);
+            patch_formats(&t, &b->owed_formats);
+            int rc = session_send_client(s, t.data, t.len);
+            pgbuf_free(&t);
+            return rc;
+        }
         return 0;
     case 'E':
         j->ahead = false;
@@ -769,6 +787,7 @@ void ext_ahead_failed(write_job *j)
     if (s->brun) {
         pgbuf_reset(&s->brun->owed);
         s->brun->owing = false;
+        s->brun->owe_row_description = false;
     }
     wstmt *w = find_stmt(s, j->ext_stmt);
     if (w)
@@ -914,6 +933,7 @@ enum write_batch_verdict write_batch(session *s, const char *data, size_t len, b
     memcpy(b->data, data, len);
     b->len = len;
     pgbuf_init(&b->owed, 1u << 20);
+    pgbuf_init(&b->owed_formats, 1u << 20);
     b->parsed = probe.parsed;
     b->parsed_at = probe.parsed_at;
     s->brun = b;

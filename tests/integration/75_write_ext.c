@@ -138,6 +138,23 @@ int main(int argc, char **argv)
     PQclear(r);
     PQclear(PQexec(c, "RESET search_path"));
 
+    /* the same with RETURNING: the portal's RowDescription comes from the Describe sent
+     * with the Parse, in the Bind's result formats (text, then binary) */
+    int returned = 0;
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "Returned %d", i);
+        const char *pr[] = {name, id};
+        r = PQexecParams(c, "UPDATE stripe.customer SET name = $1 WHERE id = $2 RETURNING id, name", 2, NULL, pr,
+                         NULL, NULL, i == 2);
+        returned += PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 2 &&
+                    strcmp(PQfname(r, 1), "name") == 0 && PQfformat(r, 1) == (i == 2) &&
+                    PQgetlength(r, 0, 1) == (int)strlen(name) && memcmp(PQgetvalue(r, 0, 1), name, strlen(name)) == 0 &&
+                    strcmp(PQcmdStatus(r), "UPDATE 1") == 0;
+        PQclear(r);
+    }
+    check(returned == 3, "the same Parse with RETURNING three times, the last in binary (%d of 3)", returned);
+
     /* a named statement, described truthfully, then executed twice with RETURNING */
     r = PQprepare(c, "upd", "UPDATE stripe.customer SET name = $1 WHERE id = $2 RETURNING id, name", 0, NULL);
     check(PQresultStatus(r) == PGRES_COMMAND_OK, "PQprepare of a write: %s", PQresultErrorMessage(r));
