@@ -1147,14 +1147,19 @@ static void send_tag(write_job *j, char ready)
     pgbuf_free(&m);
 }
 
-/* The statement's tag, with ReadyForQuery when nothing of the client's follows it (the
- * Query's one statement, or a batch with only its Sync left, which is then not sent on):
- * one write to the client, and no round trip for the Sync. */
+/* Whether nothing of the client's follows the statement: the Query's one statement, or a
+ * batch with only its Sync left (which ext_answer_sync then takes: it is not sent on). */
+static bool nothing_follows(session *s)
+{
+    return !s->run && (!s->brun || ext_answer_sync(s));
+}
+
+/* The statement's tag, with ReadyForQuery when nothing follows it: one write to the client,
+ * and no round trip for a Sync. */
 static void answer_last(write_job *j)
 {
-    session *s = j->s;
-    bool ready = !s->run && (!s->brun || ext_answer_sync(s));
-    send_tag(j, ready ? (j->status ? j->status : s->tx_status) : 0);
+    bool ready = nothing_follows(j->s);
+    send_tag(j, ready ? (j->status ? j->status : j->s->tx_status) : 0);
     j->answered = ready;
 }
 
@@ -1206,8 +1211,8 @@ static void after_mirror(write_job *j)
 static void answer_before_unlock(write_job *j)
 {
     session *s = j->s;
-    if (s->run || j->upstream_failed || j->have_our_error || (j->rw->has_returning && !j->returning_done) ||
-        (j->own_tx && !j->committed) || (s->brun && !ext_answer_sync(s)))
+    if (j->upstream_failed || j->have_our_error || (j->rw->has_returning && !j->returning_done) ||
+        (j->own_tx && !j->committed) || !nothing_follows(s))
         return;
     send_tag(j, j->status ? j->status : s->tx_status);
     session_flush_client(s); /* with the ParseComplete ... a Parse sent ahead left held */
