@@ -13,6 +13,7 @@
  * (WITH, EXPLAIN, PREPARE, COPY (...) TO, rule actions) without a case per node type.
  */
 #include "parser/classify.h"
+#include "parser/tree.h"
 #include "parser/format.h"
 
 #include <stdarg.h>
@@ -294,9 +295,8 @@ classify_tx classify_transaction(const char *sql, size_t len)
     text[len] = '\0';
     PgQueryProtobufParseResult parsed = pg_query_parse_protobuf(text);
     classify_tx verdict = CLASSIFY_TX_NONE;
-    PgQuery__ParseResult *tree = parsed.error ? NULL
-                                              : pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
-                                                                               (const uint8_t *)parsed.parse_tree.data);
+    arena nodes = ARENA_INIT;
+    PgQuery__ParseResult *tree = parsed.error ? NULL : arena_unpack(&nodes, &parsed.parse_tree);
     if (tree && tree->n_stmts == 1 && tree->stmts[0]->stmt &&
         tree->stmts[0]->stmt->node_case == PG_QUERY__NODE__NODE_TRANSACTION_STMT) {
         const PgQuery__TransactionStmt *t = tree->stmts[0]->stmt->transaction_stmt;
@@ -321,8 +321,7 @@ classify_tx classify_transaction(const char *sql, size_t len)
             break;
         }
     }
-    if (tree)
-        pg_query__parse_result__free_unpacked(tree, NULL);
+    arena_free(&nodes);
     pg_query_free_protobuf_parse_result(parsed);
     return verdict;
 }
@@ -621,7 +620,9 @@ static void walk(ctx *c, const ProtobufCMessage *m, size_t depth, bool top)
             note_nested(c, CLASSIFY_CMD_MERGE, ((const PgQuery__MergeStmt *)m)->relation);
     }
     const char *base = (const char *)m;
-    for (unsigned i = 0; i < d->n_fields; i++) {
+    unsigned first, end;
+    tree_fields(m, &first, &end);
+    for (unsigned i = first; i < end; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (f->type != PROTOBUF_C_TYPE_MESSAGE)
             continue;
@@ -1117,6 +1118,7 @@ int classify_sql(const char *sql, size_t len, const classify_options *options,
     size_t *stack = NULL;
     PgQueryProtobufParseResult parsed = {{0, NULL}, NULL, NULL};
     bool have_parse = false;
+    arena nodes = ARENA_INIT;
     PgQuery__ParseResult *tree = NULL;
     int rc = -1;
 
@@ -1164,8 +1166,7 @@ int classify_sql(const char *sql, size_t len, const classify_options *options,
         r->error = dup_str(&c, parsed.error->message ? parsed.error->message : "syntax error");
         goto done;
     }
-    tree = pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
-                                          (const uint8_t *)parsed.parse_tree.data);
+    tree = arena_unpack(&nodes, &parsed.parse_tree);
     if (!tree)
         goto fail;
     if (tree->n_stmts > 0) {
@@ -1205,8 +1206,7 @@ done:
         rc = 0;
     }
 fail:
-    if (tree)
-        pg_query__parse_result__free_unpacked(tree, NULL);
+    arena_free(&nodes);
     if (have_parse)
         pg_query_free_protobuf_parse_result(parsed);
     free(c.nested);

@@ -1,14 +1,14 @@
 /*
  * rewrite: the plan SELECT of a write (see rewrite.h).
  *
- * Ownership: the client's statement is unpacked once (protobuf-c owns that tree). The plan
- * is a new tree whose own nodes (SelectStmt, ResTargets, ColumnRefs, the locking clause...)
- * come from a small arena, and whose expressions, FROM items, WHERE and WITH are borrowed
- * pointers into the unpacked tree. Nothing moves between the two: the plan is packed,
- * deparsed, then the arena is freed node by node and the unpacked tree with
- * free_unpacked, so no node is ever freed twice.
+ * Ownership: the client's statement is unpacked once, into an arena (parser/tree.h). The
+ * plan is a new tree whose own nodes (SelectStmt, ResTargets, ColumnRefs, the locking
+ * clause...) come from the same arena, and whose expressions, FROM items, WHERE and WITH are
+ * borrowed pointers into the unpacked tree. The plan is packed and deparsed, then the arena
+ * goes with everything in it: no node is freed on its own.
  */
 #include "parser/rewrite.h"
+#include "parser/tree.h"
 #include "parser/format.h"
 
 #include <limits.h>
@@ -21,38 +21,20 @@
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
 
-/* ---------------------------------------------------------------- arena */
-
-typedef struct chunk {
-    struct chunk *next;
-    max_align_t align[]; /* the allocation follows the header */
-} chunk;
+/* ---------------------------------------------------------------- context */
 
 typedef struct ctx {
-    chunk *chunks;
+    arena nodes; /* the unpacked statement and the plan's own nodes */
     bool oom;
     rewrite_result *r;
 } ctx;
 
 static void *alloc(ctx *c, size_t size)
 {
-    chunk *ch = calloc(1, sizeof *ch + size);
-    if (!ch) {
+    void *p = arena_alloc(&c->nodes, size);
+    if (!p)
         c->oom = true;
-        return NULL;
-    }
-    ch->next = c->chunks;
-    c->chunks = ch;
-    return ch->align;
-}
-
-static void arena_free(ctx *c)
-{
-    while (c->chunks) {
-        chunk *next = c->chunks->next;
-        free(c->chunks);
-        c->chunks = next;
-    }
+    return p;
 }
 
 static char *dup_str(ctx *c, const char *s)
@@ -542,7 +524,9 @@ static void param_range(const ProtobufCMessage *m, int *lo, int *hi)
         return;
     }
     const char *base = (const char *)m;
-    for (unsigned i = 0; i < d->n_fields; i++) {
+    unsigned first, end;
+    tree_fields(m, &first, &end);
+    for (unsigned i = first; i < end; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (f->type != PROTOBUF_C_TYPE_MESSAGE)
             continue;
@@ -697,8 +681,7 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
                parsed.error->message ? parsed.error->message : "syntax error");
         goto done;
     }
-    tree = pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
-                                          (const uint8_t *)parsed.parse_tree.data);
+    tree = arena_unpack(&c.nodes, &parsed.parse_tree);
     if (!tree)
         goto fail;
     if (tree->n_stmts != 1 || !tree->stmts[0]->stmt) {
@@ -785,9 +768,7 @@ done:
         c.r->returning_sql = c.r->returning_ref = NULL;
         c.r->n_params = 0;
     }
-    arena_free(&c);
-    if (tree)
-        pg_query__parse_result__free_unpacked(tree, NULL);
+    arena_free(&c.nodes);
     if (have_parse)
         pg_query_free_protobuf_parse_result(parsed);
     free(text);
@@ -795,9 +776,7 @@ done:
     return 0;
 
 fail:
-    arena_free(&c);
-    if (tree)
-        pg_query__parse_result__free_unpacked(tree, NULL);
+    arena_free(&c.nodes);
     if (have_parse)
         pg_query_free_protobuf_parse_result(parsed);
     free(text);
