@@ -1051,6 +1051,10 @@ void classify_result_free(classify_result *r)
     }
     free(r->stmts);
     free(r->error);
+    if (r->trees) {
+        arena_free(r->trees);
+        free(r->trees);
+    }
     free(r);
 }
 
@@ -1068,6 +1072,7 @@ classify_result *classify_result_copy(const classify_result *r)
         const classify_stmt *from = &r->stmts[i];
         classify_stmt *to = &c->stmts[i];
         *to = *from;
+        to->tree = NULL; /* it lives with r */
         to->schema = format_dup(from->schema, &failed);
         to->table = format_dup(from->table, &failed);
         to->columns = format_dup_strings(from->columns, from->n_columns, &failed);
@@ -1197,6 +1202,20 @@ int classify_sql(const char *sql, size_t len, const classify_options *options,
         }
         st->n_params = c.max_param;
         classify_stmt_node(&c, st, raw->stmt);
+        if (opt->keep_trees && st->verdict == CLASSIFY_WRITE)
+            st->tree = raw->stmt;
+    }
+    for (size_t i = 0; i < r->n_stmts && !c.oom; i++) {
+        if (!r->stmts[i].tree)
+            continue;
+        /* the trees go with the result: the arena moves there */
+        if (!(r->trees = malloc(sizeof *r->trees))) {
+            c.oom = true;
+            break;
+        }
+        *r->trees = nodes;
+        nodes = (arena)ARENA_INIT;
+        break;
     }
 
 done:

@@ -40,6 +40,9 @@
 #define CLASSIFY_DEFAULT_MAX_LEN (1024 * 1024)
 #define CLASSIFY_DEFAULT_MAX_NESTING 1000
 
+struct PgQuery__Node; /* libpg_query's protobuf tree (pg_query.pb-c.h) */
+struct arena;        /* parser/tree.h */
+
 typedef enum classify_verdict {
     CLASSIFY_PASS,    /* not a write to a synced table: relay as is */
     CLASSIFY_WRITE,   /* INSERT/UPDATE/DELETE of a synced table: the write path */
@@ -89,6 +92,7 @@ typedef struct classify_options {
                            0 = CLASSIFY_DEFAULT_MAX_NESTING */
     const classify_resolved *resolved; /* borrowed; may be NULL */
     size_t n_resolved;
+    bool keep_trees;    /* WRITE statements keep their parse tree for rewrite_plan (tree) */
 } classify_options;
 
 typedef struct classify_stmt {
@@ -109,6 +113,9 @@ typedef struct classify_stmt {
     classify_insert_source source;
     size_t n_rows;      /* CLASSIFY_INSERT_VALUES: rows in the VALUES list */
     int n_params;       /* highest $n referenced (0 = none), outside function bodies */
+    /* With options->keep_trees: the statement's parse tree, which rewrite_plan takes instead
+     * of parsing the text again. It lives as long as the result; a copy has none. */
+    const struct PgQuery__Node *tree;
 
     /* CLASSIFY_REFUSE */
     char sqlstate[6];
@@ -136,6 +143,7 @@ typedef struct classify_result {
      * still stops a write that gets through this way.) */
     bool parse_error;
     char *error; /* libpg_query's message when parse_error */
+    struct arena *trees; /* where the statements' trees live (keep_trees), or NULL */
 } classify_result;
 
 /* The fast path's filter. True when a statement of sql[0..len) (up to the first NUL, as

@@ -1,11 +1,12 @@
 /*
  * rewrite: the plan SELECT of a write (see rewrite.h).
  *
- * Ownership: the client's statement is unpacked once, into an arena (parser/tree.h). The
- * plan is a new tree whose own nodes (SelectStmt, ResTargets, ColumnRefs, the locking
- * clause...) come from the same arena, and whose expressions, FROM items, WHERE and WITH are
- * borrowed pointers into the unpacked tree. The plan is packed and deparsed, then the arena
- * goes with everything in it: no node is freed on its own.
+ * Ownership: the client's statement is the classification's tree (classify_options's
+ * keep_trees), or else it is unpacked once, into an arena (parser/tree.h). The plan is a new
+ * tree whose own nodes (SelectStmt, ResTargets, ColumnRefs, the locking clause...) come from
+ * the arena, and whose expressions, FROM items, WHERE and WITH are borrowed pointers into the
+ * statement's tree, which is only read. The plan is packed and deparsed, then the arena goes
+ * with everything in it: no node is freed on its own.
  */
 #include "parser/rewrite.h"
 #include "parser/tree.h"
@@ -659,7 +660,6 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     char *text = NULL;
     PgQueryProtobufParseResult parsed = {{0, NULL}, NULL, NULL};
     bool have_parse = false;
-    PgQuery__ParseResult *tree = NULL;
 
     *out = NULL;
     if (!sql || !st || st->verdict != CLASSIFY_WRITE || st->offset > len ||
@@ -669,28 +669,32 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     if (!c.r)
         return -1;
 
-    text = malloc(st->len + 1); /* libpg_query reads a NUL-terminated string */
-    if (!text)
-        goto fail;
-    memcpy(text, sql + st->offset, st->len);
-    text[st->len] = '\0';
-    parsed = pg_query_parse_protobuf(text);
-    have_parse = true;
-    if (parsed.error) {
-        refuse(&c, "XX000", NULL, "apigres could not parse this write again: %s",
-               parsed.error->message ? parsed.error->message : "syntax error");
-        goto done;
+    const PgQuery__Node *stmt = st->tree;
+    int32_t version = PG_VERSION_NUM; /* libpg_query's grammar, as its parse results say */
+    if (!stmt) {
+        text = malloc(st->len + 1); /* libpg_query reads a NUL-terminated string */
+        if (!text)
+            goto fail;
+        memcpy(text, sql + st->offset, st->len);
+        text[st->len] = '\0';
+        parsed = pg_query_parse_protobuf(text);
+        have_parse = true;
+        if (parsed.error) {
+            refuse(&c, "XX000", NULL, "apigres could not parse this write again: %s",
+                   parsed.error->message ? parsed.error->message : "syntax error");
+            goto done;
+        }
+        PgQuery__ParseResult *tree = arena_unpack(&c.nodes, &parsed.parse_tree);
+        if (!tree)
+            goto fail;
+        if (tree->n_stmts != 1 || !tree->stmts[0]->stmt) {
+            refuse(&c, "XX000", NULL, "apigres expected one statement to plan, got %zu",
+                   tree->n_stmts);
+            goto done;
+        }
+        stmt = tree->stmts[0]->stmt;
+        version = tree->version;
     }
-    tree = arena_unpack(&c.nodes, &parsed.parse_tree);
-    if (!tree)
-        goto fail;
-    if (tree->n_stmts != 1 || !tree->stmts[0]->stmt) {
-        refuse(&c, "XX000", NULL, "apigres expected one statement to plan, got %zu",
-               tree->n_stmts);
-        goto done;
-    }
-
-    PgQuery__Node *stmt = tree->stmts[0]->stmt;
     PgQuery__SelectStmt *s = mk_select(&c);
     if (!s)
         goto fail;
@@ -748,10 +752,10 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
         if (lo < 1) /* as Postgres answers it (libpg_query would deparse it as "?") */
             refuse(&c, "42P02", NULL, "there is no parameter $%d", lo);
         else
-            c.r->plan_sql = deparse(&c, s, tree->version);
+            c.r->plan_sql = deparse(&c, s, version);
     }
     if (c.r->kind != REWRITE_REFUSED && c.r->has_returning)
-        plan_returning(&c, rel, ret_list, c.r->n_returning, tree->version);
+        plan_returning(&c, rel, ret_list, c.r->n_returning, version);
 
 done:
     if (c.oom)

@@ -70,9 +70,10 @@ typedef struct rewrite_result {
 /* Plans statement st of sql[0..len).
  *
  * sql/len must be the very text given to classify_sql and st one of the statements of its
- * result, with verdict CLASSIFY_WRITE: rewrite parses sql[st->offset, st->offset + st->len)
- * and relies on classify_sql having refused texts that are too long or nested too deeply
- * for libpg_query's recursive parser (the stack needs are those of classify.h).
+ * result, with verdict CLASSIFY_WRITE: rewrite takes st->tree (classified with keep_trees;
+ * it only reads it) or else parses sql[st->offset, st->offset + st->len), and relies on
+ * classify_sql having refused texts that are too long or nested too deeply for libpg_query's
+ * recursive parser (the stack needs are those of classify.h).
  *
  * Returns 0 and sets *out (caller frees with rewrite_result_free) with either a plan or a
  * refusal (kind REWRITE_REFUSED, SQLSTATE 0A000 for forms the write path cannot carry out,

@@ -168,11 +168,11 @@ static int resolve_unqualified(const write_context *wc, classify_result *cr, cla
     return 0;
 }
 
-int wj_classify(const write_context *wc, const char *sql, size_t len, classify_result **out)
+int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_trees, classify_result **out)
 {
     if ((*out = plan_cache_classify(wc->plans, sql, len)))
         return 0;
-    classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs};
+    classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs, .keep_trees = keep_trees};
     classify_resolved res[64];
     size_t nres = 0;
     /* Each pass takes the unqualified names the one before it found as the client's own
@@ -1641,7 +1641,7 @@ bool write_query(session *s, const char *sql, size_t len)
         !wj_may_name_synced(wc, sql, len))
         return false;
     classify_result *cr = NULL;
-    if (wj_classify(wc, sql, len, &cr) < 0) {
+    if (wj_classify(wc, sql, len, true, &cr) < 0) {
         wj_refuse_now(s, "53200", "out of memory", NULL);
         return true;
     }

@@ -212,7 +212,7 @@ static classify_result *classify_parse(session *s, const char *sql, size_t len)
     if (!classify_may_write(sql, len) || !wj_may_name_synced(&s->srv->writes, sql, len))
         return NULL;
     classify_result *cr = NULL;
-    if (wj_classify(&s->srv->writes, sql, len, &cr) < 0)
+    if (wj_classify(&s->srv->writes, sql, len, false, &cr) < 0)
         return NULL;
     if (cr->n_stmts == 1 &&
         (cr->stmts[0].verdict == CLASSIFY_WRITE || cr->stmts[0].verdict == CLASSIFY_REFUSE))

@@ -170,7 +170,9 @@ bool wj_may_name_synced(const write_context *w, const char *sql, size_t len);
 
 /* Classifies sql for the write path against the synced schemas. An unqualified write
  * target that names no synced table is the client's own (classified again as such); one
- * that does is refused (0A000: apigres needs the schema). 0, or -1 when out of memory. */
-int wj_classify(const write_context *wc, const char *sql, size_t len, classify_result **out);
+ * that does is refused (0A000: apigres needs the schema). keep_trees: for a result that is
+ * planned at once and freed (classify_options), not one kept for later Executes. 0, or -1
+ * when out of memory. */
+int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_trees, classify_result **out);
 
 #endif

@@ -10,7 +10,9 @@
  * once its unqualified names are taken as the client's own (as the write path does). Each
  * WRITE then goes through rewrite_plan:
  * a plan is a SELECT that libpg_query parses again, a refusal carries a SQLSTATE and a
- * message. classify_transaction sees every input too.
+ * message, and a plan made from the classification's tree (keep_trees, every other pair of
+ * input sizes) is the one made by parsing the statement again. classify_transaction sees
+ * every input too.
  *
  *   make fuzz            (60 s per target; FUZZ_SECONDS=N to change)
  */
@@ -74,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     classify_resolved resolved[] = {{"customer", "stripe"}, {"mine", "public"}, {"gone", NULL}};
     classify_options o = {.schemas = synced, .n_schemas = 2, .max_len = 8192, .max_nesting = 0,
-                          .resolved = resolved, .n_resolved = size % 2 ? 3 : 0};
+                          .resolved = resolved, .n_resolved = size % 2 ? 3 : 0, .keep_trees = size % 4 >= 2};
     classify_result *r = NULL;
     if (classify_sql(sql, size, &o, &r) != 0)
         return 0; /* out of memory */
@@ -103,6 +105,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 pg_query_free_parse_result(again);
                 if (bad)
                     abort(); /* the plan must be valid SQL */
+            }
+            if (st->tree) { /* the classification's tree plans as parsing the text again does */
+                classify_stmt reparsed = *st;
+                reparsed.tree = NULL;
+                rewrite_result *rw2 = NULL;
+                if (rewrite_plan(sql, size, &reparsed, &rw2) == 0) {
+                    if (rw2->kind != rw->kind || (rw->plan_sql == NULL) != (rw2->plan_sql == NULL) ||
+                        (rw->plan_sql && strcmp(rw->plan_sql, rw2->plan_sql) != 0))
+                        abort();
+                    rewrite_result_free(rw2);
+                }
             }
             rewrite_result_free(rw);
         }

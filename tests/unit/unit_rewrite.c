@@ -11,18 +11,37 @@
 static const char *const synced[] = {"stripe", "salesforce"};
 
 /* Classifies sql and plans its statement number idx (NULL when it is not a WRITE or
- * rewrite_plan fails). */
-static rewrite_result *plan_at(const char *sql, size_t idx)
+ * rewrite_plan fails); with keep_trees from the classification's tree, else by parsing the
+ * statement again. */
+static rewrite_result *plan_from(const char *sql, size_t idx, bool keep_trees)
 {
-    classify_options o = {.schemas = synced, .n_schemas = 2};
+    classify_options o = {.schemas = synced, .n_schemas = 2, .keep_trees = keep_trees};
     classify_result *cr = NULL;
     rewrite_result *r = NULL;
     if (classify_sql(sql, strlen(sql), &o, &cr) != 0)
         return NULL;
-    if (idx < cr->n_stmts && cr->stmts[idx].verdict == CLASSIFY_WRITE &&
-        rewrite_plan(sql, strlen(sql), &cr->stmts[idx], &r) != 0)
-        r = NULL;
+    if (idx < cr->n_stmts && cr->stmts[idx].verdict == CLASSIFY_WRITE) {
+        CHECK((cr->stmts[idx].tree != NULL) == keep_trees, "a tree kept exactly with keep_trees: %.80s", sql);
+        if (rewrite_plan(sql, strlen(sql), &cr->stmts[idx], &r) != 0)
+            r = NULL;
+    }
     classify_result_free(cr);
+    return r;
+}
+
+static bool same_text(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+/* plan_from both ways: the classification's tree must give what parsing again gives. */
+static rewrite_result *plan_at(const char *sql, size_t idx)
+{
+    rewrite_result *r = plan_from(sql, idx, false), *t = plan_from(sql, idx, true);
+    bool same = (!r && !t) || (r && t && r->kind == t->kind && same_text(r->plan_sql, t->plan_sql) &&
+                               same_text(r->returning_sql, t->returning_sql) && r->n_columns == t->n_columns &&
+                               r->n_params == t->n_params && same_text(r->message, t->message));
+    for (size_t i = 0; same && r && i < r->n_columns; i++)
+        same = strcmp(r->columns[i], t->columns[i]) == 0;
+    CHECK(same, "planned from the classification's tree as from the text: %.80s", sql);
+    rewrite_result_free(t);
     return r;
 }
 
