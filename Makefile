@@ -18,7 +18,7 @@ ITEST_SRC := $(wildcard tests/integration/*.c)
 FUZZ_BINS := $(BUILD)/fuzz/fuzz_pgwire $(BUILD)/fuzz/fuzz_classify $(BUILD)/fuzz/fuzz_copy_rows
 TEST_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-programs check-asan run bench bench-upstream bench-backfill bench-writes fuzz clean
+.PHONY: all deps test test-programs check-asan run bench bench-upstream bench-backfill bench-parser bench-writes fuzz clean
 all: apigres
 
 # copied through a rename so that a running ./apigres does not make cp fail
@@ -76,6 +76,13 @@ bench-upstream: deps $(BUILD)/bench/upstream_client
 
 bench-backfill: deps all
 	bash bench/backfill
+
+$(BUILD)/bench/parser: bench/parser.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
+
+bench-parser: deps $(BUILD)/bench/parser
+	$(BUILD)/bench/parser
 
 bench-writes: deps all
 	bash bench/writes
