@@ -10,12 +10,20 @@
 
 typedef struct request {
     struct request *next;
-    char *sql;
+    char *sql;             /* the SQL, or the prepared statement's name (prepared) */
+    bool prepared;         /* run the named statement sql (service_query_prepared) */
+    const char *prepare;   /* instead of a query: prepare the statement sql as this text */
     int nparams;
     char **params;
     service_cb cb;
     void *data;
 } request;
+
+/* A statement prepared on every connection the service opens (service_prepare). */
+typedef struct statement {
+    struct statement *next;
+    char *name, *sql;
+} statement;
 
 struct service {
     uv_loop_t *loop;
@@ -29,6 +37,7 @@ struct service {
     bool head_results; /* the head's results have all arrived: its Sync is next */
     request *head, *tail;
     PGresult *last;
+    statement *statements;
 };
 
 static void pump(service *sv);
@@ -120,6 +129,49 @@ static int watch(service *sv, int events)
     return rc;
 }
 
+static void on_prepared(void *data, const PGresult *res, const char *error)
+{
+    const statement *st = data;
+    if (res && PQresultStatus(res) != PGRES_COMMAND_OK)
+        error = PQresultErrorMessage(res);
+    if (error && *error)
+        log_warn("service connection: cannot prepare %s: %s", st->name, error);
+}
+
+/* A new connection has none of the service's statements: their Parse goes first, ahead of
+ * the queries queued meanwhile (none of which is sent yet). */
+static int queue_prepares(service *sv)
+{
+    request *first = NULL, *last = NULL;
+    for (const statement *st = sv->statements; st; st = st->next) {
+        request *r = calloc(1, sizeof *r);
+        if (!r || !(r->sql = strdup(st->name))) {
+            free(r);
+            while (first) {
+                request *next = first->next;
+                request_free(first);
+                first = next;
+            }
+            return -1;
+        }
+        r->prepare = st->sql;
+        r->cb = on_prepared;
+        r->data = (void *)st;
+        if (last)
+            last->next = r;
+        else
+            first = r;
+        last = r;
+    }
+    if (!first)
+        return 0;
+    last->next = sv->head;
+    if (!sv->head)
+        sv->tail = last;
+    sv->head = first;
+    return 0;
+}
+
 static void continue_connect(service *sv)
 {
     switch (PQconnectPoll(sv->conn)) {
@@ -138,6 +190,10 @@ static void continue_connect(service *sv)
             return;
         }
         log_info("service connection open");
+        if (queue_prepares(sv) < 0) {
+            fail_all(sv, "out of memory");
+            return;
+        }
         pump(sv);
         return;
     default:
@@ -243,9 +299,11 @@ static void pump(service *sv)
     if (!r)
         return;
     for (; r && sv->nsent < SERVICE_PIPELINE_DEPTH; r = r->next) {
-        if (!PQsendQueryParams(sv->conn, r->sql, r->nparams, NULL, (const char *const *)r->params, NULL, NULL,
-                               0) ||
-            !PQpipelineSync(sv->conn)) {
+        const char *const *params = (const char *const *)r->params;
+        int sent = r->prepare    ? PQsendPrepare(sv->conn, r->sql, r->prepare, 0, NULL)
+                   : r->prepared ? PQsendQueryPrepared(sv->conn, r->sql, r->nparams, params, NULL, NULL, 0)
+                                 : PQsendQueryParams(sv->conn, r->sql, r->nparams, NULL, params, NULL, NULL, 0);
+        if (!sent || !PQpipelineSync(sv->conn)) {
             fail_all(sv, PQerrorMessage(sv->conn));
             return;
         }
@@ -278,16 +336,40 @@ void service_free(service *sv)
     if (sv->conn)
         PQfinish(sv->conn);
     PQclear(sv->last);
+    while (sv->statements) {
+        statement *next = sv->statements->next;
+        free(sv->statements->name);
+        free(sv->statements->sql);
+        free(sv->statements);
+        sv->statements = next;
+    }
     free(sv->conninfo);
     free(sv);
 }
 
-int service_query(service *sv, const char *sql, int nparams, const char *const *params,
-                  service_cb cb, void *data)
+int service_prepare(service *sv, const char *name, const char *sql)
+{
+    if (sv->conn || sv->connecting)
+        return -1; /* see service.h: before the first query */
+    statement *st = calloc(1, sizeof *st);
+    if (!st || !(st->name = strdup(name)) || !(st->sql = strdup(sql))) {
+        if (st)
+            free(st->name);
+        free(st);
+        return -1;
+    }
+    st->next = sv->statements;
+    sv->statements = st;
+    return 0;
+}
+
+static int queue(service *sv, const char *sql, bool prepared, int nparams, const char *const *params,
+                 service_cb cb, void *data)
 {
     request *r = calloc(1, sizeof *r);
     if (!r)
         return -1;
+    r->prepared = prepared;
     r->cb = cb;
     r->data = data;
     r->sql = strdup(sql);
@@ -309,6 +391,18 @@ int service_query(service *sv, const char *sql, int nparams, const char *const *
     sv->tail = r;
     pump(sv);
     return 0;
+}
+
+int service_query(service *sv, const char *sql, int nparams, const char *const *params,
+                  service_cb cb, void *data)
+{
+    return queue(sv, sql, false, nparams, params, cb, data);
+}
+
+int service_query_prepared(service *sv, const char *name, int nparams, const char *const *params,
+                           service_cb cb, void *data)
+{
+    return queue(sv, name, true, nparams, params, cb, data);
 }
 
 void service_forget(service *sv, void *data)

@@ -31,6 +31,16 @@ void service_free(service *sv);
 /* Queues sql with text parameters (copied); cb may be NULL. Returns 0 or -1 (no memory). */
 int service_query(service *sv, const char *sql, int nparams, const char *const *params,
                   service_cb cb, void *data);
+/* Registers a statement that every connection the service opens prepares (a named
+ * statement, parameter types from sql) before anything else runs on it, so that
+ * service_query_prepared only binds and executes it: for the queries the write path sends
+ * for every write, which Postgres would otherwise parse and plan each time. Only before the
+ * first query (-1 afterwards, or when out of memory). A Parse that fails is logged, and the
+ * queries that name the statement get the database's error. */
+int service_prepare(service *sv, const char *name, const char *sql);
+/* As service_query, for the statement `name` that service_prepare registered. */
+int service_query_prepared(service *sv, const char *name, int nparams, const char *const *params,
+                           service_cb cb, void *data);
 /* Drops the callbacks of queued queries whose data is `data` (their queries still run). */
 void service_forget(service *sv, void *data);
 

@@ -22,6 +22,10 @@
 /* Classifications of one text at most (see wj_classify). */
 #define WJ_CLASSIFY_PASSES 8
 
+/* The mirror lock's queries, prepared on each lock connection: two of them every write. */
+#define LOCK_STATEMENT "apigres_mirror_lock"
+#define UNLOCK_STATEMENT "apigres_mirror_unlock"
+
 int write_context_init(write_context *w, uv_loop_t *loop, const config *cfg)
 {
     memset(w, 0, sizeof *w);
@@ -54,7 +58,9 @@ int write_context_init(write_context *w, uv_loop_t *loop, const config *cfg)
     if (w->nsyncs > 0) {
         const char *dsn = cfg->service_database ? cfg->service_database : cfg->database;
         for (int i = 0; i < WRITE_LOCK_CONNECTIONS; i++)
-            if (!(w->locks[i] = service_new(loop, dsn)))
+            if (!(w->locks[i] = service_new(loop, dsn)) ||
+                service_prepare(w->locks[i], LOCK_STATEMENT, "SELECT pg_try_advisory_lock(" MIRROR_LOCK_CLASS_SQL ", $1::int)") < 0 ||
+                service_prepare(w->locks[i], UNLOCK_STATEMENT, "SELECT pg_advisory_unlock(" MIRROR_LOCK_CLASS_SQL ", $1::int)") < 0)
                 goto fail;
         if (!(w->repairs = service_new(loop, dsn)))
             goto fail;
@@ -726,8 +732,8 @@ static void request_lock(write_job *j)
     char pid[16];
     snprintf(pid, sizeof pid, "%u", j->pid);
     const char *params[] = {pid};
-    if (service_query(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS],
-                      "SELECT pg_try_advisory_lock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1, params, on_locked, j) == 0)
+    if (service_query_prepared(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS], LOCK_STATEMENT, 1, params, on_locked,
+                               j) == 0)
         j->lock_pending = true;
     else
         j->lock_failed = true;
@@ -931,8 +937,8 @@ static void unlock(write_job *j, service_cb cb)
     snprintf(pid, sizeof pid, "%u", j->pid);
     const char *params[] = {pid};
     j->lock_held = false;
-    if (service_query(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS], "SELECT pg_advisory_unlock(" MIRROR_LOCK_CLASS_SQL ", $1::int)", 1,
-                      params, cb, j) < 0 && cb)
+    if (service_query_prepared(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS], UNLOCK_STATEMENT, 1, params, cb, j) < 0 &&
+        cb)
         cb(j, NULL, "out of memory");
 }
 

@@ -534,6 +534,25 @@ check_eq("... a newer version of it does (a record restored upstream)", "1",
          direct(stale % (time.time() + 60), "apigres_w75").split("\n")[-1])
 direct("SELECT apigres.\"mirror stripe.customer\"('[]', %s, ARRAY['%s'])" % (time.time() + 61, made[0]), "apigres_w75")
 
+# --- the mirror lock's two queries are statements prepared on each service connection, and
+# prepared again on a new one
+direct("ALTER ROLE apigres_w75 SET log_statement = 'all'")
+killed = direct("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'apigres service'")
+check("the service connections are terminated (%s)" % killed, killed.isdigit() and int(killed) > 0, killed)
+time.sleep(0.5)  # apigres sees each connection close, and opens a new one for the next query
+log_start = os.path.getsize(PG_LOG)
+outs = [proxy("UPDATE stripe.customer SET name = 'after the service %d' WHERE id = '%s'" % (i, c2)) for i in range(4)]
+check_eq("writes after the service connections were lost", ["UPDATE 1"] * 4, outs)
+check_eq("... the last reached the mirror", "after the service 3", mirror(c2, "name"))
+with open(PG_LOG, errors="replace") as f:
+    f.seek(log_start)
+    server_log = f.read()
+check("... the lock and its release ran as the prepared statements of the new connections",
+      "execute apigres_mirror_lock: SELECT pg_try_advisory_lock" in server_log and
+      "execute apigres_mirror_unlock: SELECT pg_advisory_unlock" in server_log and
+      "execute <unnamed>: SELECT pg_try_advisory_lock" not in server_log, server_log[-2000:])
+direct("ALTER ROLE apigres_w75 RESET log_statement")
+
 # --- reads are untouched
 check_eq("reads through apigres", direct("SELECT count(*) FROM stripe.customer"), proxy("SELECT count(*) FROM stripe.customer"))
 
@@ -599,6 +618,8 @@ check("apigres stops on SIGTERM", proc.wait(timeout=30) == 0)
 with open(os.path.join(TMP, "apigres-75.log"), errors="replace") as f:
     log_text = f.read()
 check("the API key appears in no log", KEY not in log_text)
+check("every service connection prepared its statements", "cannot prepare" not in log_text,
+      [line for line in log_text.splitlines() if "cannot prepare" in line][:3])
 cache_line = [line for line in log_text.splitlines() if "the plan cache answered" in line]
 hits = cache_line and re.search(r"answered (\d+) of (\d+) lookups", cache_line[-1])
 check("the plan cache answered the texts seen before (%s)" % (cache_line[-1] if cache_line else "no line"),
