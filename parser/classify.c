@@ -1125,6 +1125,7 @@ int classify_sql(const char *sql, size_t len, const classify_options *options,
     bool have_parse = false;
     arena nodes = ARENA_INIT;
     PgQuery__ParseResult *tree = NULL;
+    bool kept = false; /* a statement keeps its tree (options->keep_trees) */
     int rc = -1;
 
     *out = NULL;
@@ -1202,20 +1203,18 @@ int classify_sql(const char *sql, size_t len, const classify_options *options,
         }
         st->n_params = c.max_param;
         classify_stmt_node(&c, st, raw->stmt);
-        if (opt->keep_trees && st->verdict == CLASSIFY_WRITE)
+        if (opt->keep_trees && st->verdict == CLASSIFY_WRITE) {
             st->tree = raw->stmt;
-    }
-    for (size_t i = 0; i < r->n_stmts && !c.oom; i++) {
-        if (!r->stmts[i].tree)
-            continue;
-        /* the trees go with the result: the arena moves there */
-        if (!(r->trees = malloc(sizeof *r->trees))) {
-            c.oom = true;
-            break;
+            kept = true;
         }
-        *r->trees = nodes;
-        nodes = (arena)ARENA_INIT;
-        break;
+    }
+    if (kept && !c.oom) { /* the trees go with the result: the arena moves there */
+        if ((r->trees = malloc(sizeof *r->trees))) {
+            *r->trees = nodes;
+            nodes = (arena)ARENA_INIT;
+        } else {
+            c.oom = true;
+        }
     }
 
 done:
