@@ -138,37 +138,25 @@ static void on_prepared(void *data, const PGresult *res, const char *error)
         log_warn("service connection: cannot prepare %s: %s", st->name, error);
 }
 
+static request *request_new(const char *sql, int nparams, const char *const *params, service_cb cb,
+                            void *data);
+
 /* A new connection has none of the service's statements: their Parse goes first, ahead of
  * the queries queued meanwhile (none of which is sent yet). */
 static int queue_prepares(service *sv)
 {
-    request *first = NULL, *last = NULL;
+    request **at = &sv->head;
     for (const statement *st = sv->statements; st; st = st->next) {
-        request *r = calloc(1, sizeof *r);
-        if (!r || !(r->sql = strdup(st->name))) {
-            free(r);
-            while (first) {
-                request *next = first->next;
-                request_free(first);
-                first = next;
-            }
-            return -1;
-        }
+        request *r = request_new(st->name, 0, NULL, on_prepared, (void *)st);
+        if (!r)
+            return -1; /* the caller fails the queue, these with it */
         r->prepare = st->sql;
-        r->cb = on_prepared;
-        r->data = (void *)st;
-        if (last)
-            last->next = r;
-        else
-            first = r;
-        last = r;
+        r->next = *at;
+        *at = r;
+        if (!r->next)
+            sv->tail = r;
+        at = &r->next;
     }
-    if (!first)
-        return 0;
-    last->next = sv->head;
-    if (!sv->head)
-        sv->tail = last;
-    sv->head = first;
     return 0;
 }
 
@@ -363,13 +351,13 @@ int service_prepare(service *sv, const char *name, const char *sql)
     return 0;
 }
 
-static int queue(service *sv, const char *sql, bool prepared, int nparams, const char *const *params,
-                 service_cb cb, void *data)
+/* A request of sql with copies of its parameters, not queued; NULL when out of memory. */
+static request *request_new(const char *sql, int nparams, const char *const *params, service_cb cb,
+                            void *data)
 {
     request *r = calloc(1, sizeof *r);
     if (!r)
-        return -1;
-    r->prepared = prepared;
+        return NULL;
     r->cb = cb;
     r->data = data;
     r->sql = strdup(sql);
@@ -382,8 +370,18 @@ static int queue(service *sv, const char *sql, bool prepared, int nparams, const
     }
     if (failed) {
         request_free(r);
-        return -1;
+        return NULL;
     }
+    return r;
+}
+
+static int queue(service *sv, const char *sql, bool prepared, int nparams, const char *const *params,
+                 service_cb cb, void *data)
+{
+    request *r = request_new(sql, nparams, params, cb, data);
+    if (!r)
+        return -1;
+    r->prepared = prepared;
     if (sv->tail)
         sv->tail->next = r;
     else

@@ -720,6 +720,16 @@ static void on_locked(void *data, const PGresult *res, const char *error)
         start_calls(j);
 }
 
+/* Queues the lock's statement `name` (LOCK_STATEMENT, UNLOCK_STATEMENT) for j's backend, on
+ * the lock connection that backend's locks live on. 0, or -1 when out of memory. */
+static int lock_query(write_job *j, const char *name, service_cb cb)
+{
+    char pid[16];
+    snprintf(pid, sizeof pid, "%u", j->pid);
+    const char *params[] = {pid};
+    return service_query_prepared(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS], name, 1, params, cb, j);
+}
+
 /* Asks for the mirror lock. Only once the plan has run: the plan evaluates the client's
  * expressions, and a function of the client's running while the lock is held could call
  * the mirror function with a record of its own making. It is asked for as the probe is
@@ -729,11 +739,7 @@ static void on_locked(void *data, const PGresult *res, const char *error)
  * would hold up every query queued behind it on that service connection. */
 static void request_lock(write_job *j)
 {
-    char pid[16];
-    snprintf(pid, sizeof pid, "%u", j->pid);
-    const char *params[] = {pid};
-    if (service_query_prepared(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS], LOCK_STATEMENT, 1, params, on_locked,
-                               j) == 0)
+    if (lock_query(j, LOCK_STATEMENT, on_locked) == 0)
         j->lock_pending = true;
     else
         j->lock_failed = true;
@@ -933,12 +939,8 @@ static void after_plan(write_job *j)
 
 static void unlock(write_job *j, service_cb cb)
 {
-    char pid[16];
-    snprintf(pid, sizeof pid, "%u", j->pid);
-    const char *params[] = {pid};
     j->lock_held = false;
-    if (service_query_prepared(j->wc->locks[j->pid % WRITE_LOCK_CONNECTIONS], UNLOCK_STATEMENT, 1, params, cb, j) < 0 &&
-        cb)
+    if (lock_query(j, UNLOCK_STATEMENT, cb) < 0 && cb)
         cb(j, NULL, "out of memory");
 }
 
