@@ -19,6 +19,7 @@ void config_init(config *c)
     c->shutdown_timeout = 30;
     c->max_message_size = 0x3fffffff; /* PostgreSQL's own limit (MaxAllocSize - 1) */
     c->max_client_conn = 10000;
+    c->threads = 1;
     snprintf(c->read_role, sizeof c->read_role, "apigres_read");
 }
 
@@ -358,6 +359,11 @@ static int apply_key(config *c, const cJSON *item, char *err, size_t errlen)
     } else if (strcmp(key, "max_client_conn") == 0) {
         if ((rc = json_number(item, key, 1, 1000000, &d, err, errlen)) == 0)
             c->max_client_conn = (int)d;
+    } else if (strcmp(key, "threads") == 0) {
+        if ((rc = json_number(item, key, 1, CONFIG_MAX_THREADS, &d, err, errlen)) == 0 && d != (int)d)
+            rc = fail(err, errlen, "threads: expected a whole number%s", NULL);
+        else if (rc == 0)
+            c->threads = (int)d;
     } else {
         rc = fail(err, errlen, "unknown configuration key \"%s\"", key);
     }

@@ -17,6 +17,7 @@
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_SYNCS 16
+#define CONFIG_MAX_THREADS 64
 
 typedef struct listen_addr {
     char host[256];
@@ -42,6 +43,7 @@ typedef struct config {
     double client_idle_timeout; /* seconds a logged-in client may idle outside a transaction; 0 = no limit */
     uint32_t max_message_size;
     int max_client_conn;
+    int threads; /* event loops serving clients (threads.h) */
     sync_config syncs[CONFIG_MAX_SYNCS]; /* the APIs mirrored into the database */
     int nsyncs;
     char *service_database; /* the service role's connection (may hold a secret); NULL = database */

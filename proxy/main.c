@@ -14,6 +14,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "proxy/threads.h"
 #include "sync/setup.h"
 #include "sync/worker.h"
 #include "proxy/version.h"
@@ -37,6 +38,7 @@ static void usage(FILE *out)
             "                             that long (default 0: never)\n"
             "      --max-message-size N   largest client message in bytes (default 1073741823)\n"
             "      --max-client-conn N    most clients at once (default 10000)\n"
+            "      --threads N            event loops serving clients (default 1)\n"
             "      --tls-cert-file FILE   certificate chain (PEM) offered to clients\n"
             "      --tls-key-file FILE    its private key (PEM)\n"
             "      --tls-required         refuse clients that do not use TLS\n"
@@ -71,7 +73,7 @@ static void raise_fd_limit(void)
 }
 
 enum { OPT_LOG_LEVEL = 256, OPT_STARTUP_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_MESSAGE,
-       OPT_MAX_CLIENTS, OPT_CHECK, OPT_SUPABASE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_REQUIRED, OPT_IDLE_TIMEOUT };
+       OPT_MAX_CLIENTS, OPT_THREADS, OPT_CHECK, OPT_SUPABASE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_REQUIRED, OPT_IDLE_TIMEOUT };
 
 int main(int argc, char **argv)
 {
@@ -84,6 +86,7 @@ int main(int argc, char **argv)
         {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
         {"max-message-size", required_argument, NULL, OPT_MAX_MESSAGE},
         {"max-client-conn", required_argument, NULL, OPT_MAX_CLIENTS},
+        {"threads", required_argument, NULL, OPT_THREADS},
         {"client-idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"tls-cert-file", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key-file", required_argument, NULL, OPT_TLS_KEY},
@@ -149,6 +152,11 @@ int main(int argc, char **argv)
             if (parse_number("--max-client-conn", optarg, 1, 1000000, &v) < 0)
                 goto out;
             cfg.max_client_conn = (int)v;
+            break;
+        case OPT_THREADS:
+            if (parse_number("--threads", optarg, 1, CONFIG_MAX_THREADS, &v) < 0)
+                goto out;
+            cfg.threads = (int)v;
             break;
         case OPT_TLS_CERT:
         case OPT_TLS_KEY: {
@@ -221,18 +229,15 @@ int main(int argc, char **argv)
 
     raise_fd_limit();
     uv_loop_t *loop = uv_default_loop();
-    static server srv; /* large: holds the loop's read buffer */
     log_info("apigres %s starting", APIGRES_VERSION);
     for (int i = 0; i < cfg.nsyncs; i++) {
         char line[1024];
         sync_config_describe(&cfg.syncs[i], line, sizeof line);
         log_info("%s", line);
     }
-    if (server_start(&srv, loop, &cfg) < 0) {
-        uv_walk(loop, (uv_walk_cb)uv_close, NULL);
-        uv_run(loop, UV_RUN_DEFAULT);
+    proxy_threads *threads = proxy_threads_start(loop, &cfg);
+    if (!threads)
         goto out;
-    }
     /* the sync workers run beside the proxy, each on its own thread and loop */
     sync_worker *workers[CONFIG_MAX_SYNCS] = {0};
     for (int i = 0; i < cfg.nsyncs; i++)
@@ -241,6 +246,7 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
     for (int i = 0; i < cfg.nsyncs; i++)
         sync_worker_stop(workers[i]);
+    proxy_threads_join(threads);
     uv_loop_close(loop);
     log_info("apigres stopped");
     rc = 0;

@@ -1,11 +1,40 @@
 /* server: see server.h. */
 #include "proxy/server.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proxy/log.h"
 #include "proxy/session.h"
+#include "proxy/threads.h"
+
+static void free_handle(uv_handle_t *h) { free(h); }
+
+/* A connection for another loop leaves this one as a socket: accepted into a handle of
+ * this loop, whose descriptor is duplicated before the handle closes. */
+static void hand_over(server *srv, uv_stream_t *listener, server *to)
+{
+    uv_tcp_t *tmp = malloc(sizeof *tmp);
+    if (!tmp) {
+        log_error("out of memory accepting a client");
+        return;
+    }
+    uv_tcp_init(srv->loop, tmp);
+    uv_os_fd_t fd;
+    int dup = -1;
+    if (uv_accept(listener, (uv_stream_t *)tmp) == 0 && uv_fileno((uv_handle_t *)tmp, &fd) == 0)
+        dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    uv_close((uv_handle_t *)tmp, free_handle);
+    if (dup < 0) {
+        log_warn("accept failed: cannot pass on a connection");
+        return;
+    }
+    if (threads_hand_connection(to, dup) < 0)
+        session_adopt(srv, dup); /* that loop is stopping: this one serves it */
+}
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -14,16 +43,23 @@ static void on_connection(uv_stream_t *listener, int status)
         log_warn("accept failed: %s", uv_strerror(status));
         return;
     }
-    session_accept(srv, listener);
+    server *to = threads_pick(srv->threads);
+    if (to == srv)
+        session_accept(srv, listener);
+    else
+        hand_over(srv, listener, to);
 }
 
 void server_log_stats(const server *srv)
 {
     const proxy_stats *st = &srv->stats;
+    char thread[32] = "";
+    if (srv->threads->n > 1)
+        snprintf(thread, sizeof thread, "thread=%d ", srv->index + 1);
     log_msg(LOG_INFO,
-            "stats: clients_active=%d clients_total=%llu servers_active=%d queries_total=%llu "
+            "stats: %sclients_active=%d clients_total=%llu servers_active=%d queries_total=%llu "
             "cancels_total=%llu bytes_client=%llu bytes_server=%llu",
-            st->clients_active, (unsigned long long)st->clients_total, st->servers_active,
+            thread, st->clients_active, (unsigned long long)st->clients_total, st->servers_active,
             (unsigned long long)st->queries_total, (unsigned long long)st->cancels_total,
             (unsigned long long)st->bytes_client, (unsigned long long)st->bytes_server);
 }
@@ -38,6 +74,7 @@ static void server_stop(server *srv)
     uv_close((uv_handle_t *)&srv->sig_usr1, NULL);
     uv_close((uv_handle_t *)&srv->sig_hup, NULL);
     uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
+    threads_inbox_close(srv);
     SSL_CTX_free(srv->tls_clients); /* sessions still holding one keep a reference */
     SSL_CTX_free(srv->tls_database);
     srv->tls_clients = srv->tls_database = NULL;
@@ -164,11 +201,13 @@ static int listen_on(server *srv, const listen_addr *la)
     return 0;
 }
 
-int server_start(server *srv, uv_loop_t *loop, const config *cfg)
+int server_start(server *srv, uv_loop_t *loop, const config *cfg, struct proxy_threads *threads, int index)
 {
     memset(srv, 0, sizeof *srv);
     srv->loop = loop;
     srv->cfg = cfg;
+    srv->threads = threads;
+    srv->index = index;
     loop->data = srv;
     cancel_map_init(&srv->cancels);
     uv_timer_init(loop, &srv->shutdown_timer);
@@ -184,12 +223,18 @@ int server_start(server *srv, uv_loop_t *loop, const config *cfg)
     uv_signal_start(&srv->sig_hup, on_reload_signal, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
     pgbuf_init(&srv->tls_plain, 1u << 22);
+    if (threads_inbox_open(srv) < 0) {
+        log_error("cannot set up the proxy's loop %d", index);
+        return -1;
+    }
 
     if (load_tls(srv, cfg) < 0)
         return -1;
 
     if (write_context_init(&srv->writes, loop, cfg) < 0)
         return -1;
+    if (index > 0)
+        return 0;
     log_info("database at %s", config_database_label(cfg));
     for (int i = 0; i < cfg->nlisten; i++) {
         if (listen_on(srv, &cfg->listen[i]) < 0)

@@ -3,7 +3,9 @@
  *
  * SIGTERM/SIGINT start a graceful stop: listeners close, connected clients may finish for
  * shutdown_timeout seconds, then the remaining ones get FATAL 57P01 and the loop ends.
- * SIGUSR1 logs the counters as one "stats:" line.
+ * SIGUSR1 logs the counters as one "stats:" line. With several threads (threads.h) each
+ * loop has a server of its own; only server 0 listens, and each one does the above for its
+ * own clients.
  */
 #ifndef APIGRES_SERVER_H
 #define APIGRES_SERVER_H
@@ -20,6 +22,7 @@
 #define SERVER_READ_BUFFER 65536
 
 typedef struct session session;
+struct proxy_threads;
 
 typedef struct proxy_stats {
     int clients_active;
@@ -43,7 +46,9 @@ typedef struct server {
     uv_timer_t shutdown_timer;
     bool shutting_down;
     session *sessions; /* every live session, for shutdown */
-    int clients_admitted; /* sessions past their StartupMessage: what max_client_conn limits */
+    struct proxy_threads *threads; /* every loop's server; their shared counters */
+    int index;                     /* in threads->servers; 0 listens */
+    struct inbox *inbox;           /* connections and cancel keys from other loops (threads.c) */
     cancel_map cancels;
     proxy_stats stats;
     write_context writes; /* API clients and the service connection of the write path */
@@ -55,8 +60,9 @@ typedef struct server {
     char read_buffer[SERVER_READ_BUFFER];
 } server;
 
-/* Loads TLS, binds every listen address and installs signal handlers. Returns 0 or -1 (logged). */
-int server_start(server *srv, uv_loop_t *loop, const config *cfg);
+/* Loads TLS, installs signal handlers and, for index 0, binds every listen address.
+ * Returns 0 or -1 (logged). */
+int server_start(server *srv, uv_loop_t *loop, const config *cfg, struct proxy_threads *threads, int index);
 /* Called by a session when it has been freed. */
 void server_session_gone(server *srv);
 void server_log_stats(const server *srv);

@@ -2,12 +2,15 @@
 #include "proxy/session.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proxy/log.h"
+#include "proxy/threads.h"
 #include "proxy/write.h"
 
 #define STARTUP_BUFFER_MAX (PGWIRE_STARTUP_MAX + SERVER_READ_BUFFER)
@@ -30,7 +33,7 @@ static void update_reading(session *s);
 static void on_client_gone(session *s);
 static void on_server_gone(session *s);
 
-static uint64_t next_session_id = 1;
+static atomic_uint_fast64_t next_session_id = 1; /* of every loop */
 
 /* ---- small helpers */
 
@@ -131,8 +134,9 @@ static void session_handle_closed(session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->stats.clients_active--;
+    atomic_fetch_sub(&srv->threads->connected, 1);
     if (s->admitted)
-        srv->clients_admitted--;
+        atomic_fetch_sub(&srv->threads->admitted, 1);
     sendq_free(&s->to_client);
     sendq_free(&s->to_server);
     tls_free(s->client_tls);
@@ -767,20 +771,32 @@ static void backend_ready(session *s)
         update_reading(s);
 }
 
+bool session_cancel(server *srv, uint64_t client, int from, uint32_t pid, uint32_t key)
+{
+    cancel_entry *e = cancel_map_find(&srv->cancels, pid, key);
+    if (!e)
+        return false;
+    session *target = (session *)((char *)e - offsetof(session, cancel));
+    if (from == srv->index)
+        log_info("client %llu: cancel request for client %llu", (unsigned long long)client,
+                 (unsigned long long)target->id);
+    else
+        log_info("client %llu: cancel request for client %llu (passed from thread %d to thread %d)",
+                 (unsigned long long)client, (unsigned long long)target->id, from + 1, srv->index + 1);
+    srv->stats.cancels_total++;
+    if (!write_cancel(target))
+        cancel_send(srv->loop, &srv->cfg->backend, target->backend_pid, target->backend_key);
+    return true;
+}
+
 static void handle_cancel_request(session *s, const pgwire_startup *st)
 {
-    cancel_entry *e = cancel_map_find(&s->srv->cancels, st->cancel_pid, st->cancel_key);
-    if (!e) {
+    if (session_cancel(s->srv, s->id, s->srv->index, st->cancel_pid, st->cancel_key))
+        return;
+    if (s->srv->threads->n > 1)
+        threads_offer_cancel(s->srv, s->id, st->cancel_pid, st->cancel_key);
+    else
         log_info("client %llu: cancel request with an unknown key", (unsigned long long)s->id);
-        return;
-    }
-    session *target = (session *)((char *)e - offsetof(session, cancel));
-    log_info("client %llu: cancel request for client %llu", (unsigned long long)s->id,
-             (unsigned long long)target->id);
-    target->srv->stats.cancels_total++;
-    if (write_cancel(target))
-        return;
-    cancel_send(s->srv->loop, &s->srv->cfg->backend, target->backend_pid, target->backend_key);
 }
 
 /* Consumes complete startup packets from s->startup; returns when more bytes are needed
@@ -842,11 +858,11 @@ static void process_startup(session *s)
         }
         copy_name(s->user, sizeof s->user, st.user);
         copy_name(s->database, sizeof s->database, st.database ? st.database : st.user);
-        if (s->srv->clients_admitted >= s->srv->cfg->max_client_conn) {
+        if (atomic_fetch_add(&s->srv->threads->admitted, 1) >= s->srv->cfg->max_client_conn) {
+            atomic_fetch_sub(&s->srv->threads->admitted, 1);
             fail_session(s, "53300", "sorry, too many clients already");
             return;
         }
-        s->srv->clients_admitted++;
         s->admitted = true;
         if (s->srv->cfg->tls_required && !s->client_tls) {
             /* what Postgres says when only hostssl lines match */
@@ -997,15 +1013,16 @@ static void resume_client(session *s)
     update_reading(s);
 }
 
-void session_accept(server *srv, uv_stream_t *listener)
+/* A session for a connection not yet accepted into s->client; NULL when out of memory. */
+static session *session_new(server *srv)
 {
     session *s = calloc(1, sizeof *s);
     if (!s) {
         log_error("out of memory accepting a client");
-        return;
+        return NULL;
     }
     s->srv = srv;
-    s->id = next_session_id++;
+    s->id = atomic_fetch_add(&next_session_id, 1);
     s->started_ms = uv_now(srv->loop);
     uv_tcp_init(srv->loop, &s->client);
     uv_timer_init(srv->loop, &s->timer);
@@ -1027,11 +1044,14 @@ void session_accept(server *srv, uv_stream_t *listener)
     srv->sessions = s;
     srv->stats.clients_active++;
     srv->stats.clients_total++;
+    atomic_fetch_add(&srv->threads->connected, 1);
+    return s;
+}
 
-    if (uv_accept(listener, (uv_stream_t *)&s->client) < 0) {
-        session_close(s);
-        return;
-    }
+/* The client's socket is s->client's now. */
+static void session_begin(session *s)
+{
+    server *srv = s->srv;
     uv_tcp_nodelay(&s->client, 1);
     struct sockaddr_storage addr;
     int alen = sizeof addr;
@@ -1052,10 +1072,39 @@ void session_accept(server *srv, uv_stream_t *listener)
     /* max_client_conn counts logged-in clients (process_startup), as Postgres counts
      * backends: SSL negotiation and CancelRequests must still get through when it is
      * reached. Connections still in their startup may number as many again. */
-    if (srv->stats.clients_active > 2 * srv->cfg->max_client_conn) {
+    if (atomic_load(&srv->threads->connected) > 2 * srv->cfg->max_client_conn) {
         fail_session(s, "53300", "sorry, too many clients already");
         return;
     }
     uv_timer_start(&s->timer, on_startup_timeout, (uint64_t)(srv->cfg->startup_timeout * 1000), 0);
     update_reading(s);
+}
+
+void session_accept(server *srv, uv_stream_t *listener)
+{
+    session *s = session_new(srv);
+    if (!s)
+        return;
+    if (uv_accept(listener, (uv_stream_t *)&s->client) < 0) {
+        session_close(s);
+        return;
+    }
+    session_begin(s);
+}
+
+void session_adopt(server *srv, int fd)
+{
+    session *s = session_new(srv);
+    if (!s) {
+        close(fd);
+        return;
+    }
+    int rc = uv_tcp_open(&s->client, fd);
+    if (rc < 0) {
+        log_warn("cannot take over a client connection: %s", uv_strerror(rc));
+        close(fd);
+        session_close(s);
+        return;
+    }
+    session_begin(s);
 }

@@ -97,6 +97,11 @@ struct session {
 
 /* Accepts a pending connection from listener; logs and drops it on failure. */
 void session_accept(server *srv, uv_stream_t *listener);
+/* The same for a client socket accepted on another loop (threads.h); fd is the session's. */
+void session_adopt(server *srv, int fd);
+/* A CancelRequest for pid and key, which client (a session of loop from) received: when a
+ * session of srv's has that key, cancels its query and returns true. */
+bool session_cancel(server *srv, uint64_t client, int from, uint32_t pid, uint32_t key);
 /* Ends a session on behalf of the proxy (shutdown): the client gets FATAL with this
  * SQLSTATE and message where the protocol allows it, a running query is cancelled. */
 void session_terminate(session *s, const char *sqlstate, const char *message);

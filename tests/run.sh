@@ -5,7 +5,8 @@
 #
 #   tests/run.sh [PATTERN]     PATTERN filters integration scripts by name (grep -E)
 # Environment: BUILD (default build) holds apigres and tests/ programs; KEEP_TMP=1 keeps logs;
-# SKIP_UNIT=1 skips the unit tests and the fuzz run (to iterate on one integration script).
+# SKIP_UNIT=1 skips the unit tests and the fuzz run (to iterate on one integration script);
+# APIGRES_THREADS=N runs every apigres the tests start with --threads N.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +19,11 @@ chmod 755 "$TEST_TMP"
 export PG_DIR=$TEST_TMP/pg PG_PORT PROXY_PORT
 PG_PORT=$(free_port); PROXY_PORT=$(free_port)
 export APIGRES=$BUILD/apigres TEST_BIN=$BUILD/tests
+if [ -n "${APIGRES_THREADS:-}" ]; then
+  printf '#!/bin/sh\nexec "%s" "$@" --threads %s\n' "$APIGRES" "$APIGRES_THREADS" >"$TEST_TMP/apigres-threads"
+  chmod +x "$TEST_TMP/apigres-threads"
+  APIGRES=$TEST_TMP/apigres-threads
+fi
 export APIGRES_LOG=$TEST_TMP/apigres.log APIGRES_PID=""
 export PGHOST=127.0.0.1 PGDATABASE=apigres_test PGUSER=postgres PGCONNECT_TIMEOUT=10
 export APP_USER=app APP_PASSWORD=app-secret MD5_USER=app_md5 MD5_PASSWORD=md5-secret

@@ -45,15 +45,24 @@ psql_proxy()  { psql -X -v ON_ERROR_STOP=1 -p "$PROXY_PORT" "$@"; }
 # proxy_rss_kb PID   resident set size of a process in KiB
 proxy_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/${1:-$APIGRES_PID}/status"; }
 
-# proxy_stats   asks the running proxy for its counters (SIGUSR1) and prints the stats line
+# proxy_loops [LOG]   the proxy's event loops (--threads), from its start-up line
+proxy_loops() {
+  local n; n=$(sed -n 's/.* serving clients on \([0-9]*\) threads.*/\1/p' "${1:-$APIGRES_LOG}" | tail -n 1)
+  echo "${n:-1}"
+}
+
+# proxy_stats   asks the running proxy for its counters (SIGUSR1) and prints them as one
+# stats line: with several loops, each logs its own line and their counters are summed
 proxy_stats() {
-  local before; before=$(grep -c 'stats:' "$APIGRES_LOG" || true)
+  local before loops; before=$(grep -c 'stats:' "$APIGRES_LOG" || true); loops=$(proxy_loops)
   kill -USR1 "$APIGRES_PID"
   for _ in $(seq 100); do
-    [ "$(grep -c 'stats:' "$APIGRES_LOG" || true)" -gt "$before" ] && break
+    [ "$(grep -c 'stats:' "$APIGRES_LOG" || true)" -ge $((before + loops)) ] && break
     sleep 0.02
   done
-  grep 'stats:' "$APIGRES_LOG" | tail -n 1
+  grep 'stats:' "$APIGRES_LOG" | tail -n "$loops" | sed 's/.*stats: //' | tr ' ' '\n' | grep -v '^thread=' |
+    awk -F= '!($1 in sum) {order[++n] = $1} {sum[$1] += $2} END {
+      printf "stats:"; for (i = 1; i <= n; i++) printf " %s=%d", order[i], sum[order[i]]; print ""}'
 }
 
 # stat_value NAME   one counter from proxy_stats, e.g. stat_value clients_active

@@ -97,6 +97,22 @@ static void test_file(void)
           "config file with every key type");
     config_free(&c);
 
+    config_init(&c);
+    CHECK(c.threads == 1, "one thread unless configured");
+    write_file(path, "{\"threads\": 3}");
+    CHECK(config_load_file(&c, path, err, sizeof err) == 0 && c.threads == 3, "threads: 3 loads");
+    config_free(&c);
+    const char *bad_threads[] = {"0", "65", "2.5", "\"2\""};
+    for (size_t i = 0; i < sizeof bad_threads / sizeof *bad_threads; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{\"threads\": %s}", bad_threads[i]);
+        write_file(path, text);
+        config_init(&c);
+        CHECK(config_load_file(&c, path, err, sizeof err) < 0 && strstr(err, "threads"), "threads: %s is refused",
+              bad_threads[i]);
+        config_free(&c);
+    }
+
     write_file(path, "{\"listn\": \"127.0.0.1:1\"}");
     config_init(&c);
     CHECK(config_load_file(&c, path, err, sizeof err) < 0 && strstr(err, "listn"),
