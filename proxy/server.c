@@ -64,11 +64,9 @@ void server_log_stats(const server *srv)
             (unsigned long long)st->bytes_client, (unsigned long long)st->bytes_server);
 }
 
-/* Closes the loop's remaining handles so uv_run returns. */
-static void server_stop(server *srv)
+/* Closes what server_start opened, so that uv_run returns. */
+static void server_release(server *srv)
 {
-    log_info("all clients gone, exiting");
-    server_log_stats(srv);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     uv_close((uv_handle_t *)&srv->sig_usr1, NULL);
@@ -82,6 +80,26 @@ static void server_stop(server *srv)
     /* re-applications still queued are dropped; the sync worker's feed brings those
      * records back */
     write_context_close(&srv->writes);
+}
+
+static void server_stop(server *srv)
+{
+    log_info("all clients gone, exiting");
+    server_log_stats(srv);
+    server_release(srv);
+}
+
+static void close_listener(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void server_discard(server *srv)
+{
+    server_release(srv);
+    uv_walk(srv->loop, close_listener, NULL);
+    uv_run(srv->loop, UV_RUN_DEFAULT);
 }
 
 void server_session_gone(server *srv)

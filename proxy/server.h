@@ -63,6 +63,9 @@ typedef struct server {
 /* Loads TLS, installs signal handlers and, for index 0, binds every listen address.
  * Returns 0 or -1 (logged). */
 int server_start(server *srv, uv_loop_t *loop, const config *cfg, struct proxy_threads *threads, int index);
+/* Undoes server_start, whether it succeeded or failed, for a server whose loop served no
+ * client: closes everything and runs the loop until it has. */
+void server_discard(server *srv);
 /* Called by a session when it has been freed. */
 void server_session_gone(server *srv);
 void server_log_stats(const server *srv);

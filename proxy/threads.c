@@ -188,19 +188,12 @@ static void run_loop(void *arg)
     uv_run(srv->loop, UV_RUN_DEFAULT);
 }
 
-static void close_handle(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 /* Ends loops that never ran a thread: from servers[first] on. */
 static void close_unstarted(proxy_threads *t, int first)
 {
     for (int i = first; i < t->n; i++) {
         server *srv = t->servers[i];
-        uv_walk(srv->loop, close_handle, NULL);
-        uv_run(srv->loop, UV_RUN_DEFAULT);
+        server_discard(srv);
         if (i > 0) {
             uv_loop_close(srv->loop);
             free(srv->loop);

@@ -253,6 +253,12 @@ for w in workers:
     w.join(60)
 check_eq("40 short connections at once (max 8 at a time) all answer", list(range(40)), burst)
 
+# --- a second apigres on the same address: refused before any loop serves, all of them closed
+r = subprocess.run([APIGRES, "--listen", "127.0.0.1:%d" % PROXY_PORT, "--threads", "3", "--database",
+                    "host=127.0.0.1 port=%s" % PG_PORT], capture_output=True, text=True, timeout=30)
+check("a second apigres --threads 3 on the same port exits 1: address already in use",
+      r.returncode == 1 and "address already in use" in r.stderr, "%s %s" % (r.returncode, r.stderr[-2000:]))
+
 # --- SIGTERM: every loop stops; clients still connected after shutdown_timeout get 57P01
 proc.send_signal(signal.SIGTERM)
 try:
