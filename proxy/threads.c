@@ -54,25 +54,33 @@ static void handover_drop(handover *h)
     free(h);
 }
 
+/* The inbox's list, emptied; the caller holds the lock. */
+static handover *take_all(struct inbox *ib)
+{
+    handover *h = ib->head;
+    ib->head = NULL;
+    ib->tail = &ib->head;
+    return h;
+}
+
 static void on_inbox(uv_async_t *a)
 {
     server *srv = a->data;
     struct inbox *ib = srv->inbox;
     pthread_mutex_lock(&ib->lock);
-    handover *h = ib->head;
-    ib->head = NULL;
-    ib->tail = &ib->head;
+    handover *h = take_all(ib);
     pthread_mutex_unlock(&ib->lock);
     while (h) {
         handover *next = h->next;
-        if (h->fd >= 0 && !srv->shutting_down) {
+        if (h->fd < 0) {
+            cancel_offer *o = h->offer;
+            offer_done(o, session_cancel(srv, o->client, o->from, o->pid, o->key));
+            free(h);
+        } else if (srv->shutting_down) {
+            handover_drop(h); /* the stop signal came first: as if it had not been accepted */
+        } else {
             session_adopt(srv, h->fd);
             free(h);
-        } else if (h->fd < 0) {
-            offer_done(h->offer, session_cancel(srv, h->offer->client, h->offer->from, h->offer->pid, h->offer->key));
-            free(h);
-        } else {
-            handover_drop(h); /* the stop signal came first: as if it had not been accepted */
         }
         h = next;
     }
@@ -102,9 +110,7 @@ void threads_inbox_close(server *srv)
     if (!ib)
         return;
     pthread_mutex_lock(&ib->lock);
-    handover *h = ib->head;
-    ib->head = NULL;
-    ib->tail = &ib->head;
+    handover *h = take_all(ib);
     if (!ib->closed)
         uv_close((uv_handle_t *)&ib->wakeup, NULL);
     ib->closed = true;
