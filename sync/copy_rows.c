@@ -308,22 +308,3 @@ int copy_rows_statement(pgbuf *out, const char *schema, const provider_collectio
     pgbuf_put_byte(out, 0);
     return out->failed ? -1 : 0;
 }
-
-void copy_rows_tombstones_sql(pgbuf *out, const char *schema, const provider_collection *c, const char *version)
-{
-    put(out, "DELETE FROM ");
-    schema_quote_table(out, schema, c->name);
-    /* The first condition names no row of the table: Postgres tests it once, before any
-     * scan. It keeps a generic plan made while the table was empty (a scan of the whole
-     * table for the join) from running on every page: only a page that a deletion newer
-     * than its listing touches pays for it. */
-    put(out, " AS t USING " SCHEMA_SERVICE ".tombstones d WHERE (SELECT EXISTS (SELECT FROM " SCHEMA_SERVICE
-             ".tombstones g WHERE g.tbl = ");
-    schema_tombstone_table(out, schema, c->name);
-    put(out, " AND g.version >= to_timestamp(");
-    put(out, version);
-    put(out, "))) AND d.tbl = ");
-    schema_tombstone_table(out, schema, c->name);
-    put(out, " AND d.id = t.id AND d.version >= t." SCHEMA_COL_UPDATED_AT " AND t.xmin = pg_current_xact_id()::xid");
-    pgbuf_put_byte(out, 0);
-}

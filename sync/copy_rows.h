@@ -15,7 +15,7 @@
  *
  * What COPY cannot do stays with the caller (sync/pages.c): a row already in the table
  * (COPY refuses the page with 23505; the upsert then decides by version) and the
- * tombstones of records the write path deleted meanwhile (copy_rows_tombstones_sql).
+ * tombstones of records the write path deleted meanwhile (load_tombstoned_sql).
  */
 #ifndef APIGRES_COPY_ROWS_H
 #define APIGRES_COPY_ROWS_H
@@ -34,12 +34,5 @@ int copy_rows_statement(pgbuf *out, const char *schema, const provider_collectio
  * version (unix seconds). Returns the number of rows, or -1 (see above; out is then to be
  * discarded). */
 int copy_rows_of_list(pgbuf *out, const char *body, size_t len, const provider_collection *c, long long version);
-
-/* Appends a statement (no semicolon, NUL-terminated) that removes, among the rows the
- * running transaction wrote, those whose record the write path deleted at a version at
- * least as new as the row's: what the upsert's tombstone check does for the rows it
- * inserts. version is SQL for the oldest of the rows' versions in unix seconds (a number,
- * or a parameter like "$4::bigint"): no deletion as new, no scan. */
-void copy_rows_tombstones_sql(pgbuf *out, const char *schema, const provider_collection *c, const char *version);
 
 #endif

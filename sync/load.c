@@ -167,6 +167,29 @@ int load_backfill_start_sql(pgbuf *out, const char *schema, const provider_colle
     return out->failed ? -1 : 0;
 }
 
+int load_tombstoned_sql(pgbuf *out, const char *schema, const provider_collection *c, const char *oldest)
+{
+    put(out, "DELETE FROM ");
+    schema_quote_table(out, schema, c->name);
+    /* The first condition names no row of the table: Postgres tests it once, before any
+     * scan. It keeps a generic plan made while the table was empty (a scan of the whole
+     * table for the join) from running on every page: only a transaction that a deletion
+     * as new as its rows touches pays for it. */
+    put(out, " AS t USING " SCHEMA_SERVICE ".tombstones d WHERE (SELECT EXISTS (SELECT FROM " SCHEMA_SERVICE
+             ".tombstones g WHERE g.tbl = ");
+    schema_tombstone_table(out, schema, c->name);
+    if (oldest) {
+        put(out, " AND g.version >= to_timestamp(");
+        put(out, oldest);
+        put(out, ")");
+    }
+    put(out, ")) AND d.tbl = ");
+    schema_tombstone_table(out, schema, c->name);
+    put(out, " AND d.id = t.id AND d.version >= t." SCHEMA_COL_UPDATED_AT " AND t.xmin = pg_current_xact_id()::xid");
+    pgbuf_put_byte(out, 0);
+    return out->failed ? -1 : 0;
+}
+
 int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_collection *c)
 {
     char name[160];

@@ -23,6 +23,16 @@
  * Sweep: after a complete listing that started at $1 (timestamptz), removes the rows it did
  * not see and nothing else touched since: records deleted upstream meanwhile.
  *
+ * Tombstoned: removes, among the rows the running transaction wrote, those whose record the
+ * write path deleted at a version at least as new as the row's. The upsert checks the
+ * tombstones itself, but in its statement's snapshot: when the write path's mirror deletes
+ * a row and writes its tombstone in a client's transaction, an upsert that meanwhile waits
+ * for that row's lock inserts the row again once the client commits (the tombstone came
+ * after its snapshot). Run after the upserts (and COPY), in their transaction, it sees the
+ * tombstone. oldest is SQL for the oldest of the rows' versions in unix seconds (a number,
+ * or a parameter like "$4::bigint"), or NULL when they are not known: Postgres tests first,
+ * once, whether any tombstone of the table is that new, and scans nothing when none is.
+ *
  * Backfill start (Stripe): $1 sync, $2 collection; marks the listing's start, and whether the
  * sweep is needed at its end: not when the table was empty, for then every row in it at the
  * end was written after the start (the sweep would read the whole table to find none).
@@ -40,6 +50,7 @@ int load_delete_sql(pgbuf *out, const char *schema, const provider_collection *c
 int load_delete_listed_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_sweep_sql(pgbuf *out, const char *schema, const provider_collection *c);
 int load_backfill_start_sql(pgbuf *out, const char *schema, const provider_collection *c);
+int load_tombstoned_sql(pgbuf *out, const char *schema, const provider_collection *c, const char *oldest);
 
 /* The SECURITY DEFINER function apigres."mirror SCHEMA.NAME"(records jsonb, version double
  * precision, deleted text[]) through which the write path mirrors the API's records on a

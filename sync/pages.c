@@ -28,6 +28,7 @@
 
 #include "proxy/log.h"
 #include "sync/copy_rows.h"
+#include "sync/load.h"
 #include "sync/worker_internal.h"
 
 #define COPY_RETRY_PAGES 16
@@ -86,8 +87,9 @@ static void take_result(sync_worker *w, PGresult *r)
     PQclear(r);
 }
 
-/* Reads the results of the statement in flight into w->result: all of them (waits), or
- * with ready_only those that have arrived. Whether all have been read. */
+/* Reads the results of the statements in flight into w->result: all of them (waits), or
+ * with ready_only those that have arrived. Whether all have been read. A pipeline (an
+ * upserted page) ends at its sync: between its statements libpq returns no result. */
 static bool read_results(sync_worker *w, bool ready_only)
 {
     PGconn *db = w->page_db;
@@ -95,10 +97,17 @@ static bool read_results(sync_worker *w, bool ready_only)
         return true; /* the connection failed: what follows reads its error */
     while (!ready_only || !PQisBusy(db)) {
         PGresult *r = PQgetResult(db);
+        if (!r && PQpipelineStatus(db) != PQ_PIPELINE_OFF && PQstatus(db) == CONNECTION_OK)
+            continue;
         if (!r) {
             if (!w->result.err[0] && PQstatus(db) != CONNECTION_OK)
                 snprintf(w->result.err, sizeof w->result.err, "%s", PQerrorMessage(db));
             return true;
+        }
+        if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            PQexitPipelineMode(db);
+            continue;
         }
         take_result(w, r);
     }
@@ -203,20 +212,30 @@ static bool put_literal(pgbuf *q, PGconn *db, const char *text)
 }
 
 
-/* Sends the upsert of page i of b on the page connection. 0, or -1 when it could not be
- * sent (recorded). */
+/* Sends the upsert of page i of b on the page connection, and after it, in its transaction,
+ * the removal of what the write path deleted meanwhile (load.h): both in one pipeline, whose
+ * statements up to its sync are one implicit transaction. 0, or -1 when it could not be sent
+ * (recorded). */
 static int send_upsert(sync_worker *w, const page_batch *b, int i)
 {
     collection *c = &w->coll[w->current];
     PGconn *db = w->page_db;
     const struct batch_page *p = &b->page[i];
-    char name[32];
+    char name[32], tombstoned[40];
     snprintf(name, sizeof name, "apigres_page_%d", w->current);
+    snprintf(tombstoned, sizeof tombstoned, "apigres_tombstoned_%d", w->current);
     if (!c->page_prepared) {
+        pgbuf q;
+        pgbuf_init(&q, 1u << 20);
         PGresult *r = PQprepare(db, name, c->page_sql, 7, (const Oid[]){25 /* text */, 0, 0, 0, 0, 0, 0});
+        if (PQresultStatus(r) == PGRES_COMMAND_OK && load_tombstoned_sql(&q, w->sc->schema, c->spec, "$1::bigint") == 0) {
+            PQclear(r);
+            r = PQprepare(db, tombstoned, q.data, 1, NULL);
+        }
+        pgbuf_free(&q);
         c->page_prepared = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!c->page_prepared) {
-            load_failed(w, PQresultErrorMessage(r));
+            load_failed(w, r ? PQresultErrorMessage(r) : "out of memory");
             PQclear(r);
             return -1;
         }
@@ -229,8 +248,15 @@ static int send_upsert(sync_worker *w, const page_batch *b, int i)
     const char *params[] = {b->bodies.data + p->body_at, version, p->cursor, n, w->sc->name, c->spec->name,
                             i ? b->page[i - 1].cursor : b->prev};
     const int lengths[] = {(int)p->body_len, 0, 0, 0, 0, 0, 0}, formats[] = {1, 0, 0, 0, 0, 0, 0};
-    if (!PQsendQueryPrepared(db, name, 7, params, lengths, formats, 0)) {
-        load_failed(w, PQerrorMessage(db));
+    const char *oldest[] = {version};
+    if (!PQenterPipelineMode(db) || !PQsendQueryPrepared(db, name, 7, params, lengths, formats, 0) ||
+        !PQsendQueryPrepared(db, tombstoned, 1, oldest, NULL, NULL, 0) || !PQpipelineSync(db)) {
+        /* a pipeline half sent: the connection goes */
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(db));
+        PQfinish(db);
+        w->page_db = NULL;
+        load_failed(w, msg);
         return -1;
     }
     return 0;
@@ -249,7 +275,7 @@ static int prepare_step(sync_worker *w, PGconn *db)
     pgbuf q;
     pgbuf_init(&q, 1u << 20);
     pgbuf_put(&q, "WITH gone AS (", 14);
-    copy_rows_tombstones_sql(&q, w->sc->schema, c->spec, "$4::bigint");
+    load_tombstoned_sql(&q, w->sc->schema, c->spec, "$4::bigint");
     if (q.len)
         q.len--; /* its NUL */
     pgbuf_put(&q, " RETURNING 1)\n", 14);

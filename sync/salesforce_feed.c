@@ -134,10 +134,11 @@ static void on_describe(long status, const cJSON *body, const upstream_error *er
         c->owned = spec;
         c->spec = spec;
         c->upsert_sql = worker_sql_of(load_upsert_sql, w->sc->schema, spec);
+        c->tombstoned_sql = worker_tombstoned_sql(w->sc->schema, spec);
         c->delete_sql = worker_sql_of(load_delete_listed_sql, w->sc->schema, spec);
         c->sweep_sql = worker_sql_of(load_sweep_sql, w->sc->schema, spec);
         c->select_sql = select_sql_of(spec);
-        if (!c->upsert_sql || !c->delete_sql || !c->sweep_sql || !c->select_sql) {
+        if (!c->upsert_sql || !c->tombstoned_sql || !c->delete_sql || !c->sweep_sql || !c->select_sql) {
             worker_collection_clear(c);
             problem = "cannot build its statements";
         }
@@ -274,6 +275,7 @@ static int on_backfill_records(const cJSON *records, long total, void *ctx)
     char err[512];
     if (!json || state_exec(w->db, "BEGIN", 0, NULL, err, sizeof err) < 0 ||
         state_exec(w->db, c->upsert_sql, 2, up, err, sizeof err) < 0 ||
+        state_exec(w->db, c->tombstoned_sql, 0, NULL, err, sizeof err) < 0 ||
         state_exec(w->db, "UPDATE apigres.sync_state SET cursor = $3, rows_loaded = rows_loaded + $4, "
                           "rows_upstream = coalesce(nullif($5::bigint, -1), rows_upstream), updated_at = now() "
                           "WHERE sync = $1 AND collection = $2",
@@ -425,6 +427,7 @@ static int on_updated_records(const cJSON *records, long total, void *ctx)
     char err[512];
     if (!json || !last || state_exec(w->db, "BEGIN", 0, NULL, err, sizeof err) < 0 ||
         state_exec(w->db, c->upsert_sql, 2, up, err, sizeof err) < 0 ||
+        state_exec(w->db, c->tombstoned_sql, 0, NULL, err, sizeof err) < 0 ||
         state_exec(w->db, "UPDATE apigres.sync_state SET updated_since = greatest(updated_since, "
                           "least($3::timestamptz, to_timestamp($4::double precision))), updated_at = now() "
                           "WHERE sync = $1 AND collection = $2",

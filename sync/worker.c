@@ -353,7 +353,15 @@ static bool commit_events(sync_worker *w, const char *cursor)
     const char *p[] = {w->sc->name, cursor};
     w->in_tx = false;
     w->uncommitted = 0;
-    if (state_exec(w->db, "UPDATE apigres.sync_feed SET cursor = $2, updated_at = now() WHERE sync = $1", 2, p, e,
+    int rc = 0;
+    /* what the upserts brought back of records the write path deleted meanwhile (load.h) */
+    for (int i = 0; i < w->ncoll; i++) {
+        if (w->coll[i].upserted && rc == 0)
+            rc = state_exec(w->db, w->coll[i].tombstoned_sql, 0, NULL, e, sizeof e);
+        w->coll[i].upserted = false;
+    }
+    if (rc < 0 ||
+        state_exec(w->db, "UPDATE apigres.sync_feed SET cursor = $2, updated_at = now() WHERE sync = $1", 2, p, e,
                    sizeof e) < 0 ||
         state_exec(w->db, "COMMIT", 0, NULL, e, sizeof e) < 0) {
         worker_db_failed(w, NULL, e);
@@ -397,6 +405,7 @@ static int on_event(const cJSON *event, void *ctx)
             cJSON_Delete(one);
             const char *p[] = {json, version};
             rc = json ? state_exec(w->db, c->upsert_sql, 2, p, e, sizeof e) : -1;
+            c->upserted = true;
             free(json);
         }
         if (rc < 0) {
@@ -442,6 +451,8 @@ static void on_poll_done(const upstream_error *err, bool expired, const char *cu
     if (w->in_tx && w->db)
         PQclear(PQexec(w->db, "ROLLBACK"));
     w->in_tx = false; /* also when the connection died with the transaction */
+    for (int i = 0; i < w->ncoll; i++)
+        w->coll[i].upserted = false;
     w->next_poll = worker_now() + w->sc->poll_interval;
     if (worker_stop_requested(w) || !w->db) {
         worker_advance(w);
@@ -569,6 +580,7 @@ static void *worker_main(void *arg)
 void worker_collection_clear(collection *c)
 {
     free(c->upsert_sql);
+    free(c->tombstoned_sql);
     free(c->delete_sql);
     free(c->sweep_sql);
     free(c->start_sql);
@@ -599,6 +611,15 @@ char *worker_sql_of(int (*gen)(pgbuf *, const char *, const provider_collection 
     return s;
 }
 
+char *worker_tombstoned_sql(const char *schema, const provider_collection *c)
+{
+    pgbuf b;
+    pgbuf_init(&b, 1u << 20);
+    char *s = load_tombstoned_sql(&b, schema, c, NULL) == 0 ? strdup(b.data) : NULL;
+    pgbuf_free(&b);
+    return s;
+}
+
 sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, const char *read_role)
 {
     sync_worker *w = calloc(1, sizeof *w);
@@ -619,6 +640,7 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         collection *c = &w->coll[w->ncoll++];
         c->spec = *p;
         c->upsert_sql = worker_sql_of(load_upsert_sql, sc->schema, *p);
+        c->tombstoned_sql = worker_tombstoned_sql(sc->schema, *p);
         c->delete_sql = worker_sql_of(load_delete_sql, sc->schema, *p);
         c->sweep_sql = worker_sql_of(load_sweep_sql, sc->schema, *p);
         c->start_sql = worker_sql_of(load_backfill_start_sql, sc->schema, *p);
@@ -626,7 +648,8 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         c->page_sql = list_sql ? pages_upsert_sql(list_sql) : NULL;
         free(list_sql);
         c->copy_sql = worker_sql_of(copy_rows_statement, sc->schema, *p); /* NULL: pages are upserted */
-        if (!c->upsert_sql || !c->delete_sql || !c->sweep_sql || !c->start_sql || !c->page_sql) {
+        if (!c->upsert_sql || !c->tombstoned_sql || !c->delete_sql || !c->sweep_sql || !c->start_sql ||
+            !c->page_sql) {
             log_error("sync %s: cannot build the statements for %s", sc->name, (*p)->name);
             free_worker(w);
             return NULL;

@@ -196,7 +196,7 @@ static void tombstones(void)
     copy_rows_statement(&copy, "via_copy", &stripe_customer);
     char version[32];
     snprintf(version, sizeof version, "%lld", VERSION);
-    copy_rows_tombstones_sql(&del, "via_copy", &stripe_customer, version);
+    load_tombstoned_sql(&del, "via_copy", &stripe_customer, version);
     run("BEGIN");
     const char *st = copy_in(copy.data, &rows);
     check(!st[0], "tombstones: COPY in a transaction (%s)", st);

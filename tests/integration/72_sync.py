@@ -224,6 +224,48 @@ done = wait_for("changes", arrived, 15)
 check("a create, an update and a delete upstream arrive (%.1f s)" % (time.monotonic() - t0), done,
       "%s (created %s, updated %s, deleted %s)" % (seen, created["id"], some[0], some[1]))
 
+# --- the feed meets a record the write path is deleting. The write path's mirror deletes
+# the row and writes its tombstone in the client's transaction, still open; an update of
+# that record (older than the deletion) reaches the feed, whose upsert checked the
+# tombstones in its own snapshot, before they were committed, and waits for the row's lock.
+# Once the client commits, the row is gone and the upsert would insert it again: the
+# worker's statement after the upsert, in its transaction, sees the tombstone.
+def hold_deletion(record):
+    """A transaction that deletes record's row and writes its tombstone as the write path's
+    mirror does (at a version newer than any listing or event of this test), left open."""
+    holder = subprocess.Popen(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", PG_PORT, "-U", "postgres", "-d", DB,
+                               "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                              env=dict(os.environ, PGAPPNAME="t72 mirror"))
+    holder.stdin.write("SET ROLE apigres_sync; BEGIN; DELETE FROM stripe.customer WHERE id = '%s'; "
+                       "INSERT INTO apigres.tombstones VALUES ('stripe.customer', '%s', now() + interval '1 hour');\n"
+                       % (record, record))
+    holder.stdin.flush()
+    check("a client's transaction deletes a record and holds its row",
+          wait_for("holder", lambda: psql("SELECT state FROM pg_stat_activity WHERE application_name = 't72 mirror'")
+                   == "idle in transaction\n", 10))
+    return holder
+
+
+def commit_once_waited_for(holder, who, application_name):
+    check("the %s waits for the row" % who,
+          wait_for(who, lambda: psql("SELECT wait_event_type FROM pg_stat_activity WHERE application_name = '%s' "
+                                     "AND wait_event_type = 'Lock'" % application_name) == "Lock\n", 20))
+    holder.stdin.write("COMMIT;\n")
+    holder.stdin.close()
+    check("the client commits", holder.wait(timeout=30) == 0)
+
+
+victim = sorted(fake_all("/v1/customers"))[7]
+holder = hold_deletion(victim)
+api("POST", "/v1/customers/" + victim, form={"email": "raced@example.com"})
+last_event = api("GET", "/v1/events?limit=1")["data"][0]["id"]
+commit_once_waited_for(holder, "feed's upsert of that record", "apigres sync")
+check("the feed goes on past the update",
+      wait_for("feed cursor", lambda: psql("SELECT cursor FROM apigres.sync_feed") == last_event + "\n", 15))
+check_eq("the record the client deleted stays deleted", "0",
+         psql("SELECT count(*) FROM stripe.customer WHERE id = '%s'" % victim).strip())
+api("DELETE", "/v1/customers/" + victim)  # upstream as the write path would have left it
+
 # --- the database ends the worker's connection: it reconnects, takes the lease again, goes on
 leases = log_of(a).count("took the lease")
 killed = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'apigres sync'",
@@ -258,10 +300,24 @@ gone = list(fake_all("/v1/customers"))[5]
 api("DELETE", "/v1/customers/" + gone)
 fresh = api("POST", "/v1/customers", form={"email": "while-away@example.com"})
 time.sleep(2.2)
+# and, while the API serves its pages slowly, the write path deletes a record of its tenth
+# page: a page upserted (the table is full: COPY is refused) waits for the row
+raced = list(fake_all("/v1/customers"))[950]
+api("POST", "/_fake/config", json_body={"latency_ms": 150})
 c = start("c")
 check("an expired cursor makes the worker list everything again",
       wait_for("relist", lambda: "listing every collection again" in log_of(c), 20))
+holder = hold_deletion(raced)
+commit_once_waited_for(holder, "re-list's page", "apigres sync pages")
+api("POST", "/_fake/config", json_body={"latency_ms": 0})
 check("the re-list finishes", wait_for("relist done", all_incremental, 60))
+check_eq("the record deleted while its page waited stays deleted", "0",
+         psql("SELECT count(*) FROM stripe.customer WHERE id = '%s'" % raced).strip())
+upserted = [(int(a), int(b)) for a, b in re.findall(r"customer pages (\d+)-(\d+) \(\d+ rows\) go in one transaction, "
+                                                   r"by the upsert", log_of(c))]
+upserted += [(int(a), int(b)) for a, b in re.findall(r"pages (\d+)-(\d+): COPY (?:refused|not started)", log_of(c))]
+check("its page was loaded by the upsert", any(a <= 10 <= b for a, b in upserted), upserted[:8])
+api("DELETE", "/v1/customers/" + raced)
 api("POST", "/_fake/config", json_body={"event_retention_seconds": 2592000})
 mirrored = dict(rows("SELECT id, email FROM stripe.customer WHERE id IN ('%s', '%s')" % (gone, fresh["id"])))
 check("the re-list removed what was deleted upstream meanwhile and added what was created",

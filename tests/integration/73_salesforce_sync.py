@@ -314,6 +314,32 @@ try:
     psql("SELECT apigres.\"mirror salesforce.contact\"('[]', 0, ARRAY['%s'])" % cid, user="apigres_sf")
     api("PATCH", "/sobjects/Contact/" + cid, {"LastName": "Arrives"})
 
+    # --- the feed meets a record the write path is deleting: the mirror function, in a
+    # client's transaction still open, has deleted the row and written its tombstone; an
+    # update made upstream before the deletion reaches the feed, whose upsert waits for the
+    # row's lock. Once the client commits, the row stays deleted (load.h, tombstoned).
+    victim = soql_all("SELECT Id FROM Contact ORDER BY Id LIMIT 10")[9]["Id"]
+    holder = subprocess.Popen(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", PG_PORT, "-U", "apigres_sf", "-d", DB,
+                               "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                              env=dict(os.environ, PGAPPNAME="t73 mirror"))
+    holder.stdin.write("BEGIN; SELECT apigres.\"mirror salesforce.contact\"('[]', "
+                       "extract(epoch FROM now() + interval '1 hour'), ARRAY['%s']);\n" % victim)
+    holder.stdin.flush()
+    check("a client's transaction deletes a contact through the mirror function and holds its row",
+          wait_for("holder", lambda: psql("SELECT state FROM pg_stat_activity WHERE application_name = 't73 mirror'")
+                   == "idle in transaction\n", 10))
+    api("PATCH", "/sobjects/Contact/" + victim, {"LastName": "Raced"})
+    check("the feed's upsert of that contact waits for the row",
+          wait_for("feed waits", lambda: psql("SELECT wait_event_type FROM pg_stat_activity WHERE application_name = "
+                                              "'apigres sync' AND wait_event_type = 'Lock'") == "Lock\n", 15))
+    holder.stdin.write("COMMIT;\n")
+    holder.stdin.close()
+    check("the client commits", holder.wait(timeout=30) == 0)
+    time.sleep(3 * POLL)  # the feed's transaction ends, and a poll after it
+    check_eq("the contact the client deleted stays deleted", "0\n",
+             psql("SELECT count(*) FROM salesforce.contact WHERE id = '%s'" % victim))
+    api("DELETE", "/sobjects/Contact/" + victim)  # upstream as the write path would have left it
+
     # --- the OAuth token expires: the worker refreshes it and goes on
     grants = control("GET", "/_fake/stats")["token_grants"]
     control("POST", "/_fake/expire_tokens")
