@@ -858,6 +858,10 @@ static void process_startup(session *s)
         }
         copy_name(s->user, sizeof s->user, st.user);
         copy_name(s->database, sizeof s->database, st.database ? st.database : st.user);
+        if (s->dead_end) {
+            fail_session(s, "53300", "sorry, too many clients already");
+            return;
+        }
         if (atomic_fetch_add(&s->srv->threads->admitted, 1) >= s->srv->cfg->max_client_conn) {
             atomic_fetch_sub(&s->srv->threads->admitted, 1);
             fail_session(s, "53300", "sorry, too many clients already");
@@ -1071,11 +1075,17 @@ static void session_begin(session *s)
 
     /* max_client_conn counts logged-in clients (process_startup), as Postgres counts
      * backends: SSL negotiation and CancelRequests must still get through when it is
-     * reached. Connections still in their startup may number as many again. */
-    if (atomic_load(&srv->threads->connected) > 2 * srv->cfg->max_client_conn) {
+     * reached. Connections still in their startup may number as many again. Past that a
+     * connection is refused at its StartupMessage, as Postgres refuses one past its
+     * children's limit (a "dead end"): an SSLRequest is answered first, for libpq takes an
+     * error in its place for an attack and shows none of it. Past twice that, a flood, it is
+     * refused at once, unread. */
+    long long connected = atomic_load(&srv->threads->connected);
+    if (connected > 4LL * srv->cfg->max_client_conn) {
         fail_session(s, "53300", "sorry, too many clients already");
         return;
     }
+    s->dead_end = connected > 2LL * srv->cfg->max_client_conn;
     uv_timer_start(&s->timer, on_startup_timeout, (uint64_t)(srv->cfg->startup_timeout * 1000), 0);
     update_reading(s);
 }

@@ -88,8 +88,9 @@ struct session {
     tls_conn *client_tls;  /* after the client's SSLRequest was answered 'S' */
     tls_conn *server_tls;
     enum db_tls db_tls;
-    bool sasl_initial_due;
-    bool admitted;          /* counted in srv->clients_admitted (max_client_conn) */  /* AuthenticationSASL went to the client: its answer is next */
+    bool sasl_initial_due;  /* AuthenticationSASL went to the client: its answer is next */
+    bool admitted;          /* counted in threads->admitted (max_client_conn) */
+    bool dead_end;          /* came past the startup cap: refused at its StartupMessage */
     char peer[64];
     char user[64];
     char database[64];

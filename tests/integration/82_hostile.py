@@ -643,6 +643,32 @@ def maxconn(port, pid, log):
               "sorry, too many clients already\" (%d of 5)" % (sslmode, len(good)), len(good) == 5,
               sorted({o[1] for o in outs if o not in good})[:3])
 
+    # past 2 * max_client_conn connections (5 logged in, 5 in their startup) a connection is a
+    # "dead end", as in Postgres: its SSLRequest is answered, then its StartupMessage refused,
+    # so libpq shows the error (given in place of the SSL answer it would show none of it);
+    # past 4 * max_client_conn a flood: refused at once, unread
+    idle = []
+    for _ in range(5):
+        idle.append(pgraw.connect(HOST, port))
+    time.sleep(0.2)  # accepted and counted
+    env = dict(os.environ, PGCONNECT_TIMEOUT="10", PGSSLMODE="prefer")
+    p = subprocess.run(["psql", "-X", "-h", HOST, "-p", str(port), "-d", DB, "-Atc", "select 1"],
+                       capture_output=True, text=True, env=env, timeout=30)
+    check("max_client_conn 5, 5 more in their startup: psql (sslmode=prefer) says \"FATAL:  sorry, too many "
+          "clients already\"", p.returncode != 0 and "FATAL:  sorry, too many clients already" in p.stderr,
+          p.stderr.strip())
+    for _ in range(10):
+        idle.append(pgraw.connect(HOST, port))
+    time.sleep(0.2)
+    flood = pgraw.connect(HOST, port)
+    what, fields = itest.error_or_close(flood, 5)
+    check("max_client_conn 5, 15 more in their startup: the next gets FATAL 53300 before it sends a byte",
+          what == "error" and fatal(fields)[1] == "53300", (what, fields))
+    flood.close()
+    for c in idle:
+        c.close()
+    time.sleep(0.2)
+
     # Postgres serves a CancelRequest even when max_connections is reached (the postmaster
     # handles it before the limit); a client's cancel must not depend on a free slot
     sleeper, sinfo = conns[0]

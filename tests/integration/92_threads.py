@@ -233,8 +233,8 @@ burst = [None] * 40
 
 
 def short(i):
-    """Past 2 * max_client_conn connections in their startup, apigres refuses new ones at
-    once (53300, which libpq reports as an error during the SSL exchange): try again."""
+    """Past 2 * max_client_conn connections, apigres refuses new ones (53300: at their
+    StartupMessage, or past 4 * max_client_conn at once): try again."""
     for attempt in range(200):
         try:
             with psycopg.connect(host="127.0.0.1", port=PROXY_PORT, user="t92_writer", dbname=DB,
