@@ -50,18 +50,39 @@ static void on_connection(uv_stream_t *listener, int status)
         hand_over(srv, listener, to);
 }
 
-void server_log_stats(const server *srv)
+/* One "stats:" line of the counters of servers[0..n), summed, after label. */
+static void log_counters(const char *label, server *const *servers, int n)
 {
-    const proxy_stats *st = &srv->stats;
-    char thread[32] = "";
-    if (srv->threads->n > 1)
-        snprintf(thread, sizeof thread, "thread=%d ", srv->index + 1);
+    long long clients_active = 0, servers_active = 0;
+    unsigned long long clients_total = 0, queries_total = 0, cancels_total = 0, bytes_client = 0, bytes_server = 0;
+    for (int i = 0; i < n; i++) {
+        proxy_stats *st = &servers[i]->stats;
+        clients_active += STAT_GET(st->clients_active);
+        servers_active += STAT_GET(st->servers_active);
+        clients_total += STAT_GET(st->clients_total);
+        queries_total += STAT_GET(st->queries_total);
+        cancels_total += STAT_GET(st->cancels_total);
+        bytes_client += STAT_GET(st->bytes_client);
+        bytes_server += STAT_GET(st->bytes_server);
+    }
     log_msg(LOG_INFO,
-            "stats: %sclients_active=%d clients_total=%llu servers_active=%d queries_total=%llu "
+            "stats: %sclients_active=%lld clients_total=%llu servers_active=%lld queries_total=%llu "
             "cancels_total=%llu bytes_client=%llu bytes_server=%llu",
-            thread, st->clients_active, (unsigned long long)st->clients_total, st->servers_active,
-            (unsigned long long)st->queries_total, (unsigned long long)st->cancels_total,
-            (unsigned long long)st->bytes_client, (unsigned long long)st->bytes_server);
+            label, clients_active, clients_total, servers_active, queries_total, cancels_total, bytes_client,
+            bytes_server);
+}
+
+void server_log_stats(server *srv)
+{
+    if (srv->threads->n == 1) {
+        log_counters("", &srv, 1);
+        return;
+    }
+    char thread[32];
+    snprintf(thread, sizeof thread, "thread=%d ", srv->index + 1);
+    log_counters(thread, &srv, 1);
+    if (srv->index == 0) /* each loop logs its own line; the first adds up all of them */
+        log_counters("total ", srv->threads->servers, srv->threads->n);
 }
 
 /* Closes what server_start opened, so that uv_run returns. */
@@ -135,7 +156,7 @@ static void on_stop_signal(uv_signal_t *sig, int signum)
     srv->shutting_down = true;
     log_info("%s received: not accepting new clients, waiting up to %.1f s for %d client(s)",
              signum == SIGTERM ? "SIGTERM" : "SIGINT", srv->cfg->shutdown_timeout,
-             srv->stats.clients_active);
+             (int)STAT_GET(srv->stats.clients_active));
     for (int i = 0; i < srv->nlisteners; i++)
         uv_close((uv_handle_t *)&srv->listeners[i], NULL);
     if (srv->sessions == NULL) {

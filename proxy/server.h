@@ -5,11 +5,12 @@
  * shutdown_timeout seconds, then the remaining ones get FATAL 57P01 and the loop ends.
  * SIGUSR1 logs the counters as one "stats:" line. With several threads (threads.h) each
  * loop has a server of its own; only server 0 listens, and each one does the above for its
- * own clients.
+ * own clients ("stats: thread=K ..."); server 0 adds a "stats: total ..." line of them all.
  */
 #ifndef APIGRES_SERVER_H
 #define APIGRES_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -24,15 +25,22 @@
 typedef struct session session;
 struct proxy_threads;
 
+/* A loop's counters. Only its own loop changes them (STAT_ADD: a plain load and store, no
+ * locked instruction on the hot path); SIGUSR1's total line reads every loop's. */
 typedef struct proxy_stats {
-    int clients_active;
-    int servers_active;
-    uint64_t clients_total;
-    uint64_t queries_total; /* Query and Execute messages */
-    uint64_t cancels_total; /* CancelRequests sent to the database */
-    uint64_t bytes_client;  /* received from clients */
-    uint64_t bytes_server;  /* received from the database */
+    atomic_llong clients_active;
+    atomic_llong servers_active;
+    atomic_ullong clients_total;
+    atomic_ullong queries_total; /* Query and Execute messages */
+    atomic_ullong cancels_total; /* CancelRequests sent to the database */
+    atomic_ullong bytes_client;  /* received from clients */
+    atomic_ullong bytes_server;  /* received from the database */
 } proxy_stats;
+
+#define STAT_ADD(counter, n)                                                                          \
+    atomic_store_explicit(&(counter), atomic_load_explicit(&(counter), memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
+#define STAT_GET(counter) atomic_load_explicit(&(counter), memory_order_relaxed)
 
 typedef struct server {
     uv_loop_t *loop;
@@ -68,6 +76,6 @@ int server_start(server *srv, uv_loop_t *loop, const config *cfg, struct proxy_t
 void server_discard(server *srv);
 /* Called by a session when it has been freed. */
 void server_session_gone(server *srv);
-void server_log_stats(const server *srv);
+void server_log_stats(server *srv);
 
 #endif

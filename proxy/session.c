@@ -101,7 +101,7 @@ static void cancel_backend_query(session *s)
 {
     if (!s->have_backend_key || s->syncs_pending <= 0)
         return;
-    s->srv->stats.cancels_total++;
+    STAT_ADD(s->srv->stats.cancels_total, 1);
     cancel_send(s->srv->loop, &s->srv->cfg->backend, s->backend_pid, s->backend_key);
 }
 
@@ -133,7 +133,7 @@ static void session_handle_closed(session *s)
         srv->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    srv->stats.clients_active--;
+    STAT_ADD(srv->stats.clients_active, -1);
     atomic_fetch_sub(&srv->threads->connected, 1);
     if (s->admitted)
         atomic_fetch_sub(&srv->threads->admitted, 1);
@@ -155,7 +155,7 @@ static void on_backend_closed(uv_handle_t *h)
     backend_conn *bc = h->data;
     session *s = bc->data;
     if (bc->connected)
-        s->srv->stats.servers_active--;
+        STAT_ADD(s->srv->stats.servers_active, -1);
     session_handle_closed(s);
 }
 
@@ -295,13 +295,13 @@ static enum pgscan_verdict client_on_header(void *ctx, char type, uint32_t len)
                     type == 'H' || type == 'S';
     switch (type) {
     case 'Q':
-        s->srv->stats.queries_total++;
+        STAT_ADD(s->srv->stats.queries_total, 1);
         s->syncs_pending++;
         if (write_enabled(&s->srv->writes) && len <= QUERY_HOLD_MAX - 8)
             return PGSCAN_HOLD;
         break;
     case 'E':
-        s->srv->stats.queries_total++;
+        STAT_ADD(s->srv->stats.queries_total, 1);
         break;
     case 'S':
     case 'F':
@@ -664,7 +664,7 @@ static void on_server_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
         on_server_gone(s);
         return;
     }
-    s->srv->stats.bytes_server += (uint64_t)nread;
+    STAT_ADD(s->srv->stats.bytes_server, (unsigned long long)nread);
     const char *data = buf->base;
     size_t len = (size_t)nread;
     if (s->db_tls != DB_TLS_NONE && !server_tls_input(s, &data, &len))
@@ -740,7 +740,7 @@ static void on_backend_connected(backend_conn *bc, int status)
                      config_database_label(s->srv->cfg), uv_strerror(status));
         return;
     }
-    s->srv->stats.servers_active++;
+    STAT_ADD(s->srv->stats.servers_active, 1);
     sendq_init(&s->to_server, &bc->h.stream, SENDQ_MAX, on_queue_drained, s);
     if (s->srv->tls_database && !s->srv->cfg->backend.is_unix) {
         static const char ssl_request[8] = {0, 0, 0, 8, 0x04, (char)0xd2, 0x16, 0x2f};
@@ -783,7 +783,7 @@ bool session_cancel(server *srv, uint64_t client, int from, uint32_t pid, uint32
     else
         log_info("client %llu: cancel request for client %llu (passed from thread %d to thread %d)",
                  (unsigned long long)client, (unsigned long long)target->id, from + 1, srv->index + 1);
-    srv->stats.cancels_total++;
+    STAT_ADD(srv->stats.cancels_total, 1);
     if (!write_cancel(target))
         cancel_send(srv->loop, &srv->cfg->backend, target->backend_pid, target->backend_key);
     return true;
@@ -901,7 +901,7 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
         on_client_gone(s);
         return;
     }
-    s->srv->stats.bytes_client += (uint64_t)nread;
+    STAT_ADD(s->srv->stats.bytes_client, (unsigned long long)nread);
     const char *data = buf->base;
     size_t len = (size_t)nread;
     if (s->client_tls) {
@@ -1046,8 +1046,8 @@ static session *session_new(server *srv)
     if (s->next)
         s->next->prev = s;
     srv->sessions = s;
-    srv->stats.clients_active++;
-    srv->stats.clients_total++;
+    STAT_ADD(srv->stats.clients_active, 1);
+    STAT_ADD(srv->stats.clients_total, 1);
     atomic_fetch_add(&srv->threads->connected, 1);
     return s;
 }

@@ -228,7 +228,8 @@ static int send_upsert(sync_worker *w, const page_batch *b, int i)
         pgbuf q;
         pgbuf_init(&q, 1u << 20);
         PGresult *r = PQprepare(db, name, c->page_sql, 7, (const Oid[]){25 /* text */, 0, 0, 0, 0, 0, 0});
-        if (PQresultStatus(r) == PGRES_COMMAND_OK && load_tombstoned_sql(&q, w->sc->schema, c->spec, "$1::bigint") == 0) {
+        if (PQresultStatus(r) == PGRES_COMMAND_OK &&
+            load_tombstoned_sql(&q, w->sc->schema, c->spec, "$1::bigint") == 0) {
             PQclear(r);
             r = PQprepare(db, tombstoned, q.data, 1, NULL);
         }

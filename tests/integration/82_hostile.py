@@ -67,26 +67,22 @@ def nfds(pid):
 
 def proxy_stats(pid, log):
     """Counters of the apigres at pid: SIGUSR1, then its newest `stats:` line in log, or with
-    several loops (--threads) the newest line of each, summed."""
-    def lines():
-        with open(log, errors="replace") as f:
-            return [line for line in f if "stats:" in line]
-
+    several loops (--threads) its newest `stats: total` line."""
     with open(log, errors="replace") as f:
         loops = ([1] + [int(m) for m in re.findall(r" serving clients on (\d+) threads", f.read())])[-1]
+    marker = "stats: total " if loops > 1 else "stats: "
+
+    def lines():
+        with open(log, errors="replace") as f:
+            return [line for line in f if marker in line]
+
     before = len(lines())
     os.kill(pid, signal.SIGUSR1)
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
         found = lines()
-        if len(found) >= before + loops:
-            total = {}
-            for line in found[-loops:]:
-                for kv in line.split("stats:", 1)[1].split():
-                    k, v = kv.split("=", 1)
-                    if k != "thread":
-                        total[k] = str(int(total.get(k, "0")) + int(v))
-            return total
+        if len(found) > before:
+            return dict(kv.split("=", 1) for kv in found[-1].split(marker, 1)[1].split())
         time.sleep(0.02)
     return {}
 

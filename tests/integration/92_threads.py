@@ -60,12 +60,15 @@ def log_text():
 
 
 def stats_lines(before):
-    """The per-loop stats lines SIGUSR1 wrote after offset before: {thread: {key: value}}."""
+    """The stats lines SIGUSR1 wrote after offset before: {thread: {key: value}}, the total's
+    as thread "total"."""
     found = {}
     for line in log_text()[before:].splitlines():
         if "stats: thread=" in line:
             kv = dict(p.split("=", 1) for p in line.split("stats: ", 1)[1].split())
             found[kv["thread"]] = kv
+        elif "stats: total " in line:
+            found["total"] = dict(p.split("=", 1) for p in line.split("stats: total ", 1)[1].split())
     return found
 
 
@@ -105,10 +108,13 @@ check("apigres says it serves clients on 3 threads", "serving clients on 3 threa
 conns = [connect() for _ in range(6)]
 mark = len(log_text())
 proc.send_signal(signal.SIGUSR1)
-wait_for("stats lines", lambda: len(stats_lines(mark)) == 3, 5)
+wait_for("stats lines", lambda: len(stats_lines(mark)) == 4, 5)
 per_loop = stats_lines(mark)
+total = per_loop.pop("total", {})
 check_eq("SIGUSR1: one stats line per loop, two of the six clients on each",
          {"1": "2", "2": "2", "3": "2"}, {t: kv["clients_active"] for t, kv in per_loop.items()})
+check("and a total line: each counter the sum of the loops' (%s)" % " ".join("%s=%s" % kv for kv in total.items()),
+      total and all(int(v) == sum(int(kv[k]) for kv in per_loop.values()) for k, v in total.items()), total)
 
 # --- a write on each connection at once, half of them in the extended protocol
 results = [None] * 6

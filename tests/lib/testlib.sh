@@ -52,17 +52,16 @@ proxy_loops() {
 }
 
 # proxy_stats   asks the running proxy for its counters (SIGUSR1) and prints them as one
-# stats line: with several loops, each logs its own line and their counters are summed
+# stats line: with several loops, the line of their total
 proxy_stats() {
-  local before loops; before=$(grep -c 'stats:' "$APIGRES_LOG" || true); loops=$(proxy_loops)
+  local line='stats: ' before; [ "$(proxy_loops)" -gt 1 ] && line='stats: total '
+  before=$(grep -c "$line" "$APIGRES_LOG" || true)
   kill -USR1 "$APIGRES_PID"
   for _ in $(seq 100); do
-    [ "$(grep -c 'stats:' "$APIGRES_LOG" || true)" -ge $((before + loops)) ] && break
+    [ "$(grep -c "$line" "$APIGRES_LOG" || true)" -gt "$before" ] && break
     sleep 0.02
   done
-  grep 'stats:' "$APIGRES_LOG" | tail -n "$loops" | sed 's/.*stats: //' | tr ' ' '\n' | grep -v '^thread=' |
-    awk -F= '!($1 in sum) {order[++n] = $1} {sum[$1] += $2} END {
-      printf "stats:"; for (i = 1; i <= n; i++) printf " %s=%d", order[i], sum[order[i]]; print ""}'
+  grep "$line" "$APIGRES_LOG" | tail -n 1 | sed 's/.*stats: \(total \)\{0,1\}/stats: /'
 }
 
 # stat_value NAME   one counter from proxy_stats, e.g. stat_value clients_active
