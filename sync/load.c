@@ -194,9 +194,10 @@ int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_coll
 {
     char name[160];
     snprintf(name, sizeof name, "mirror %s.%s", schema, c->name);
-    pgbuf upsert;
+    pgbuf upsert, tombstoned;
     pgbuf_init(&upsert, 1u << 20);
-    int rc = load_upsert_sql(&upsert, schema, c);
+    pgbuf_init(&tombstoned, 1u << 20);
+    int rc = load_upsert_sql(&upsert, schema, c) < 0 || load_tombstoned_sql(&tombstoned, schema, c, NULL) < 0 ? -1 : 0;
     if (rc == 0) {
         put(out, "CREATE OR REPLACE FUNCTION " SCHEMA_SERVICE ".");
         schema_quote_ident(out, name);
@@ -219,7 +220,13 @@ int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_coll
                  "  END IF;\n"
                  "  IF jsonb_array_length(coalesce($1, '[]')) > 0 THEN\n    ");
         put(out, upsert.data);
-        put(out, ";\n  END IF;\n"
+        /* The owner's calls are the write path's repairs (records re-applied after the
+         * client's transaction ended): no lock of a plan guards their rows, and a client's
+         * deletion may have held one while the upsert waited for it (tombstoned, load.h).
+         * A client's own mirror call locked its rows in its plan: it pays nothing. */
+        put(out, ";\n    IF session_user = current_user THEN\n      ");
+        put(out, tombstoned.data);
+        put(out, ";\n    END IF;\n  END IF;\n"
                  "  IF cardinality($3) > 0 THEN\n    DELETE FROM ");
         schema_quote_table(out, schema, c->name);
         put(out, " WHERE id = ANY ($3);\n"
@@ -234,5 +241,6 @@ int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_coll
         put(out, " AND version < now() - interval '31 days';\n  END IF;\nEND\n$mirror$;\n");
     }
     pgbuf_free(&upsert);
+    pgbuf_free(&tombstoned);
     return rc < 0 || out->failed ? -1 : 0;
 }

@@ -60,7 +60,8 @@ int load_tombstoned_sql(pgbuf *out, const char *schema, const provider_collectio
  * the owner's own session holds the advisory lock (MIRROR_LOCK_CLASS, pid) for: what the
  * proxy's service connection does around each mirror call, and what no client can fake;
  * never from inside a trigger (a client's deferred trigger runs at COMMIT, which the proxy
- * may send while the lock is still held).
+ * may send while the lock is still held). The owner's calls (the write path's repairs) also
+ * run the tombstoned statement after the upsert.
  * Appends a statement with its semicolon; returns 0 or -1. */
 #define MIRROR_LOCK_CLASS_SQL "1634757991"
 int load_mirror_function_sql(pgbuf *out, const char *schema, const provider_collection *c);

@@ -266,6 +266,23 @@ check_eq("the record the client deleted stays deleted", "0",
          psql("SELECT count(*) FROM stripe.customer WHERE id = '%s'" % victim).strip())
 api("DELETE", "/v1/customers/" + victim)  # upstream as the write path would have left it
 
+# the same for the write path's repair (its service connection re-applying a record after
+# the client's transaction ended): the mirror function, called by the owner, waits for the
+# row a client's deletion holds, and leaves it deleted
+victim = sorted(fake_all("/v1/customers"))[8]
+holder = hold_deletion(victim)
+repair = subprocess.Popen(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", PG_PORT, "-U", "apigres_sync", "-d", DB,
+                           "-v", "ON_ERROR_STOP=1", "-c",
+                           "SELECT apigres.\"mirror stripe.customer\"('[{\"id\": \"%s\", \"email\": "
+                           "\"repaired@example.com\"}]', extract(epoch FROM now()), '{}')" % victim],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, PGAPPNAME="t72 repair"))
+commit_once_waited_for(holder, "repair's mirror call", "t72 repair")
+check("the repair's call ends", repair.wait(timeout=30) == 0, repair.stderr.read())
+check_eq("the record the client deleted stays deleted after the repair", "0",
+         psql("SELECT count(*) FROM stripe.customer WHERE id = '%s'" % victim).strip())
+api("DELETE", "/v1/customers/" + victim)
+
 # --- the database ends the worker's connection: it reconnects, takes the lease again, goes on
 leases = log_of(a).count("took the lease")
 killed = psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'apigres sync'",
