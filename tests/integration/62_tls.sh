@@ -116,6 +116,16 @@ check_eq "tls_required: sslmode=prefer connects with TLS" "1" \
 out=$("$APIGRES" --tls-required --check 2>&1)
 check "tls_required without a certificate is a configuration error ($out)" grep -q 'tls_required needs tls_cert_file' <<<"$out"
 
+# past 2 x max_client_conn connections, a new one still negotiates TLS, then hears 53300
+start deadend "$PLAIN_DB" --tls-cert-file "$D/server.crt" --tls-key-file "$D/server.key" --max-client-conn 1 ||
+  { not_ok "start apigres with max_client_conn 1"; test_done; }
+exec {idle1}<>"/dev/tcp/127.0.0.1/$PORT" {idle2}<>"/dev/tcp/127.0.0.1/$PORT"
+sleep 0.2
+out=$(q "host=127.0.0.1 port=$PORT dbname=$PGDATABASE user=postgres sslmode=require" -c 'SELECT 1')
+check_eq "max_client_conn 1 and two connections in their startup: sslmode=require hears the refusal over TLS" \
+  "psql: error: connection to server at \"127.0.0.1\", port $PORT failed: FATAL:  sorry, too many clients already" "$out"
+exec {idle1}>&- {idle2}>&-
+
 # --- towards a database that takes TLS only (hostssl), with its own certificate
 TLS_PG_PORT=$(free_port)
 mkdir -p "$TLS_PG"
