@@ -660,6 +660,8 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     char *text = NULL;
     PgQueryProtobufParseResult parsed = {{0, NULL}, NULL, NULL};
     bool have_parse = false;
+    PgQuery__RangeVar *rel = NULL;
+    char *client_schema = NULL;
 
     *out = NULL;
     if (!sql || !st || st->verdict != CLASSIFY_WRITE || st->offset > len ||
@@ -699,7 +701,6 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     if (!s)
         goto fail;
     char table[256];
-    PgQuery__RangeVar *rel = NULL;
     PgQuery__Node **ret_list = NULL;
     switch (stmt->node_case) {
     case PG_QUERY__NODE__NODE_UPDATE_STMT:
@@ -718,8 +719,14 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     }
     if (!rel || !rel->relname) {
         refuse(&c, "XX000", NULL, "apigres expected INSERT, UPDATE or DELETE to plan");
+        rel = NULL;
         goto done;
     }
+    /* a target the session's search_path placed is named by its schema in the plan: the
+     * client's tree is lent for that and given back below */
+    client_schema = rel->schemaname;
+    if (st->unqualified && st->schema)
+        rel->schemaname = st->schema;
     if (rel->schemaname && *rel->schemaname)
         snprintf(table, sizeof table, "%s.%s", rel->schemaname, rel->relname);
     else
@@ -758,6 +765,8 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
         plan_returning(&c, rel, ret_list, c.r->n_returning, version);
 
 done:
+    if (rel)
+        rel->schemaname = client_schema;
     if (c.oom)
         goto fail;
     if (c.r->kind == REWRITE_REFUSED) {
@@ -780,6 +789,8 @@ done:
     return 0;
 
 fail:
+    if (rel)
+        rel->schemaname = client_schema;
     arena_free(&c.nodes);
     if (have_parse)
         pg_query_free_protobuf_parse_result(parsed);

@@ -993,6 +993,24 @@ static void run_deferred_query(session *s)
         resume_client(s);
 }
 
+void session_relay_query(session *s, const char *sql, size_t len)
+{
+    pgbuf q;
+    pgbuf_init(&q, (size_t)1 << 30);
+    size_t at = pgbuf_begin_message(&q, 'Q');
+    pgbuf_put(&q, sql, len);
+    pgbuf_put_byte(&q, 0);
+    pgbuf_end_message(&q, at);
+    if (q.failed) {
+        pgbuf_free(&q);
+        session_terminate(s, "53200", "out of memory");
+        return;
+    }
+    sendq_send(&s->to_server, q.data, q.len);
+    pgbuf_free(&q);
+    resume_client(s);
+}
+
 void session_write_done(session *s, bool answered)
 {
     if (answered && s->syncs_pending > 0)

@@ -123,5 +123,9 @@ int session_flush_client(session *s);
 /* The write path is done with what it took: the client is read again. answered: a Query
  * or Sync of the client's was answered with ReadyForQuery. */
 void session_write_done(session *s, bool answered);
+/* The client's Query sql[0..len), which the write path held and found writes no synced
+ * table, goes to the database as it came; its answers are relayed, and the client is read
+ * again. */
+void session_relay_query(session *s, const char *sql, size_t len);
 
 #endif

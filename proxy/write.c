@@ -146,45 +146,28 @@ bool wj_may_name_synced(const write_context *w, const char *sql, size_t len)
     return n == cap || classify_may_name(sql, len, names, n);
 }
 
-/* Refuses the statements of cr that name a synced table without its schema (0A000); adds
- * the other unqualified names not yet in res[0..*nres) to it, as the client's own tables.
- * Whether one was refused; -1 when out of memory. */
-static int resolve_unqualified(const write_context *wc, classify_result *cr, classify_resolved *res, size_t *nres,
-                               size_t cap)
+/* Adds the unqualified names of cr not yet in res[0..*nres) that name no synced table, as
+ * the client's own tables (the others are the session's to place). */
+static void add_local_names(const write_context *wc, const classify_result *cr, classify_resolved *res,
+                            size_t *nres, size_t cap)
 {
     for (size_t i = 0; i < cr->n_stmts; i++) {
-        classify_stmt *st = &cr->stmts[i];
+        const classify_stmt *st = &cr->stmts[i];
         for (size_t u = 0; u < st->n_unresolved; u++) {
-            if (!is_synced_name(wc, st->unresolved[u])) {
-                if (*nres < cap)
-                    res[(*nres)++] = (classify_resolved){st->unresolved[u], NULL};
-                continue;
-            }
-            char msg[256];
-            snprintf(msg, sizeof msg, "apigres needs the schema of table \"%s\" to write it", st->unresolved[u]);
-            free(st->message);
-            free(st->hint);
-            st->verdict = CLASSIFY_REFUSE;
-            memcpy(st->sqlstate, "0A000", 6);
-            st->message = strdup(msg);
-            st->hint = strdup("Qualify the table with its schema, e.g. stripe.customer.");
-            return st->message ? 1 : -1;
+            if (!is_synced_name(wc, st->unresolved[u]) && *nres < cap)
+                res[(*nres)++] = (classify_resolved){st->unresolved[u], NULL};
         }
     }
-    return 0;
 }
 
-int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_trees, classify_result **out)
+/* classify_sql with res[0..nres) resolved, again while passes find more unqualified names
+ * of the client's own tables (the classifier stops at a statement's first refusal: a rule
+ * on such a table hides the tables its actions write). The names point into the earlier
+ * passes' results, kept until the end. */
+static int classify_passes(const write_context *wc, const char *sql, size_t len, bool keep_trees,
+                           classify_resolved *res, size_t nres, size_t cap, classify_result **out)
 {
-    if ((*out = plan_cache_classify(wc->plans, sql, len)))
-        return 0;
     classify_options opt = {.schemas = wc->schemas, .n_schemas = (size_t)wc->nsyncs, .keep_trees = keep_trees};
-    classify_resolved res[64];
-    size_t nres = 0;
-    /* Each pass takes the unqualified names the one before it found as the client's own
-     * tables, and may find more (the classifier stops at a statement's first refusal: a
-     * rule on such a table hides the tables its actions write). The names point into the
-     * earlier passes' results, kept until the end. */
     classify_result *earlier[WJ_CLASSIFY_PASSES] = {0};
     int nearlier = 0, rc = 0;
     classify_result *cr = NULL;
@@ -196,20 +179,67 @@ int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_
             break;
         }
         size_t known = nres;
-        int refused = resolve_unqualified(wc, cr, res, &nres, sizeof res / sizeof *res);
-        if (refused != 0 || nres == known || nearlier == WJ_CLASSIFY_PASSES) {
-            rc = refused < 0 ? -1 : 0;
+        add_local_names(wc, cr, res, &nres, cap);
+        if (nres == known || nearlier == WJ_CLASSIFY_PASSES)
             break;
-        }
         earlier[nearlier++] = cr;
     }
     for (int i = 0; i < nearlier; i++)
         classify_result_free(earlier[i]);
-    if (rc < 0) {
+    *out = rc < 0 ? NULL : cr;
+    return rc;
+}
+
+/* The first unqualified name in cr that names a synced table, or NULL. */
+static const char *synced_unresolved(const write_context *wc, const classify_result *cr)
+{
+    for (size_t i = 0; i < cr->n_stmts; i++)
+        for (size_t u = 0; u < cr->stmts[i].n_unresolved; u++)
+            if (is_synced_name(wc, cr->stmts[i].unresolved[u]))
+                return cr->stmts[i].unresolved[u];
+    return NULL;
+}
+
+/* Refuses (0A000) the first statement of cr that names a synced table's name without its
+ * schema, when the session cannot be asked where it lives. 0, or -1 when out of memory. */
+static int refuse_unresolved(const write_context *wc, classify_result *cr)
+{
+    for (size_t i = 0; i < cr->n_stmts; i++) {
+        classify_stmt *st = &cr->stmts[i];
+        for (size_t u = 0; u < st->n_unresolved; u++) {
+            if (!is_synced_name(wc, st->unresolved[u]))
+                continue;
+            char msg[256];
+            snprintf(msg, sizeof msg, "apigres needs the schema of table \"%s\" to write it", st->unresolved[u]);
+            free(st->message);
+            free(st->hint);
+            st->verdict = CLASSIFY_REFUSE;
+            memcpy(st->sqlstate, "0A000", 6);
+            st->message = strdup(msg);
+            st->hint = strdup("Qualify the table with its schema, e.g. stripe.customer.");
+            return st->message && st->hint ? 0 : -1;
+        }
+    }
+    return 0;
+}
+
+int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_trees, bool *ask,
+                classify_result **out)
+{
+    classify_result *cr = plan_cache_classify(wc->plans, sql, len);
+    if (!cr) {
+        classify_resolved res[64];
+        if (classify_passes(wc, sql, len, keep_trees, res, 0, sizeof res / sizeof *res, &cr) < 0)
+            return -1;
+        plan_cache_keep_classify(wc->plans, sql, len, cr);
+    }
+    bool one = cr->n_stmts == 1;
+    if (ask)
+        *ask = one && synced_unresolved(wc, cr) != NULL;
+    if ((!ask || !*ask) && refuse_unresolved(wc, cr) < 0) {
         classify_result_free(cr);
         return -1;
     }
-    plan_cache_keep_classify(wc->plans, sql, len, cr);
     *out = cr;
     return 0;
 }
@@ -360,6 +390,7 @@ static void start_run(session *s, const char *sql, size_t len, classify_result *
 static void start_job(session *s, const char *sql, enum step step);
 
 static void step_done(write_job *j);
+static void resolved(write_job *j);
 static void next_call(write_job *j);
 static void unlock(write_job *j, service_cb cb);
 static void after_mirror(write_job *j);
@@ -400,8 +431,16 @@ void wj_free(write_job *j)
     pgbuf_free(&j->ext_params);
     pgbuf_free(&j->ext_results);
     pgbuf_free(&j->parse_ahead);
+    pgbuf_free(&j->ext_execute);
     free(j->ext_stmt);
     free(j->param_types);
+    free(j->resolve_sql);
+    for (size_t i = 0; i < j->n_resolve; i++) {
+        free(j->resolve_names[i]);
+        free(j->resolve_schemas[i]);
+    }
+    free(j->resolve_names);
+    free(j->resolve_schemas);
     free(j);
 }
 
@@ -423,6 +462,7 @@ write_job *wj_new(session *s)
     pgbuf_init(&j->ext_params, (size_t)1 << 30);
     pgbuf_init(&j->ext_results, 1u << 20);
     pgbuf_init(&j->parse_ahead, (size_t)1 << 30);
+    pgbuf_init(&j->ext_execute, 1u << 20);
     return j;
 }
 
@@ -1280,6 +1320,9 @@ static void db_error_ends_statement(write_job *j)
 static void step_done(write_job *j)
 {
     switch (j->step) {
+    case STEP_RESOLVE:
+        resolved(j);
+        return;
     case STEP_PLAN:
         if (j->ahead_failed) {
             ext_ahead_failed(j);
@@ -1424,7 +1467,7 @@ static int take_row(write_job *j, const char *msg, size_t len)
 int write_on_backend_message(session *s, const char *msg, size_t len)
 {
     write_job *j = s->job;
-    if (j->step == STEP_EXT_RELAY || j->step == STEP_DESCRIBE)
+    if (j->step == STEP_EXT_RELAY || j->step == STEP_DESCRIBE || j->step == STEP_EXT_RESOLVE)
         return ext_on_backend_message(j, msg, len);
     if (j->ahead && msg[0] != 'Z')
         return ext_ahead_message(j, msg, len);
@@ -1446,6 +1489,8 @@ int write_on_backend_message(session *s, const char *msg, size_t len)
         }
         return 0;
     case 'D':
+        if (j->step == STEP_RESOLVE)
+            return wj_take_resolved(j, msg, len);
         if (j->step == STEP_PLAN)
             return j->types_wrong ? 0 : take_row(j, msg, len);
         if (j->step == STEP_PROBE && j->rw->kind == REWRITE_DELETE)
@@ -1560,10 +1605,15 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
                         write_sync *ws, const provider_collection *coll, write_job *j)
 {
     plan_cache *plans = s->srv->writes.plans;
-    rewrite_result *rw = j ? plan_cache_rewrite(plans, sql, len, st->offset) : NULL;
+    /* a target the session's search_path placed is written into the plan by its schema:
+     * the text alone does not say which */
+    bool keep = !st->unqualified;
+    rewrite_result *rw = j && keep ? plan_cache_rewrite(plans, sql, len, st->offset) : NULL;
     if (j && !rw) {
-        if (rewrite_plan(sql, len, st, &rw) == 0)
-            plan_cache_keep_rewrite(plans, sql, len, st->offset, rw);
+        if (rewrite_plan(sql, len, st, &rw) == 0) {
+            if (keep)
+                plan_cache_keep_rewrite(plans, sql, len, st->offset, rw);
+        }
         else
             rw = NULL; /* out of memory */
     }
@@ -1642,17 +1692,11 @@ void wj_plan_ready(write_job *j)
     pgbuf_free(&q);
 }
 
-bool write_query(session *s, const char *sql, size_t len)
+/* Carries out the classified Query sql[0..len) (taking cr): refused, run statement by
+ * statement, or its one write. False when it writes no synced table: it is the client's to
+ * relay. */
+static bool take_query(session *s, const char *sql, size_t len, classify_result *cr)
 {
-    write_context *wc = &s->srv->writes;
-    if (!write_enabled(wc) || s->tx_status == 'E' || !classify_may_write(sql, len) ||
-        !wj_may_name_synced(wc, sql, len))
-        return false;
-    classify_result *cr = NULL;
-    if (wj_classify(wc, sql, len, true, &cr) < 0) {
-        wj_refuse_now(s, "53200", "out of memory", NULL);
-        return true;
-    }
     size_t writes = 0;
     const classify_stmt *write = NULL;
     for (size_t i = 0; i < cr->n_stmts; i++) {
@@ -1678,6 +1722,154 @@ bool write_query(session *s, const char *sql, size_t len)
     start_one_write(s, sql, len, write);
     classify_result_free(cr);
     return true;
+}
+
+/* to_regclass of name, as an identifier (its case kept), in an E'' literal: whatever
+ * standard_conforming_strings says */
+static void put_regclass_of(pgbuf *q, const char *name)
+{
+    put(q, "pg_catalog.to_regclass(E'\"");
+    for (const char *p = name; *p; p++) {
+        if (*p == '"')
+            put(q, "\"\"");
+        else if (*p == '\'')
+            put(q, "''");
+        else if (*p == '\\')
+            put(q, "\\\\");
+        else
+            pgbuf_put_byte(q, (uint8_t)*p);
+    }
+    put(q, "\"')");
+}
+
+int wj_resolve_query(write_job *j, const classify_result *cr, pgbuf *q)
+{
+    const classify_stmt *st = &cr->stmts[0];
+    if (!(j->resolve_names = calloc(st->n_unresolved, sizeof *j->resolve_names)) ||
+        !(j->resolve_schemas = calloc(st->n_unresolved, sizeof *j->resolve_schemas)))
+        return -1;
+    put(q, "SELECT ");
+    for (size_t u = 0; u < st->n_unresolved; u++) {
+        if (!is_synced_name(j->wc, st->unresolved[u]))
+            continue;
+        if (!(j->resolve_names[j->n_resolve] = strdup(st->unresolved[u])))
+            return -1;
+        if (j->n_resolve++ > 0)
+            put(q, ", ");
+        put(q, "(SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid "
+               "OPERATOR(pg_catalog.=) c.relnamespace WHERE c.oid OPERATOR(pg_catalog.=) ");
+        put_regclass_of(q, st->unresolved[u]);
+        put(q, ")");
+    }
+    pgbuf_put_byte(q, 0);
+    return q->failed ? -1 : 0;
+}
+
+/* The one statement of sql names synced tables' names without a schema: asks the client's
+ * session where they are; resolved() goes on. Takes cr. */
+static void ask_where(session *s, const char *sql, size_t len, classify_result *cr)
+{
+    write_job *j = wj_new(s);
+    pgbuf q;
+    pgbuf_init(&q, 1u << 20);
+    bool oom = !j || !(j->resolve_sql = malloc(len + 1)) || wj_resolve_query(j, cr, &q) < 0;
+    classify_result_free(cr);
+    if (oom) {
+        if (j)
+            wj_free(j);
+        pgbuf_free(&q);
+        wj_refuse_now(s, "53200", "out of memory", NULL);
+        return;
+    }
+    memcpy(j->resolve_sql, sql, len);
+    j->resolve_sql[len] = '\0';
+    j->resolve_len = len;
+    s->job = j;
+    wj_inject(j, q.data, STEP_RESOLVE);
+    pgbuf_free(&q);
+}
+
+int wj_take_resolved(write_job *j, const char *msg, size_t len)
+{
+    pgread r;
+    pgread_init(&r, msg + 5, len - 5);
+    if ((size_t)pgread_int16(&r) != j->n_resolve)
+        return -1;
+    for (size_t i = 0; i < j->n_resolve; i++) {
+        uint32_t vlen = pgread_int32(&r);
+        if (vlen == 0xffffffffu)
+            continue;
+        if (r.failed || vlen > pgread_remaining(&r))
+            return -1;
+        free(j->resolve_schemas[i]);
+        if (!(j->resolve_schemas[i] = strndup(r.data + r.pos, vlen)))
+            return -1;
+        r.pos += vlen;
+    }
+    return r.failed ? -1 : 0;
+}
+
+int wj_classify_resolved(const write_job *j, const char *sql, size_t len, bool keep_trees, classify_result **out)
+{
+    classify_resolved res[64];
+    size_t n = 0;
+    for (size_t i = 0; i < j->n_resolve && n < sizeof res / sizeof *res; i++)
+        res[n++] = (classify_resolved){j->resolve_names[i], j->resolve_schemas[i]};
+    if (classify_passes(j->wc, sql, len, keep_trees, res, n, sizeof res / sizeof *res, out) < 0)
+        return -1;
+    log_debug("client %llu: unqualified names placed by the session's search_path",
+              (unsigned long long)(j->s ? j->s->id : 0));
+    if (refuse_unresolved(j->wc, *out) < 0) { /* a name the passes found only now */
+        classify_result_free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The session placed the names: the Query classified with them (not kept in the plan
+ * cache: another session's search_path may place them elsewhere) is carried out, or
+ * relayed as it came when it writes no synced table after all. */
+static void resolved(write_job *j)
+{
+    session *s = j->s;
+    if (j->have_db_error) {
+        wj_send_error(j, &j->db_error);
+        wj_finish(j);
+        return;
+    }
+    s->tx_status = j->status;
+    classify_result *cr = NULL;
+    int rc = wj_classify_resolved(j, j->resolve_sql, j->resolve_len, true, &cr);
+    char *sql = j->resolve_sql;
+    size_t len = j->resolve_len;
+    j->resolve_sql = NULL;
+    s->job = NULL;
+    wj_free(j);
+    if (rc < 0)
+        wj_refuse_now(s, "53200", "out of memory", NULL);
+    else if (!take_query(s, sql, len, cr))
+        session_relay_query(s, sql, len);
+    free(sql);
+}
+
+bool write_query(session *s, const char *sql, size_t len)
+{
+    write_context *wc = &s->srv->writes;
+    if (!write_enabled(wc) || s->tx_status == 'E' || !classify_may_write(sql, len) ||
+        !wj_may_name_synced(wc, sql, len))
+        return false;
+    classify_result *cr = NULL;
+    bool ask = false;
+    if (wj_classify(wc, sql, len, true, &ask, &cr) < 0) {
+        wj_refuse_now(s, "53200", "out of memory", NULL);
+        return true;
+    }
+    if (ask) {
+        ask_where(s, sql, len, cr);
+        return true;
+    }
+    return take_query(s, sql, len, cr);
 }
 
 /* A WRITE statement of sql: to its sync, or refused when apigres cannot write there. */

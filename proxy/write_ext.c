@@ -21,6 +21,10 @@
  *                          formats the Bind asked for;
  *   Execute of its portal     the write job of write.c, planning with the client's
  *                          parameters (types from the database's ParameterDescription);
+ *                          when the statement names a synced table's name without its
+ *                          schema, the session says first where its search_path places it
+ *                          (ask_where): a write of that synced table, or the client's own
+ *                          statement, whose portal then runs in the database as bound;
  *   anything else          relayed, its answer relayed.
  * An error ends the batch's work: the rest up to Sync is skipped, as the database does.
  */
@@ -46,6 +50,8 @@ typedef struct wstmt {
     size_t parse_len;
     bool parse_held;       /* not sent yet: goes with the plan of this batch's Execute */
     bool planned;          /* an Execute of it got as far as its plan (no refusal before) */
+    bool unresolved;       /* names a synced table's name without its schema: each Execute
+                            * asks the session where it lives first (cr is provisional) */
 } wstmt;
 
 typedef struct wportal {
@@ -85,6 +91,7 @@ typedef struct batch_run {
     /* the classification batch_writes made of the Parse at parsed_at, for run_batch to take */
     classify_result *parsed;
     size_t parsed_at;
+    bool parsed_ask;
 } batch_run;
 
 static void batch_free(batch_run *b)
@@ -206,17 +213,29 @@ static bool ensure_ext(session *s)
 }
 
 /* The verdict on a Parse's text: the classification when it writes a synced table (or is
- * refused), NULL otherwise. */
-static classify_result *classify_parse(session *s, const char *sql, size_t len)
+ * refused), NULL otherwise; *ask when it names a synced table's name without its schema
+ * (provisional: the session says where it lives at each Execute). */
+static classify_result *classify_parse(session *s, const char *sql, size_t len, bool *ask)
 {
+    *ask = false;
     if (!classify_may_write(sql, len) || !wj_may_name_synced(&s->srv->writes, sql, len))
         return NULL;
     classify_result *cr = NULL;
-    if (wj_classify(&s->srv->writes, sql, len, false, &cr) < 0)
+    if (wj_classify(&s->srv->writes, sql, len, false, ask, &cr) < 0)
         return NULL;
+    classify_command cmd = cr->stmts[0].command;
+    if (*ask && cmd != CLASSIFY_CMD_INSERT && cmd != CLASSIFY_CMD_UPDATE && cmd != CLASSIFY_CMD_DELETE) {
+        /* the portal of a COPY (say) of the client's own table would want the client's
+         * CopyData while a job of ours holds the session: refused as before, qualify it */
+        classify_result_free(cr);
+        *ask = false;
+        if (wj_classify(&s->srv->writes, sql, len, false, NULL, &cr) < 0)
+            return NULL;
+    }
     if (cr->n_stmts == 1 &&
-        (cr->stmts[0].verdict == CLASSIFY_WRITE || cr->stmts[0].verdict == CLASSIFY_REFUSE))
+        (*ask || cr->stmts[0].verdict == CLASSIFY_WRITE || cr->stmts[0].verdict == CLASSIFY_REFUSE))
         return cr;
+    *ask = false;
     classify_result_free(cr); /* several statements: the database refuses that itself */
     return NULL;
 }
@@ -384,6 +403,120 @@ static void end_batch(session *s)
     session_write_done(s, synced);
 }
 
+/* The statement and portal of ask_where's query: closed before each use (an error skips
+ * what follows it to the Sync), left to the end of the transaction after it. */
+#define WHERE_STMT "apigres_where_is"
+
+/* An Execute of a statement that names a synced table's name without its schema: first the
+ * session says where it lives (write.c's query, in this batch: no Sync of ours, so the
+ * transaction the batch is in goes on); ext_resolved goes on. */
+static void ask_where(session *s, write_job *j, const msgview *execute, const wstmt *w)
+{
+    pgbuf q, out;
+    pgbuf_init(&q, 1u << 20);
+    pgbuf_init(&out, 1u << 20);
+    if (wj_resolve_query(j, w->cr, &q) == 0) {
+        pgbuf_put(&j->ext_execute, execute->msg, execute->len);
+        for (int k = 0; k < 2; k++) {
+            size_t at = pgbuf_begin_message(&out, 'C');
+            pgbuf_put_byte(&out, k == 0 ? 'S' : 'P');
+            pgbuf_put_string(&out, WHERE_STMT);
+            pgbuf_end_message(&out, at);
+        }
+        size_t at = pgbuf_begin_message(&out, 'P');
+        pgbuf_put_string(&out, WHERE_STMT);
+        pgbuf_put_string(&out, q.data);
+        pgbuf_put_int16(&out, 0);
+        pgbuf_end_message(&out, at);
+        at = pgbuf_begin_message(&out, 'B');
+        pgbuf_put_string(&out, WHERE_STMT);
+        pgbuf_put_string(&out, WHERE_STMT);
+        pgbuf_put_int16(&out, 0); /* no parameters; results in text */
+        pgbuf_put_int16(&out, 0);
+        pgbuf_put_int16(&out, 0);
+        pgbuf_end_message(&out, at);
+        at = pgbuf_begin_message(&out, 'E');
+        pgbuf_put_string(&out, WHERE_STMT);
+        pgbuf_put_int32(&out, 0);
+        pgbuf_end_message(&out, at);
+        pgbuf_put(&out, "H\0\0\0\4", 5);
+    }
+    if (q.failed || out.failed || j->ext_execute.failed || j->n_resolve == 0) {
+        wj_free(j);
+        send_client_error(s, "53200", "out of memory", NULL);
+        s->brun->failed = true;
+    } else {
+        s->job = j;
+        wj_inject_raw(j, out.data, out.len, STEP_EXT_RESOLVE);
+    }
+    pgbuf_free(&q);
+    pgbuf_free(&out);
+}
+
+/* The session placed the names: the statement is a write of a synced table (planned as
+ * any other, its plan naming the schema), refused, or the client's own: then its portal
+ * runs in the database as the client bound it (and is forgotten here, so that a further
+ * Execute of it goes straight there). */
+static void ext_resolved(write_job *j)
+{
+    session *s = j->s;
+    wstmt *w = find_stmt(s, j->ext_stmt);
+    classify_result *cr = NULL;
+    if (!w || wj_classify_resolved(j, w->sql, w->len, false, &cr) < 0) {
+        s->job = NULL;
+        wj_free(j);
+        send_client_error(s, "53200", "out of memory", NULL);
+        ext_continue(s, true);
+        return;
+    }
+    const classify_stmt *st = &cr->stmts[0];
+    if (st->verdict == CLASSIFY_REFUSE) {
+        s->job = NULL;
+        wj_free(j);
+        send_client_error(s, st->sqlstate, st->message, st->hint);
+        classify_result_free(cr);
+        ext_continue(s, true);
+        return;
+    }
+    if (st->verdict == CLASSIFY_WRITE) {
+        s->job = NULL;
+        wj_start_write(s, w->sql, w->len, st, j);
+        classify_result_free(cr);
+        return;
+    }
+    classify_result_free(cr);
+    pgread r;
+    pgread_init(&r, j->ext_execute.data + 5, j->ext_execute.len - 5);
+    const char *portal = pgread_string(&r);
+    wportal *p = portal ? find_portal(s, portal) : NULL;
+    pgbuf out;
+    pgbuf_init(&out, (size_t)1 << 30);
+    if (p) {
+        size_t at = pgbuf_begin_message(&out, 'B');
+        pgbuf_put_string(&out, p->name);
+        pgbuf_put_string(&out, p->stmt);
+        pgbuf_put(&out, p->params.data, p->params.len);
+        pgbuf_put(&out, p->results.data, p->results.len);
+        pgbuf_end_message(&out, at);
+        pgbuf_put(&out, j->ext_execute.data, j->ext_execute.len);
+        pgbuf_put(&out, "H\0\0\0\4", 5);
+        drop_portal(s, p->name);
+    }
+    if (!p || out.failed) {
+        pgbuf_free(&out);
+        s->job = NULL;
+        wj_free(j);
+        send_client_error(s, "53200", "out of memory", NULL);
+        ext_continue(s, true);
+        return;
+    }
+    j->ext_expect = 'C';
+    j->ext_skip_bind = true;
+    j->ext_tx = CLASSIFY_TX_NONE;
+    wj_inject_raw(j, out.data, out.len, STEP_EXT_RELAY);
+    pgbuf_free(&out);
+}
+
 /* Handles messages until one needs the backend (a job then owns the session) or the
  * batch is done. */
 static void run_batch(session *s)
@@ -418,13 +551,13 @@ static void run_batch(session *s)
                 old->param_types = NULL;
             }
             drop_stmt(s, name);
-            bool held = false;
+            bool held = false, ask = b->parsed_ask;
             classify_result *cr = b->parsed;
             if (cr && b->parsed_at == at)
                 b->parsed = NULL; /* batch_writes classified it */
             else
-                cr = classify_parse(s, sql, strlen(sql));
-            if (cr && cr->stmts[0].verdict == CLASSIFY_REFUSE) {
+                cr = classify_parse(s, sql, strlen(sql), &ask);
+            if (cr && !ask && cr->stmts[0].verdict == CLASSIFY_REFUSE) {
                 send_client_error(s, cr->stmts[0].sqlstate, cr->stmts[0].message, cr->stmts[0].hint);
                 classify_result_free(cr);
                 b->failed = true;
@@ -447,6 +580,7 @@ static void run_batch(session *s)
                 }
                 w->len = strlen(sql);
                 w->cr = cr;
+                w->unresolved = ask;
                 memcpy(w->parse, m.msg, m.len);
                 w->parse_len = m.len;
                 w->next = s->ext->stmts;
@@ -455,7 +589,7 @@ static void run_batch(session *s)
                  * plan run with wrong types is then ours to roll back); the previous
                  * Execute was planned, so this one is not refused before its plan (the
                  * client must have its ParseComplete before any error of the Execute) */
-                if (nassumed >= 0 && s->tx_status == 'I' && bound_and_executed(b, b->pos, name)) {
+                if (nassumed >= 0 && !ask && s->tx_status == 'I' && bound_and_executed(b, b->pos, name)) {
                     w->param_types = assumed;
                     w->nparam_types = nassumed;
                     w->types_known = true;
@@ -535,7 +669,7 @@ static void run_batch(session *s)
                 break;
             }
             wstmt *w = find_stmt(s, p->stmt);
-            if (!w || !w->cr->stmts[0].returning) {
+            if (!w || (!w->cr->stmts[0].returning && !w->unresolved)) {
                 send_simple(s, 'n'); /* NoData: a write without RETURNING */
                 break;
             }
@@ -586,7 +720,10 @@ static void run_batch(session *s)
             j->types_known = w->types_known && j->nparam_types == w->nparam_types;
             pgbuf_put(&j->ext_params, p->params.data, p->params.len);
             pgbuf_put(&j->ext_results, p->results.data, p->results.len);
-            wj_start_write(s, w->sql, w->len, &w->cr->stmts[0], j);
+            if (w->unresolved)
+                ask_where(s, j, &m, w);
+            else
+                wj_start_write(s, w->sql, w->len, &w->cr->stmts[0], j);
             break;
         }
         case 'C': {
@@ -800,6 +937,34 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
 {
     session *s = j->s;
     char type = msg[0];
+    if (j->step == STEP_EXT_RESOLVE) {
+        switch (type) {
+        case 'D':
+            return wj_take_resolved(j, msg, len);
+        case 'C':
+            ext_resolved(j);
+            return 0;
+        case 'E': { /* the database skips to the client's Sync now */
+            pgbuf e;
+            pgbuf_init(&e, 1u << 20);
+            pgbuf_put(&e, msg, len);
+            wj_send_error(j, &e);
+            pgbuf_free(&e);
+            wj_finish(j);
+            return 0;
+        }
+        case 'N':
+        case 'S':
+        case 'A':
+            return session_send_client(s, msg, len);
+        default: /* the answers to our Close, Parse, Bind */
+            return 0;
+        }
+    }
+    if (j->step == STEP_EXT_RELAY && type == '2' && j->ext_skip_bind) {
+        j->ext_skip_bind = false; /* the client had its BindComplete from us */
+        return 0;
+    }
     if (j->step == STEP_EXT_RELAY && j->ext_types && type != '1' && type != 'E' && type != 'N' && type != 'S') {
         if (type == 't')
             j->types_known = take_param_types(j, msg, len);
@@ -881,10 +1046,12 @@ static bool batch_writes(session *s, batch_run *b)
             if (a && find_stmt(s, a))
                 return true; /* replaced: the map must learn it */
             if (c) {
-                classify_result *cr = classify_parse(s, c, strlen(c));
+                bool ask;
+                classify_result *cr = classify_parse(s, c, strlen(c), &ask);
                 if (cr) {
                     b->parsed = cr;
                     b->parsed_at = pos;
+                    b->parsed_ask = ask;
                     return true;
                 }
             }
@@ -936,6 +1103,7 @@ enum write_batch_verdict write_batch(session *s, const char *data, size_t len, b
     pgbuf_init(&b->owed_formats, 1u << 20);
     b->parsed = probe.parsed;
     b->parsed_at = probe.parsed_at;
+    b->parsed_ask = probe.parsed_ask;
     s->brun = b;
     run_batch(s);
     return WRITE_BATCH_TAKEN;

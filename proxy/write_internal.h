@@ -14,6 +14,7 @@
 #include "proxy/write.h"
 
 enum step {
+    STEP_RESOLVE,      /* where the session's search_path places unqualified synced names */
     STEP_PLAN,         /* BEGIN?; plan */
     STEP_PROBE,        /* the write itself in a savepoint rolled back: the database's checks */
     STEP_LOCKING,      /* waiting for the service connection's lock */
@@ -31,6 +32,7 @@ enum step {
     STEP_DESCRIBE,     /* Describe of the client's statement: its parameter types */
     STEP_REPLAN,       /* the plan ran with parameter types its Parse sent ahead proved wrong:
                         * our ROLLBACK, then the plan again with the right ones */
+    STEP_EXT_RESOLVE,  /* STEP_RESOLVE before an Execute, in the batch (no Sync of ours) */
 };
 
 /* One API call of a statement: which row, and how it went. */
@@ -97,6 +99,17 @@ typedef struct write_job {
     bool cancel_requested;   /* a CancelRequest came: no further API call starts */
     bool failed; /* the client was sent an error */
     bool answered; /* the client has its ReadyForQuery; its next message waits for the job's end */
+
+    /* STEP_RESOLVE: the client's Query, the names asked for, and the schema of each (NULL
+     * when the name is no relation there) */
+    char *resolve_sql;
+    size_t resolve_len;
+    char **resolve_names;
+    char **resolve_schemas;
+    size_t n_resolve;
+    pgbuf ext_execute;     /* STEP_EXT_RESOLVE: the client's Execute, for a statement that
+                            * turns out to be its own */
+    bool ext_skip_bind;    /* drop the BindComplete of a Bind we sent again (answered already) */
 
     /* extended protocol: the write is a portal's Execute (write_ext.c) */
     bool ext;
@@ -168,11 +181,23 @@ const provider_collection *wsf_collection(write_sync *ws, const char *table, boo
  * classified; a text that names none is relayed as it is. */
 bool wj_may_name_synced(const write_context *w, const char *sql, size_t len);
 
-/* Classifies sql for the write path against the synced schemas. An unqualified write
- * target that names no synced table is the client's own (classified again as such); one
- * that does is refused (0A000: apigres needs the schema). keep_trees: for a result that is
- * planned at once and freed (classify_options), not one kept for later Executes. 0, or -1
- * when out of memory. */
-int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_trees, classify_result **out);
+/* Classifies sql for the write path against the synced schemas. An unqualified name that
+ * names no synced table is the client's own (classified again as such). One that does is
+ * left for the session to place when ask is given and sql is one statement (*ask set: the
+ * caller asks to_regclass on the client's session, then wj_classify_resolved); otherwise
+ * its statement is refused (0A000: apigres needs the schema; in a Query of several
+ * statements an earlier one may change the search_path). keep_trees: for a result that
+ * is planned at once and freed (classify_options), not one kept for later Executes. 0, or
+ * -1 when out of memory. */
+int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_trees, bool *ask,
+                classify_result **out);
+/* Asking the session (*ask above): the names of cr's one statement to ask about go to
+ * j->resolve_names, the query that asks (one row, a schema or NULL per name) to q; a
+ * DataRow of its answer to j->resolve_schemas; then sql classified with them (refused as
+ * wj_classify refuses when a pass finds another such name). Each 0, or -1 when out of
+ * memory (or a malformed row). */
+int wj_resolve_query(write_job *j, const classify_result *cr, pgbuf *q);
+int wj_take_resolved(write_job *j, const char *msg, size_t len);
+int wj_classify_resolved(const write_job *j, const char *sql, size_t len, bool keep_trees, classify_result **out);
 
 #endif

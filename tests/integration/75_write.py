@@ -181,7 +181,8 @@ check_eq("... and made no API call", n, mutations())
 for sql, state in (("TRUNCATE stripe.customer", "0A000"),
                    ("INSERT INTO stripe.customer (id, email) VALUES ('cus_x', 'a@b.co') ON CONFLICT (id) DO NOTHING", "0A000"),
                    ("UPDATE stripe.customer SET created = now() WHERE id = '%s'" % c1, "428C9"),
-                   ("UPDATE customer SET email = 'q@q.co'", "0A000")):
+                   # the search_path ("$user", public) has no customer table: the database says so
+                   ("UPDATE customer SET email = 'q@q.co'", "42P01")):
     out = proxy(sql)
     check("refused with %s: %s" % (state, sql[:60]), state in out, out)
 check_eq("... and none made an API call", n, mutations())
@@ -388,6 +389,47 @@ check_eq("... and runs", "INSERT 0 1|1",
          proxy("INSERT INTO shipped75 VALUES ('x')") + "|" + direct("SELECT count(*) FROM audit75"))
 check_eq("... with no API call", n, mutations())
 direct("DROP TABLE public.shipped75, public.audit75; DELETE FROM public.orders WHERE customer_id = 'x'")
+
+# --- unqualified names: the client's session says where they live (its search_path and
+# temporary tables, asked with to_regclass), as the database would resolve the statement
+def proxy_session(*sqls, user="app_writer"):
+    """One psql session through the proxy, one Query message per statement."""
+    args = ["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", user, "-d", DB,
+            "-v", "VERBOSITY=verbose"]
+    for q in sqls:
+        args += ["-c", q]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    return (r.stdout + r.stderr).strip()
+
+
+direct("CREATE TABLE public.customer (id text PRIMARY KEY, note text); GRANT ALL ON public.customer TO app_writer")
+n, synced_rows = mutations(), direct("SELECT count(*) FROM stripe.customer")
+check_eq("the application's own customer table, unqualified: INSERT", "INSERT 0 1",
+         proxy("INSERT INTO customer (id, note) VALUES ('own1', 'mine')"))
+out = proxy("INSERT INTO customer (id, note) VALUES ('own1', 'again') "
+            "ON CONFLICT (id) DO UPDATE SET note = excluded.note RETURNING note")
+check_eq("... ON CONFLICT (refused only on a synced table)", "again\nINSERT 0 1", out)
+check_eq("... UPDATE", "UPDATE 1", proxy("UPDATE customer SET note = 'changed' WHERE id = 'own1'"))
+check_eq("... the row is the application's", "changed", direct("SELECT note FROM public.customer WHERE id = 'own1'"))
+check_eq("... DELETE", "DELETE 1", proxy("DELETE FROM customer WHERE id = 'own1'"))
+check_eq("... no API call, the mirror untouched", (n, synced_rows),
+         (mutations(), direct("SELECT count(*) FROM stripe.customer")))
+out = proxy_session("SET search_path = stripe, public",
+                    "UPDATE customer SET name = 'Unqualified' WHERE id = '%s' RETURNING name" % c1)
+check_eq("with stripe first on the search_path, UPDATE customer writes stripe.customer through the API",
+         "SET\nUnqualified\nUPDATE 1", out)
+check_eq("... upstream and the mirror have it", ("Unqualified", "Unqualified"),
+         (api("GET", "/v1/customers/" + c1).get("name"), mirror(c1, "name")))
+out = proxy_session("SET search_path = stripe, public", "CREATE TEMP TABLE customer (id text, name text)",
+                    "INSERT INTO customer VALUES ('t1', 'temp')", "UPDATE customer SET name = 'temp2'")
+check_eq("a temporary table named customer comes first, as in the database: no API call",
+         ("SET\nCREATE TABLE\nINSERT 0 1\nUPDATE 1", n[0], n[2]), (out, mutations()[0], mutations()[2]))
+out = proxy("SET search_path = stripe, public; UPDATE customer SET name = 'x' WHERE id = '%s'" % c1)
+check("in a Query of several statements (the search_path may change between them) the schema is needed",
+      "0A000" in out and "needs the schema" in out, out)
+direct("DROP TABLE public.customer")
+out = proxy("UPDATE customer SET note = 'x'")
+check("a name on no schema of the search_path: the database's own error", "42P01" in out, out)
 
 # --- the 3rd of 5 creates fails: 2 applied and mirrored, the error says so
 api("POST", "/_fake/config", json_body={"fail_nth_create": 3, "fail_status": 402})

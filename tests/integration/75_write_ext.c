@@ -223,7 +223,8 @@ int main(int argc, char **argv)
     check(PQresultStatus(r) == PGRES_TUPLES_OK, "the connection goes on after the error");
     PQclear(r);
 
-    /* unqualified targets: an application table passes, a synced table's name needs its schema */
+    /* unqualified targets: an application table passes; a synced table's name is where the
+     * session's search_path places it */
     const char *pu[] = {id};
     r = PQexecParams(c, "INSERT INTO orders (customer_id, note) VALUES ($1, 'unqualified')", 1, NULL, pu, NULL,
                      NULL, 0);
@@ -231,9 +232,50 @@ int main(int argc, char **argv)
           "an INSERT into an unqualified application table with parameters passes (%s)", PQresultErrorMessage(r));
     PQclear(r);
     r = PQexecParams(c, "UPDATE customer SET name = 'x' WHERE id = $1", 1, NULL, pu, NULL, NULL, 0);
-    check(strcmp(state_of(r), "0A000") == 0 && strstr(PQresultErrorMessage(r), "needs the schema"),
-          "an UPDATE of an unqualified synced table's name is refused at Parse (%s)", PQresultErrorMessage(r));
+    check(strcmp(state_of(r), "42P01") == 0,
+          "a synced table's name on no schema of the search_path: the database's own error (%s)",
+          PQresultErrorMessage(r));
     PQclear(r);
+
+    /* ... the session's search_path and temporary tables place it, at each Execute, as the
+     * database places the statement itself */
+    PQclear(PQexec(c, "SET search_path = stripe, public"));
+    const char *pn[] = {"Unqualified Ext", id};
+    r = PQexecParams(c, "UPDATE customer SET name = $1 WHERE id = $2 RETURNING name", 2, NULL, pn, NULL, NULL, 0);
+    check(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+              strcmp(PQgetvalue(r, 0, 0), "Unqualified Ext") == 0 && strcmp(PQcmdStatus(r), "UPDATE 1") == 0 &&
+              strcmp(mirrored("SELECT name FROM stripe.customer WHERE id = $1", id), "Unqualified Ext") == 0,
+          "with stripe on the search_path, UPDATE customer is a write of stripe.customer (%s)",
+          PQresultErrorMessage(r));
+    PQclear(r);
+    r = PQprepare(c, "unq", "UPDATE customer SET name = $1 WHERE id = $2", 2, NULL);
+    PQclear(r);
+    const char *pq[] = {"Prepared Unqualified", id};
+    r = PQexecPrepared(c, "unq", 2, pq, NULL, NULL, 0);
+    check(strcmp(PQcmdStatus(r), "UPDATE 1") == 0 &&
+              strcmp(mirrored("SELECT name FROM stripe.customer WHERE id = $1", id), "Prepared Unqualified") == 0,
+          "... prepared, the same (%s)", PQresultErrorMessage(r));
+    PQclear(r);
+    PQclear(PQexec(c, "CREATE TEMP TABLE customer (id text PRIMARY KEY, name text)"));
+    PQclear(PQexec(c, "INSERT INTO customer VALUES ('t1', 'temp')"));
+    const char *pt[] = {"Temp Row", "t1"};
+    r = PQexecPrepared(c, "unq", 2, pt, NULL, NULL, 0);
+    check(strcmp(PQcmdStatus(r), "UPDATE 1") == 0 &&
+              strcmp(mirrored("SELECT name FROM stripe.customer WHERE id = $1", id), "Prepared Unqualified") == 0,
+          "... once a temporary table of that name comes first, the same prepared statement writes it (%s)",
+          PQresultErrorMessage(r));
+    PQclear(r);
+    r = PQexec(c, "SELECT name FROM customer");
+    check(PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "Temp Row") == 0, "... the temporary row changed");
+    PQclear(r);
+    const char *pv[] = {"t2", "Returned"};
+    r = PQexecParams(c, "INSERT INTO customer (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING name", 2,
+                     NULL, pv, NULL, NULL, 1);
+    check(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1 && PQfformat(r, 0) == 1 &&
+              strcmp(PQgetvalue(r, 0, 0), "Returned") == 0,
+          "... with ON CONFLICT and RETURNING in binary, as the database answers it (%s)", PQresultErrorMessage(r));
+    PQclear(r);
+    PQclear(PQexec(c, "DROP TABLE pg_temp.customer; DEALLOCATE unq; RESET search_path"));
 
     /* transaction statements earlier in the same batch as a write (pgjdbc sends BEGIN with
      * the first statement of a transaction): the write runs inside the client's block */

@@ -139,6 +139,19 @@ status, rec = api("GET", "/sobjects/Contact/" + new_id)
 check_eq("... it is gone from Salesforce", 404, status)
 check_eq("... and from the mirror", "0", direct("SELECT count(*) FROM salesforce.contact WHERE id = '%s'" % new_id))
 
+# --- an unqualified name: the session's search_path says it is salesforce.contact
+r = subprocess.run(["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", "sf_writer", "-d", DB,
+                    "-v", "VERBOSITY=verbose", "-c", "SET search_path = salesforce, public",
+                    "-c", "UPDATE contact SET title = 'Unqualified' WHERE id = '%s'" % c2,
+                    "-c", "UPDATE contact SET email = 'not-an-email' WHERE id = '%s'" % c2],
+                   capture_output=True, text=True, timeout=60)
+out = (r.stdout + r.stderr).strip()
+status, rec = api("GET", "/sobjects/Contact/" + c2)
+check("UPDATE contact with salesforce on the search_path goes to Salesforce, and so does its refusal",
+      out.startswith("SET\nUPDATE 1") and "23514" in out and "Error updating contact" in out and
+      rec.get("Title") == "Unqualified" and
+      direct("SELECT title FROM salesforce.contact WHERE id = '%s'" % c2) == "Unqualified", out)
+
 # --- Salesforce's refusals, as Postgres errors
 out = proxy("UPDATE salesforce.contact SET email = 'not-an-email' WHERE id = '%s'" % c2)
 check("an invalid email: ERROR 23514 Error updating contact %s: ... (%s)" % (c2, out.split("\n")[0]),

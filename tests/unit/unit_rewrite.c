@@ -200,6 +200,41 @@ static void test_update(void)
     rewrite_result_free(r);
 }
 
+/* A target the session placed (classify_resolved) is named by its schema in the plan and
+ * in RETURNING, whether planned from the kept tree (lent, and given back as it was) or
+ * from the text. */
+static void test_resolved_target(void)
+{
+    static const char sql[] = "UPDATE customer SET name = 'x' WHERE id = $1 RETURNING email";
+    classify_resolved res[] = {{"customer", "stripe"}};
+    for (int keep = 0; keep < 2; keep++) {
+        classify_options o = {.schemas = synced, .n_schemas = 2, .keep_trees = keep, .resolved = res,
+                              .n_resolved = 1};
+        classify_result *cr = NULL;
+        rewrite_result *r = NULL;
+        CHECK(classify_sql(sql, strlen(sql), &o, &cr) == 0 && cr->stmts[0].verdict == CLASSIFY_WRITE &&
+                  cr->stmts[0].unqualified && strcmp(cr->stmts[0].schema, "stripe") == 0,
+              "classified as a write of stripe.customer (keep_trees %d)", keep);
+        CHECK(rewrite_plan(sql, strlen(sql), &cr->stmts[0], &r) == 0 && r->plan_sql &&
+                  strcmp(r->plan_sql, "SELECT customer.id, 'x' AS name FROM stripe.customer WHERE id = $1 "
+                                      "FOR UPDATE OF customer") == 0,
+              "the plan names the schema the session gave (keep_trees %d): %s", keep, r ? r->plan_sql : "");
+        CHECK(r && r->returning_sql && strstr(r->returning_sql, "FROM stripe.customer"),
+              "so does RETURNING (keep_trees %d): %s", keep, r && r->returning_sql ? r->returning_sql : "");
+        /* planned again as if unresolved: the tree (or text) still names no schema */
+        rewrite_result_free(r);
+        r = NULL;
+        char *schema = cr->stmts[0].schema;
+        cr->stmts[0].schema = NULL;
+        CHECK(rewrite_plan(sql, strlen(sql), &cr->stmts[0], &r) == 0 && r->plan_sql &&
+                  strstr(r->plan_sql, "FROM customer WHERE"),
+              "the client's tree is given back as it was (keep_trees %d): %s", keep, r ? r->plan_sql : "");
+        cr->stmts[0].schema = schema;
+        rewrite_result_free(r);
+        classify_result_free(cr);
+    }
+}
+
 static void test_delete(void)
 {
     rewrite_result *r;
@@ -398,6 +433,7 @@ int main(void)
 {
     test_returning();
     test_update();
+    test_resolved_target();
     test_delete();
     test_insert();
     test_refusals();
