@@ -190,35 +190,48 @@ static int classify_passes(const write_context *wc, const char *sql, size_t len,
     return rc;
 }
 
-/* The first unqualified name in cr that names a synced table, or NULL. */
-static const char *synced_unresolved(const write_context *wc, const classify_result *cr)
+/* Whether st names a synced table's name without its schema. */
+static bool names_synced_unqualified(const write_context *wc, const classify_stmt *st)
 {
-    for (size_t i = 0; i < cr->n_stmts; i++)
-        for (size_t u = 0; u < cr->stmts[i].n_unresolved; u++)
-            if (is_synced_name(wc, cr->stmts[i].unresolved[u]))
-                return cr->stmts[i].unresolved[u];
-    return NULL;
+    for (size_t u = 0; u < st->n_unresolved; u++)
+        if (is_synced_name(wc, st->unresolved[u]))
+            return true;
+    return false;
 }
 
-/* Refuses (0A000) the first statement of cr that names a synced table's name without its
- * schema, when the session cannot be asked where it lives. 0, or -1 when out of memory. */
-static int refuse_unresolved(const write_context *wc, classify_result *cr)
+/* Whether the session can be asked where st's unqualified names live when its turn comes
+ * in a Query of several statements: an INSERT, UPDATE or DELETE (another statement's
+ * portal, a COPY's say, would want the client while a job of ours holds the session). */
+static bool asked_in_turn(const write_context *wc, const classify_stmt *st)
+{
+    return (st->command == CLASSIFY_CMD_INSERT || st->command == CLASSIFY_CMD_UPDATE ||
+            st->command == CLASSIFY_CMD_DELETE) &&
+           names_synced_unqualified(wc, st);
+}
+
+/* Refuses (0A000) the statements of cr that name a synced table's name without its schema
+ * and that the session is not to be asked about (in_turn: those of asked_in_turn are). 0,
+ * or -1 when out of memory. */
+static int refuse_unresolved(const write_context *wc, classify_result *cr, bool in_turn)
 {
     for (size_t i = 0; i < cr->n_stmts; i++) {
         classify_stmt *st = &cr->stmts[i];
-        for (size_t u = 0; u < st->n_unresolved; u++) {
-            if (!is_synced_name(wc, st->unresolved[u]))
-                continue;
-            char msg[256];
-            snprintf(msg, sizeof msg, "apigres needs the schema of table \"%s\" to write it", st->unresolved[u]);
-            free(st->message);
-            free(st->hint);
-            st->verdict = CLASSIFY_REFUSE;
-            memcpy(st->sqlstate, "0A000", 6);
-            st->message = strdup(msg);
-            st->hint = strdup("Qualify the table with its schema, e.g. stripe.customer.");
-            return st->message && st->hint ? 0 : -1;
-        }
+        if (!names_synced_unqualified(wc, st) || (in_turn && asked_in_turn(wc, st)))
+            continue;
+        const char *name = NULL;
+        for (size_t u = 0; u < st->n_unresolved && !name; u++)
+            if (is_synced_name(wc, st->unresolved[u]))
+                name = st->unresolved[u];
+        char msg[256];
+        snprintf(msg, sizeof msg, "apigres needs the schema of table \"%s\" to write it", name);
+        free(st->message);
+        free(st->hint);
+        st->verdict = CLASSIFY_REFUSE;
+        memcpy(st->sqlstate, "0A000", 6);
+        st->message = strdup(msg);
+        st->hint = strdup("Qualify the table with its schema, e.g. stripe.customer.");
+        if (!st->message || !st->hint)
+            return -1;
     }
     return 0;
 }
@@ -235,8 +248,11 @@ int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_
     }
     bool one = cr->n_stmts == 1;
     if (ask)
-        *ask = one && synced_unresolved(wc, cr) != NULL;
-    if ((!ask || !*ask) && refuse_unresolved(wc, cr) < 0) {
+        *ask = one && names_synced_unqualified(wc, &cr->stmts[0]);
+    int rc = 0;
+    if (!ask || !*ask)
+        rc = refuse_unresolved(wc, cr, ask != NULL && !one);
+    if (rc < 0) {
         classify_result_free(cr);
         return -1;
     }
@@ -1701,6 +1717,10 @@ static bool take_query(session *s, const char *sql, size_t len, classify_result 
     const classify_stmt *write = NULL;
     for (size_t i = 0; i < cr->n_stmts; i++) {
         const classify_stmt *st = &cr->stmts[i];
+        if (cr->n_stmts > 1 && asked_in_turn(&s->srv->writes, st)) {
+            writes++; /* a write of a synced table or not: the session says in its turn */
+            continue;
+        }
         if (st->verdict == CLASSIFY_REFUSE) {
             wj_refuse_now(s, st->sqlstate, st->message, st->hint);
             classify_result_free(cr);
@@ -1742,9 +1762,8 @@ static void put_regclass_of(pgbuf *q, const char *name)
     put(q, "\"')");
 }
 
-int wj_resolve_query(write_job *j, const classify_result *cr, pgbuf *q)
+int wj_resolve_query(write_job *j, const classify_stmt *st, pgbuf *q)
 {
-    const classify_stmt *st = &cr->stmts[0];
     if (!(j->resolve_names = calloc(st->n_unresolved, sizeof *j->resolve_names)) ||
         !(j->resolve_schemas = calloc(st->n_unresolved, sizeof *j->resolve_schemas)))
         return -1;
@@ -1765,16 +1784,14 @@ int wj_resolve_query(write_job *j, const classify_result *cr, pgbuf *q)
     return q->failed ? -1 : 0;
 }
 
-/* The one statement of sql names synced tables' names without a schema: asks the client's
- * session where they are; resolved() goes on. Takes cr. */
-static void ask_where(session *s, const char *sql, size_t len, classify_result *cr)
+/* sql[0..len), one statement (st), names synced tables' names without a schema: asks the
+ * client's session where they are; resolved() goes on. */
+static void ask_where(session *s, const char *sql, size_t len, const classify_stmt *st)
 {
     write_job *j = wj_new(s);
     pgbuf q;
     pgbuf_init(&q, 1u << 20);
-    bool oom = !j || !(j->resolve_sql = malloc(len + 1)) || wj_resolve_query(j, cr, &q) < 0;
-    classify_result_free(cr);
-    if (oom) {
+    if (!j || !(j->resolve_sql = malloc(len + 1)) || wj_resolve_query(j, st, &q) < 0) {
         if (j)
             wj_free(j);
         pgbuf_free(&q);
@@ -1819,7 +1836,7 @@ int wj_classify_resolved(const write_job *j, const char *sql, size_t len, bool k
         return -1;
     log_debug("client %llu: unqualified names placed by the session's search_path",
               (unsigned long long)(j->s ? j->s->id : 0));
-    if (refuse_unresolved(j->wc, *out) < 0) { /* a name the passes found only now */
+    if (refuse_unresolved(j->wc, *out, false) < 0) { /* a name the passes found only now */
         classify_result_free(*out);
         *out = NULL;
         return -1;
@@ -1827,9 +1844,10 @@ int wj_classify_resolved(const write_job *j, const char *sql, size_t len, bool k
     return 0;
 }
 
-/* The session placed the names: the Query classified with them (not kept in the plan
- * cache: another session's search_path may place them elsewhere) is carried out, or
- * relayed as it came when it writes no synced table after all. */
+/* The session placed the names: the statement classified with them (not kept in the plan
+ * cache: another session's search_path may place them elsewhere) is carried out; when it
+ * writes no synced table after all, the client's Query is relayed as it came (or, in a
+ * Query of several statements, the statement runs as its others do). */
 static void resolved(write_job *j)
 {
     session *s = j->s;
@@ -1846,10 +1864,21 @@ static void resolved(write_job *j)
     j->resolve_sql = NULL;
     s->job = NULL;
     wj_free(j);
-    if (rc < 0)
+    if (rc < 0) {
         wj_refuse_now(s, "53200", "out of memory", NULL);
-    else if (!take_query(s, sql, len, cr))
-        session_relay_query(s, sql, len);
+    } else if (!s->run) {
+        if (!take_query(s, sql, len, cr))
+            session_relay_query(s, sql, len);
+    } else {
+        const classify_stmt *st = &cr->stmts[0];
+        if (st->verdict == CLASSIFY_REFUSE)
+            wj_refuse_now(s, st->sqlstate, st->message, st->hint);
+        else if (st->verdict == CLASSIFY_WRITE)
+            start_one_write(s, sql, len, st);
+        else
+            start_job(s, sql, STEP_PASS);
+        classify_result_free(cr);
+    }
     free(sql);
 }
 
@@ -1866,7 +1895,8 @@ bool write_query(session *s, const char *sql, size_t len)
         return true;
     }
     if (ask) {
-        ask_where(s, sql, len, cr);
+        ask_where(s, sql, len, &cr->stmts[0]);
+        classify_result_free(cr);
         return true;
     }
     return take_query(s, sql, len, cr);
@@ -1945,6 +1975,10 @@ static void start_statement(session *s)
 {
     query_run *run = s->run;
     const classify_stmt *st = &run->cr->stmts[run->next++];
+    if (asked_in_turn(&s->srv->writes, st)) { /* the statements before it ran: the search_path is theirs */
+        ask_where(s, run->sql + st->offset, st->len, st);
+        return;
+    }
     if (st->verdict == CLASSIFY_WRITE) {
         start_one_write(s, run->sql, run->len, st);
         return;

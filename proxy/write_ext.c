@@ -415,7 +415,7 @@ static void ask_where(session *s, write_job *j, const msgview *execute, const ws
     pgbuf q, out;
     pgbuf_init(&q, 1u << 20);
     pgbuf_init(&out, 1u << 20);
-    if (wj_resolve_query(j, w->cr, &q) == 0) {
+    if (wj_resolve_query(j, &w->cr->stmts[0], &q) == 0) {
         pgbuf_put(&j->ext_execute, execute->msg, execute->len);
         for (int k = 0; k < 2; k++) {
             size_t at = pgbuf_begin_message(&out, 'C');

@@ -185,18 +185,19 @@ bool wj_may_name_synced(const write_context *w, const char *sql, size_t len);
  * names no synced table is the client's own (classified again as such). One that does is
  * left for the session to place when ask is given and sql is one statement (*ask set: the
  * caller asks to_regclass on the client's session, then wj_classify_resolved); otherwise
- * its statement is refused (0A000: apigres needs the schema; in a Query of several
- * statements an earlier one may change the search_path). keep_trees: for a result that
+ * its statement is refused (0A000: apigres needs the schema), except, with ask given, an
+ * INSERT, UPDATE or DELETE among several statements: the session is asked in its turn,
+ * once the statements before it ran (they may change the search_path). keep_trees: for a result that
  * is planned at once and freed (classify_options), not one kept for later Executes. 0, or
  * -1 when out of memory. */
 int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_trees, bool *ask,
                 classify_result **out);
-/* Asking the session (*ask above): the names of cr's one statement to ask about go to
+/* Asking the session (*ask above): the names of statement st to ask about go to
  * j->resolve_names, the query that asks (one row, a schema or NULL per name) to q; a
  * DataRow of its answer to j->resolve_schemas; then sql classified with them (refused as
  * wj_classify refuses when a pass finds another such name). Each 0, or -1 when out of
  * memory (or a malformed row). */
-int wj_resolve_query(write_job *j, const classify_result *cr, pgbuf *q);
+int wj_resolve_query(write_job *j, const classify_stmt *st, pgbuf *q);
 int wj_take_resolved(write_job *j, const char *msg, size_t len);
 int wj_classify_resolved(const write_job *j, const char *sql, size_t len, bool keep_trees, classify_result **out);
 

@@ -424,9 +424,16 @@ out = proxy_session("SET search_path = stripe, public", "CREATE TEMP TABLE custo
                     "INSERT INTO customer VALUES ('t1', 'temp')", "UPDATE customer SET name = 'temp2'")
 check_eq("a temporary table named customer comes first, as in the database: no API call",
          ("SET\nCREATE TABLE\nINSERT 0 1\nUPDATE 1", n[0], n[2]), (out, mutations()[0], mutations()[2]))
-out = proxy("SET search_path = stripe, public; UPDATE customer SET name = 'x' WHERE id = '%s'" % c1)
-check("in a Query of several statements (the search_path may change between them) the schema is needed",
-      "0A000" in out and "needs the schema" in out, out)
+n = mutations()
+out = proxy("INSERT INTO customer (id, note) VALUES ('own2', 'run'); SET search_path = stripe, public; "
+            "UPDATE customer SET name = 'In Turn' WHERE id = '%s'; SET search_path = public; "
+            "DELETE FROM customer WHERE id = 'own2'" % c1)
+check_eq("in a Query of several statements each is placed in its turn, after the search_path the ones "
+         "before it set", ("INSERT 0 1\nSET\nUPDATE 1\nSET\nDELETE 1", "In Turn", "0", n[1] + 1, n[2]),
+         (out, mirror(c1, "name"), direct("SELECT count(*) FROM public.customer"), mutations()[1], mutations()[2]))
+out = proxy("SET search_path = stripe, public; TRUNCATE customer")
+check("... a TRUNCATE of such a name among them needs the schema (0A000)",
+      "0A000" in out and "needs the schema" in out and direct("SELECT count(*) > 0 FROM stripe.customer") == "t", out)
 direct("DROP TABLE public.customer")
 out = proxy("UPDATE customer SET note = 'x'")
 check("a name on no schema of the search_path: the database's own error", "42P01" in out, out)
