@@ -200,23 +200,21 @@ static bool names_synced_unqualified(const write_context *wc, const classify_stm
 }
 
 /* Whether the session can be asked where st's unqualified names live when its turn comes
- * in a Query of several statements: an INSERT, UPDATE or DELETE (another statement's
- * portal, a COPY's say, would want the client while a job of ours holds the session). */
-static bool asked_in_turn(const write_context *wc, const classify_stmt *st)
+ * (in a Query of several statements, or at an Execute): any statement but a COPY, whose
+ * CopyData would have to come from the client while a job of ours holds the session. */
+bool wj_asked_in_turn(const write_context *wc, const classify_stmt *st)
 {
-    return (st->command == CLASSIFY_CMD_INSERT || st->command == CLASSIFY_CMD_UPDATE ||
-            st->command == CLASSIFY_CMD_DELETE) &&
-           names_synced_unqualified(wc, st);
+    return st->command != CLASSIFY_CMD_COPY && names_synced_unqualified(wc, st);
 }
 
 /* Refuses (0A000) the statements of cr that name a synced table's name without its schema
- * and that the session is not to be asked about (in_turn: those of asked_in_turn are). 0,
+ * and that the session is not to be asked about (in_turn: those of wj_asked_in_turn are). 0,
  * or -1 when out of memory. */
 static int refuse_unresolved(const write_context *wc, classify_result *cr, bool in_turn)
 {
     for (size_t i = 0; i < cr->n_stmts; i++) {
         classify_stmt *st = &cr->stmts[i];
-        if (!names_synced_unqualified(wc, st) || (in_turn && asked_in_turn(wc, st)))
+        if (!names_synced_unqualified(wc, st) || (in_turn && wj_asked_in_turn(wc, st)))
             continue;
         const char *name = NULL;
         for (size_t u = 0; u < st->n_unresolved && !name; u++)
@@ -1717,7 +1715,7 @@ static bool take_query(session *s, const char *sql, size_t len, classify_result 
     const classify_stmt *write = NULL;
     for (size_t i = 0; i < cr->n_stmts; i++) {
         const classify_stmt *st = &cr->stmts[i];
-        if (cr->n_stmts > 1 && asked_in_turn(&s->srv->writes, st)) {
+        if (cr->n_stmts > 1 && wj_asked_in_turn(&s->srv->writes, st)) {
             writes++; /* a write of a synced table or not: the session says in its turn */
             continue;
         }
@@ -1975,7 +1973,7 @@ static void start_statement(session *s)
 {
     query_run *run = s->run;
     const classify_stmt *st = &run->cr->stmts[run->next++];
-    if (asked_in_turn(&s->srv->writes, st)) { /* the statements before it ran: the search_path is theirs */
+    if (wj_asked_in_turn(&s->srv->writes, st)) { /* the statements before it ran: the search_path is theirs */
         ask_where(s, run->sql + st->offset, st->len, st);
         return;
     }

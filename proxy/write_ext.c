@@ -223,10 +223,7 @@ static classify_result *classify_parse(session *s, const char *sql, size_t len, 
     classify_result *cr = NULL;
     if (wj_classify(&s->srv->writes, sql, len, false, ask, &cr) < 0)
         return NULL;
-    classify_command cmd = cr->stmts[0].command;
-    if (*ask && cmd != CLASSIFY_CMD_INSERT && cmd != CLASSIFY_CMD_UPDATE && cmd != CLASSIFY_CMD_DELETE) {
-        /* the portal of a COPY (say) of the client's own table would want the client's
-         * CopyData while a job of ours holds the session: refused as before, qualify it */
+    if (*ask && !wj_asked_in_turn(&s->srv->writes, &cr->stmts[0])) { /* a COPY: qualify it */
         classify_result_free(cr);
         *ask = false;
         if (wj_classify(&s->srv->writes, sql, len, false, NULL, &cr) < 0)

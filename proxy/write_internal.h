@@ -185,8 +185,8 @@ bool wj_may_name_synced(const write_context *w, const char *sql, size_t len);
  * names no synced table is the client's own (classified again as such). One that does is
  * left for the session to place when ask is given and sql is one statement (*ask set: the
  * caller asks to_regclass on the client's session, then wj_classify_resolved); otherwise
- * its statement is refused (0A000: apigres needs the schema), except, with ask given, an
- * INSERT, UPDATE or DELETE among several statements: the session is asked in its turn,
+ * its statement is refused (0A000: apigres needs the schema), except, with ask given, one
+ * among several statements that wj_asked_in_turn allows: the session is asked in its turn,
  * once the statements before it ran (they may change the search_path). keep_trees: for a result that
  * is planned at once and freed (classify_options), not one kept for later Executes. 0, or
  * -1 when out of memory. */
@@ -198,6 +198,10 @@ int wj_classify(const write_context *wc, const char *sql, size_t len, bool keep_
  * wj_classify refuses when a pass finds another such name). Each 0, or -1 when out of
  * memory (or a malformed row). */
 int wj_resolve_query(write_job *j, const classify_stmt *st, pgbuf *q);
+/* Whether st, naming a synced table's name without its schema, may wait for its turn (an
+ * Execute, or its place among several statements) to be placed: not a COPY, whose CopyData
+ * would have to come while a job of ours holds the session. */
+bool wj_asked_in_turn(const write_context *wc, const classify_stmt *st);
 int wj_take_resolved(write_job *j, const char *msg, size_t len);
 int wj_classify_resolved(const write_job *j, const char *sql, size_t len, bool keep_trees, classify_result **out);
 

@@ -432,8 +432,12 @@ check_eq("in a Query of several statements each is placed in its turn, after the
          "before it set", ("INSERT 0 1\nSET\nUPDATE 1\nSET\nDELETE 1", "In Turn", "0", n[1] + 1, n[2]),
          (out, mirror(c1, "name"), direct("SELECT count(*) FROM public.customer"), mutations()[1], mutations()[2]))
 out = proxy("SET search_path = stripe, public; TRUNCATE customer")
-check("... a TRUNCATE of such a name among them needs the schema (0A000)",
-      "0A000" in out and "needs the schema" in out and direct("SELECT count(*) > 0 FROM stripe.customer") == "t", out)
+check("... a TRUNCATE placed in stripe is refused as stripe.customer's (0A000)",
+      "0A000" in out and direct("SELECT count(*) > 0 FROM stripe.customer") == "t", out)
+direct("INSERT INTO public.customer VALUES ('own3', 'gone soon')")
+check_eq("... one placed in the application's schema runs", ("SET\nTRUNCATE TABLE", "0", "t"),
+         (proxy("SET search_path = public; TRUNCATE customer"), direct("SELECT count(*) FROM public.customer"),
+          direct("SELECT count(*) > 0 FROM stripe.customer")))
 direct("DROP TABLE public.customer")
 out = proxy("UPDATE customer SET note = 'x'")
 check("a name on no schema of the search_path: the database's own error", "42P01" in out, out)

@@ -275,6 +275,11 @@ int main(int argc, char **argv)
               strcmp(PQgetvalue(r, 0, 0), "Returned") == 0,
           "... with ON CONFLICT and RETURNING in binary, as the database answers it (%s)", PQresultErrorMessage(r));
     PQclear(r);
+    r = PQexecParams(c, "TRUNCATE customer", 0, NULL, NULL, NULL, NULL, 0);
+    check(strcmp(PQcmdStatus(r), "TRUNCATE TABLE") == 0 &&
+              strcmp(mirrored("SELECT count(*) > 0 FROM stripe.customer WHERE id = $1", id), "t") == 0,
+          "... and a TRUNCATE of it, the temporary table's (%s)", PQresultErrorMessage(r));
+    PQclear(r);
     PQclear(PQexec(c, "DROP TABLE pg_temp.customer; DEALLOCATE unq; RESET search_path"));
 
     /* transaction statements earlier in the same batch as a write (pgjdbc sends BEGIN with
