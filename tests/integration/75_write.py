@@ -412,6 +412,12 @@ check_eq("... ON CONFLICT (refused only on a synced table)", "again\nINSERT 0 1"
 check_eq("... UPDATE", "UPDATE 1", proxy("UPDATE customer SET note = 'changed' WHERE id = 'own1'"))
 check_eq("... the row is the application's", "changed", direct("SELECT note FROM public.customer WHERE id = 'own1'"))
 check_eq("... DELETE", "DELETE 1", proxy("DELETE FROM customer WHERE id = 'own1'"))
+r = subprocess.run(["psql", "-X", "-At", "-h", "127.0.0.1", "-p", str(PROXY_PORT), "-U", "app_writer", "-d", DB,
+                    "-c", "COPY customer (id, note) FROM STDIN"], input="own9\tcopied\n", capture_output=True,
+                   text=True, timeout=60)
+check_eq("... COPY customer FROM STDIN (relayed once the session placed the name)", ("COPY 1", "copied"),
+         ((r.stdout + r.stderr).strip(), direct("SELECT note FROM public.customer WHERE id = 'own9'")))
+direct("DELETE FROM public.customer WHERE id = 'own9'")
 check_eq("... no API call, the mirror untouched", (n, synced_rows),
          (mutations(), direct("SELECT count(*) FROM stripe.customer")))
 out = proxy_session("SET search_path = stripe, public",
