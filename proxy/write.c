@@ -1624,12 +1624,10 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
     bool keep = !st->unqualified;
     rewrite_result *rw = j && keep ? plan_cache_rewrite(plans, sql, len, st->offset) : NULL;
     if (j && !rw) {
-        if (rewrite_plan(sql, len, st, &rw) == 0) {
-            if (keep)
-                plan_cache_keep_rewrite(plans, sql, len, st->offset, rw);
-        }
-        else
+        if (rewrite_plan(sql, len, st, &rw) != 0)
             rw = NULL; /* out of memory */
+        else if (keep)
+            plan_cache_keep_rewrite(plans, sql, len, st->offset, rw);
     }
     if (!j || !rw) {
         if (j)
@@ -1789,15 +1787,13 @@ static void ask_where(session *s, const char *sql, size_t len, const classify_st
     write_job *j = wj_new(s);
     pgbuf q;
     pgbuf_init(&q, 1u << 20);
-    if (!j || !(j->resolve_sql = malloc(len + 1)) || wj_resolve_query(j, st, &q) < 0) {
+    if (!j || !(j->resolve_sql = strndup(sql, len)) || wj_resolve_query(j, st, &q) < 0) {
         if (j)
             wj_free(j);
         pgbuf_free(&q);
         wj_refuse_now(s, "53200", "out of memory", NULL);
         return;
     }
-    memcpy(j->resolve_sql, sql, len);
-    j->resolve_sql[len] = '\0';
     j->resolve_len = len;
     s->job = j;
     wj_inject(j, q.data, STEP_RESOLVE);

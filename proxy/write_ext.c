@@ -454,25 +454,29 @@ static void ask_where(session *s, write_job *j, const msgview *execute, const ws
  * any other, its plan naming the schema), refused, or the client's own: then its portal
  * runs in the database as the client bound it (and is forgotten here, so that a further
  * Execute of it goes straight there). */
+/* The Execute ends with our error; the batch is skipped to its Sync. */
+static void resolve_refused(write_job *j, const char *sqlstate, const char *message, const char *hint)
+{
+    session *s = j->s;
+    s->job = NULL;
+    wj_free(j);
+    send_client_error(s, sqlstate, message, hint);
+    ext_continue(s, true);
+}
+
 static void ext_resolved(write_job *j)
 {
     session *s = j->s;
     wstmt *w = find_stmt(s, j->ext_stmt);
     classify_result *cr = NULL;
     if (!w || wj_classify_resolved(j, w->sql, w->len, false, &cr) < 0) {
-        s->job = NULL;
-        wj_free(j);
-        send_client_error(s, "53200", "out of memory", NULL);
-        ext_continue(s, true);
+        resolve_refused(j, "53200", "out of memory", NULL);
         return;
     }
     const classify_stmt *st = &cr->stmts[0];
     if (st->verdict == CLASSIFY_REFUSE) {
-        s->job = NULL;
-        wj_free(j);
-        send_client_error(s, st->sqlstate, st->message, st->hint);
+        resolve_refused(j, st->sqlstate, st->message, st->hint);
         classify_result_free(cr);
-        ext_continue(s, true);
         return;
     }
     if (st->verdict == CLASSIFY_WRITE) {
@@ -501,10 +505,7 @@ static void ext_resolved(write_job *j)
     }
     if (!p || out.failed) {
         pgbuf_free(&out);
-        s->job = NULL;
-        wj_free(j);
-        send_client_error(s, "53200", "out of memory", NULL);
-        ext_continue(s, true);
+        resolve_refused(j, "53200", "out of memory", NULL);
         return;
     }
     j->ext_expect = 'C';
@@ -930,6 +931,18 @@ void ext_ahead_failed(write_job *j)
     wj_finish(j);
 }
 
+/* The database's ErrorResponse msg ends the job's step, and the job: the database skips to
+ * the client's Sync now. */
+static void ends_with_error(write_job *j, const char *msg, size_t len)
+{
+    pgbuf e;
+    pgbuf_init(&e, 1u << 20);
+    pgbuf_put(&e, msg, len);
+    wj_send_error(j, &e);
+    pgbuf_free(&e);
+    wj_finish(j);
+}
+
 int ext_on_backend_message(write_job *j, const char *msg, size_t len)
 {
     session *s = j->s;
@@ -941,15 +954,9 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
         case 'C':
             ext_resolved(j);
             return 0;
-        case 'E': { /* the database skips to the client's Sync now */
-            pgbuf e;
-            pgbuf_init(&e, 1u << 20);
-            pgbuf_put(&e, msg, len);
-            wj_send_error(j, &e);
-            pgbuf_free(&e);
-            wj_finish(j);
+        case 'E':
+            ends_with_error(j, msg, len);
             return 0;
-        }
         case 'N':
         case 'S':
         case 'A':
@@ -981,13 +988,8 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
             wj_plan_ready(j);
             return 0;
         }
-        if (type == 'E') { /* the database skips to the client's Sync now */
-            pgbuf e;
-            pgbuf_init(&e, 1u << 20);
-            pgbuf_put(&e, msg, len);
-            wj_send_error(j, &e);
-            pgbuf_free(&e);
-            wj_finish(j);
+        if (type == 'E') {
+            ends_with_error(j, msg, len);
             return 0;
         }
         return type == 'N' ? 0 : session_send_client(s, msg, len);
