@@ -15,7 +15,9 @@
  *
  * A read-only WITH in front of the write is carried over onto the plan. $n parameters are
  * left as they are. RETURNING is not part of the plan (the caller computes it from the
- * mirrored rows); has_returning says whether there is one.
+ * mirrored rows); has_returning says whether there is one. With RETURNING the plan also
+ * checks the list and carries what it will read (see "RETURNING" below), so that a list
+ * the database would refuse is refused before any API call.
  *
  * The plan is built by rearranging libpg_query's protobuf tree and deparsing it with
  * pg_query_deparse_protobuf, never by pasting strings: the text of every expression is
@@ -51,12 +53,36 @@ typedef struct rewrite_result {
     size_t n_default_rows;
     bool has_returning;  /* the statement has a RETURNING list (not part of the plan) */
     size_t n_returning;  /* its number of entries */
-    /* With RETURNING: "SELECT <the RETURNING list> FROM <target [AS alias]>", to which the
-     * caller appends which rows, naming the target's id column as returning_ref.id
-     * (returning_ref is the alias or the table's name, unquoted). It reads the target
-     * table only: a RETURNING that names a FROM/USING table fails there (42P01). */
+    /* RETURNING. The list is checked in the plan, in the statement's own scope, by a column
+     * "apigres returning" that Postgres resolves but never evaluates (CASE WHEN false THEN
+     * ROW(<target>.id, <the list>) END): an unknown name or an aggregate fails the plan.
+     *
+     * returning_sql is "[WITH ...] SELECT <the list> FROM <target [AS alias]>" for UPDATE and
+     * INSERT, which read the mirrored rows; for DELETE it ends before FROM: the rows are gone
+     * by then, so the plan carries each target row as text (plan column "apigres target")
+     * and the caller appends FROM <those rows, cast back to the table's type> AS
+     * returning_ref. Then the caller appends one CROSS JOIN LATERAL per entry of from[]
+     * (below), and which rows: returning_ref.id, the alias or the table's name, unquoted. */
     char *returning_sql;
     char *returning_ref;
+    /* The FROM/USING tables an UPDATE or DELETE with RETURNING carries, in the order of its
+     * FROM clause: plan column "apigres from K", K from 1, is the joined row as text (NULL
+     * where an outer join found none), which the caller casts back to the table's row type.
+     * Tables and views, also inside plain JOINs; a subquery, a function, a CTE or a JOIN
+     * with USING, NATURAL or an alias is not carried, and a RETURNING that might read one is
+     * refused (0A000); bare names it reads are in returning_bare for the caller to check
+     * against the target's columns. A schema.table.column reference to a table read from
+     * the plan's rows (a DELETE's target, a FROM table) is table.column in returning_sql. */
+    struct rewrite_from {
+        char *name;      /* the alias, or the table's name (unquoted) */
+        char *schema;    /* the table as the statement names it: schema (or NULL) */
+        char *relname;   /* and name (unquoted), which are its row type's */
+        char **colnames; /* the alias's column names, if it gives any */
+        size_t n_colnames;
+    } *from;
+    size_t n_from;
+    char **returning_bare; /* with a FROM item that is not carried: RETURNING's unqualified */
+    size_t n_returning_bare; /* column names, which must be the target's own */
     int n_params;        /* highest $n the plan references (0 = none); may be lower than
                             the statement's when a $n appears only in RETURNING, so Parse
                             the plan with the statement's parameter types (all of them) */
@@ -81,6 +107,8 @@ typedef struct rewrite_result {
  * returns -1 when out of memory or when st is not a WRITE of this text. */
 int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_result **out);
 void rewrite_result_free(rewrite_result *r);
+/* Whether name is one of Postgres's system columns (ctid, xmin, ...). */
+bool rewrite_system_column(const char *name);
 /* A deep copy of r (free it with rewrite_result_free), or NULL when out of memory. */
 rewrite_result *rewrite_result_copy(const rewrite_result *r);
 

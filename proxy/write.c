@@ -267,6 +267,20 @@ static const provider_field *field_of_column(const provider_collection *c, const
     return NULL;
 }
 
+/* A bare name RETURNING reads (rewrite.h: returning_bare) that is not a column of the
+ * target; NULL when they all are. */
+static const char *foreign_bare_name(const rewrite_result *rw, const provider_collection *coll)
+{
+    for (size_t i = 0; i < rw->n_returning_bare; i++) {
+        const char *name = rw->returning_bare[i];
+        if (strcmp(name, "id") != 0 && strcmp(name, SCHEMA_COL_UPDATED_AT) != 0 &&
+            strcmp(name, SCHEMA_COL_SYNCED_AT) != 0 && !field_of_column(coll, name) &&
+            !rewrite_system_column(name))
+            return name;
+    }
+    return NULL;
+}
+
 static double wall_now(void)
 {
     struct timeval tv;
@@ -1127,9 +1141,72 @@ static void next_call(write_job *j)
 
 /* ---- mirror, RETURNING, the end */
 
+/* Where the plan's rows keep what RETURNING reads after the mirror (wrapped_plan). */
+static int returning_column(const write_job *j)
+{
+    return j->rw->kind == REWRITE_UPDATE ? 1 + 2 * (int)j->rw->n_columns : 1;
+}
+
+/* (VALUES ('<id>', '<column col of the row>'), ...) AS r(i, v): the plan's rows */
+static void put_plan_values(write_job *j, pgbuf *sql, int col)
+{
+    if (j->nrows == 0) { /* RETURNING nothing, but its columns all the same */
+        put(sql, "(SELECT CAST(NULL AS text), CAST(NULL AS text) WHERE false) AS r(i, v)");
+        return;
+    }
+    put(sql, "(VALUES ");
+    for (size_t r = 0; r < j->nrows; r++) {
+        put(sql, r ? ", (" : "(");
+        schema_quote_literal(sql, j->rows[r][0]);
+        put(sql, ", ");
+        if (j->rows[r][col])
+            schema_quote_literal(sql, j->rows[r][col]);
+        else
+            put(sql, "NULL");
+        put(sql, ")");
+    }
+    put(sql, ") AS r(i, v)");
+}
+
+/* The rows RETURNING reads that are not in the table (rewrite.h): a DELETE's target rows
+ * and the FROM/USING rows each target row was joined with, as the plan saw them. */
+static void put_returning_from(write_job *j, pgbuf *sql)
+{
+    const rewrite_result *rw = j->rw;
+    int col = returning_column(j);
+    if (rw->kind == REWRITE_DELETE) {
+        put(sql, " FROM (SELECT (CAST(r.v AS ");
+        schema_quote_table(sql, j->schema, j->table);
+        put(sql, ")).* FROM ");
+        put_plan_values(j, sql, col++);
+        put(sql, ") AS ");
+        schema_quote_ident(sql, rw->returning_ref);
+    }
+    for (size_t k = 0; k < rw->n_from; k++, col++) {
+        put(sql, " CROSS JOIN LATERAL (SELECT (CAST(r.v AS ");
+        if (rw->from[k].schema)
+            schema_quote_table(sql, rw->from[k].schema, rw->from[k].relname);
+        else
+            schema_quote_ident(sql, rw->from[k].relname);
+        put(sql, ")).* FROM ");
+        put_plan_values(j, sql, col);
+        put(sql, " WHERE r.i = ");
+        schema_quote_ident(sql, rw->returning_ref);
+        put(sql, ".id) AS ");
+        schema_quote_ident(sql, rw->from[k].name);
+        for (size_t c = 0; c < rw->from[k].n_colnames; c++) {
+            put(sql, c ? ", " : "(");
+            schema_quote_ident(sql, rw->from[k].colnames[c]);
+        }
+        if (rw->from[k].n_colnames)
+            put(sql, ")");
+    }
+}
+
 static void put_returning(write_job *j, pgbuf *sql)
 {
     put(sql, j->rw->returning_sql);
+    put_returning_from(j, sql);
     put(sql, " WHERE ");
     schema_quote_ident(sql, j->rw->returning_ref);
     put(sql, ".id = ANY (");
@@ -1159,10 +1236,6 @@ static void run_returning(write_job *j, enum step next)
 
 static void mirror(write_job *j)
 {
-    if (j->rw->kind == REWRITE_DELETE && j->rw->has_returning && !j->returning_done) {
-        run_returning(j, STEP_RETURNING_PRE);
-        return;
-    }
     pgbuf sql;
     pgbuf_init(&sql, (size_t)1 << 30);
     char *json = cJSON_PrintUnformatted(j->records);
@@ -1241,6 +1314,21 @@ static void set_upstream_error(write_job *j)
     else
         snprintf(detail, sizeof detail, "%s", j->uerr.detail);
     set_error(j, j->uerr.sqlstate, j->uerr.message, detail[0] ? detail : NULL, NULL);
+}
+
+/* RETURNING failed on the API's records (its list was checked with the plan: an expression
+ * such as 1 / 0 fails only when evaluated): the database's error, with DETAIL saying what
+ * the API applied, which the mirror keeps. */
+static void returning_failed(write_job *j)
+{
+    const char *body = j->db_error.data + 5;
+    size_t len = j->db_error.len - 5;
+    const char *state = pgwire_error_field(body, len, 'C'), *message = pgwire_error_field(body, len, 'M');
+    const char *detail = pgwire_error_field(body, len, 'D'), *hint = pgwire_error_field(body, len, 'H');
+    char full[700];
+    snprintf(full, sizeof full, "%s%s%zu of %zu rows were applied upstream and mirrored before RETURNING failed.",
+             detail ? detail : "", detail ? " " : "", j->nids, j->nrows);
+    set_error(j, state ? state : "XX000", message ? message : "RETURNING failed", full, hint);
 }
 
 static void after_mirror(write_job *j)
@@ -1377,11 +1465,6 @@ static void step_done(write_job *j)
         if (!j->lock_pending)
             start_calls(j);
         return;
-    case STEP_RETURNING_PRE:
-        if (j->have_db_error)
-            take_db_error(j);
-        mirror(j);
-        return;
     case STEP_MIRROR:
         if (j->commit_with_mirror && !j->have_db_error)
             j->committed = true;
@@ -1394,7 +1477,7 @@ static void step_done(write_job *j)
         return;
     case STEP_RETURNING:
         if (j->have_db_error) {
-            take_db_error(j);
+            returning_failed(j);
             fail_statement(j);
             return;
         }
@@ -1509,11 +1592,11 @@ int write_on_backend_message(session *s, const char *msg, size_t len)
             return j->types_wrong ? 0 : take_row(j, msg, len);
         if (j->step == STEP_PROBE && j->rw->kind == REWRITE_DELETE)
             return take_reached_row(j, msg, len);
-        if (j->step == STEP_RETURNING || j->step == STEP_RETURNING_PRE)
+        if (j->step == STEP_RETURNING)
             return session_send_client(s, msg, len);
         return 0;
     case 'T': /* the extended protocol describes only when asked (Describe) */
-        if ((j->step == STEP_RETURNING || j->step == STEP_RETURNING_PRE) && !j->ext)
+        if (j->step == STEP_RETURNING && !j->ext)
             return session_send_client(s, msg, len);
         return 0;
     case 'S': /* a setting changed: the client keeps track of these */
@@ -1609,6 +1692,14 @@ static int wrapped_plan(write_job *j, pgbuf *sql)
         schema_quote_ident(sql, j->rw->columns[c]);
         put(sql, " AS text)");
     }
+    /* and what RETURNING reads after the mirror (rewrite.h) */
+    if (j->rw->has_returning && j->rw->kind == REWRITE_DELETE)
+        put(sql, ", p.\"apigres target\"");
+    for (size_t k = 0; k < j->rw->n_from; k++) {
+        char col[40];
+        snprintf(col, sizeof col, ", p.\"apigres from %zu\"", k + 1);
+        put(sql, col);
+    }
     put(sql, " FROM (");
     put(sql, j->rw->plan_sql);
     put(sql, ") p");
@@ -1637,6 +1728,19 @@ static void start_write(session *s, const char *sql, size_t len, const classify_
     }
     if (rw->kind == REWRITE_REFUSED) {
         wj_refuse_now(s, rw->sqlstate, rw->message, rw->hint);
+        rewrite_result_free(rw);
+        wj_free(j);
+        return;
+    }
+    const char *bare = foreign_bare_name(rw, coll);
+    if (bare) {
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "RETURNING of a write to synced table %s.%s reads \"%s\", which is not a column "
+                 "of the table: with a subquery, function, CTE or JOIN ... USING in FROM/USING, "
+                 "RETURNING can read the table's columns and the other tables' in FROM/USING",
+                 st->schema, st->table, bare);
+        wj_refuse_now(s, "0A000", msg, "Name the value through a table in FROM, or select it after the statement.");
         rewrite_result_free(rw);
         wj_free(j);
         return;

@@ -20,7 +20,8 @@
  *     failure stops the statement.
  *  4. the records the API returned are mirrored on the client's session through
  *     apigres."mirror SCHEMA.TABLE"; the lock is released; RETURNING is answered from the
- *     mirrored rows (DELETE: before they go); our own transaction commits. A statement with
+ *     mirrored rows (DELETE: from its rows as the plan carried them, and FROM/USING tables'
+ *     rows likewise: parser/rewrite.h); our own transaction commits. A statement with
  *     nothing left to run on the backend is answered while the release is under way; the
  *     client's next message stays unread until it is done.
  * The client gets the original command tag and count, or one ErrorResponse: the database's

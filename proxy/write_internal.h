@@ -19,10 +19,9 @@ enum step {
     STEP_PROBE,        /* the write itself in a savepoint rolled back: the database's checks */
     STEP_LOCKING,      /* waiting for the service connection's lock */
     STEP_CALLING,      /* API calls under way */
-    STEP_RETURNING_PRE,/* DELETE ... RETURNING: the rows before they go */
     STEP_MIRROR,       /* the mirror function on the client's session */
     STEP_UNLOCKING,    /* waiting for the lock's release */
-    STEP_RETURNING,    /* RETURNING from the mirrored rows */
+    STEP_RETURNING,    /* RETURNING, once the lock is released (rewrite.h) */
     STEP_COMMIT,       /* our own transaction's COMMIT */
     STEP_ABORT,        /* ROLLBACK of ours, or the statement failing inside the client's */
     STEP_PASS,         /* a statement of a several-statement Query that is not a write */

@@ -105,6 +105,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 pg_query_free_parse_result(again);
                 if (bad)
                     abort(); /* the plan must be valid SQL */
+                if (rw->returning_sql) { /* and so must RETURNING's start */
+                    again = pg_query_parse(rw->returning_sql);
+                    bad = again.error != NULL || !rw->returning_ref;
+                    pg_query_free_parse_result(again);
+                    if (bad)
+                        abort();
+                }
+                rewrite_result *copy = rewrite_result_copy(rw);
+                if (copy && (copy->n_from != rw->n_from || copy->n_returning_bare != rw->n_returning_bare))
+                    abort();
+                rewrite_result_free(copy);
             }
             if (st->tree) { /* the classification's tree plans as parsing the text again does */
                 classify_stmt reparsed = *st;

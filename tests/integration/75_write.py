@@ -200,6 +200,73 @@ out = proxy("UPDATE stripe.customer c SET description = 'joined twice' FROM (VAL
             "WHERE c.id = v.x" % (c2, c2))
 check_eq("a target row joined twice is updated once, as by the database", "UPDATE 1", out)
 check_eq("... with one API call", n[1] + 1, mutations()[1])
+
+# --- RETURNING that reads the joined tables, as the database would answer it
+out = proxy("UPDATE stripe.customer c SET description = 'for ' || o.note FROM public.orders o "
+            "WHERE o.customer_id = c.id AND o.note = 'vip' AND c.id = '%s' "
+            "RETURNING c.id, o.note, c.description, o.customer_id = c.id" % c2)
+check_eq("UPDATE ... FROM ... RETURNING reads the joined row and the mirrored one",
+         "%s|vip|for vip|t\nUPDATE 1" % c2, out)
+direct("CREATE TABLE public.tags (customer_id text, tag text)")
+direct("GRANT SELECT ON public.tags TO app_writer")
+direct("INSERT INTO public.tags VALUES ('%s', 'gold')" % c3)
+out = proxy("UPDATE stripe.customer c SET description = 'tagged' FROM public.orders o(ono, cid, what) "
+            "LEFT JOIN public.tags t ON t.customer_id = o.cid "
+            "WHERE o.cid = c.id AND o.what = 'vip' AND c.id IN ('%s', '%s') "
+            "RETURNING c.id, what, coalesce(t.tag, '-'), t IS NULL" % (c2, c3))
+check_eq("... through a LEFT JOIN and the FROM alias's column names (a row without a tag is NULL)",
+         sorted(["%s|vip|-|t" % c2, "%s|vip|gold|f" % c3]), sorted(out.split("\n")[:2]))
+check("... answered UPDATE 2", out.endswith("UPDATE 2"), out)
+made = proxy("INSERT INTO stripe.customer (email, name) VALUES ('gone1@example.com', 'Gone') RETURNING id").split("\n")[0]
+direct("INSERT INTO public.orders (customer_id, note) VALUES ('%s', 'closing')" % made)
+out = proxy("DELETE FROM stripe.customer c USING public.orders o WHERE o.customer_id = c.id "
+            "AND o.note = 'closing' RETURNING c.email, c.name, o.note, c.id = o.customer_id")
+check_eq("DELETE ... USING ... RETURNING reads the deleted row and the joined one",
+         "gone1@example.com|Gone|closing|t\nDELETE 1", out)
+check_eq("... and the row left the mirror", "", mirror(made))
+made = proxy("INSERT INTO stripe.customer (email) VALUES ('gone2@example.com') RETURNING id").split("\n")[0]
+direct("INSERT INTO public.orders (customer_id, note) VALUES ('%s', 'closing too')" % made)
+out = proxy('DELETE FROM "stripe"."customer" USING public.orders WHERE "stripe"."customer"."id" = \'%s\' '
+            'AND orders.customer_id = customer.id RETURNING "stripe"."customer"."id", "stripe"."customer"."email", '
+            'public.orders.note' % made)
+check_eq("... with schema-qualified columns, as Prisma writes RETURNING",
+         "%s|gone2@example.com|closing too\nDELETE 1" % made, out)
+out = proxy("DELETE FROM stripe.customer c USING public.orders o WHERE o.customer_id = c.id "
+            "AND o.note = 'nobody' RETURNING c.*, o.note")
+check_eq("... a DELETE that finds nothing returns nothing", "DELETE 0", out)
+
+# RETURNING the database would refuse is refused before any API call
+n = mutations()
+before = mirror(c2, "description")
+for ret, state in (("nosuchcol", "42703"), ("count(*)", "42803"), ("max(name)", "0A000"),
+                   ("row_number() OVER ()", "42P20"), ("v.email", "42P01"), ("o.nosuch", "42703")):
+    out = proxy("UPDATE stripe.customer c SET description = 'never' FROM public.orders o "
+                "WHERE o.customer_id = c.id AND c.id = '%s' RETURNING %s" % (c2, ret))
+    check("RETURNING %s is refused with %s" % (ret, state), "ERROR:  %s" % state in out, out)
+out = proxy("INSERT INTO stripe.customer (email) VALUES ('never@example.com') RETURNING nosuchcol")
+check("INSERT ... RETURNING nosuchcol is refused with 42703", "ERROR:  42703" in out, out)
+out = proxy("DELETE FROM stripe.customer WHERE id = '%s' RETURNING xmin" % c2)
+check("DELETE ... RETURNING a system column of the deleted row is refused (0A000)", "ERROR:  0A000" in out, out)
+for sql in ("UPDATE stripe.customer c SET description = 'never' FROM (VALUES ('%s', 'x')) v(id, note) "
+            "WHERE v.id = c.id RETURNING note" % c2,
+            "UPDATE stripe.customer c SET description = 'never' FROM (VALUES ('%s', 'x')) v(id, note) "
+            "WHERE v.id = c.id RETURNING *" % c2):
+    out = proxy(sql)
+    check("RETURNING that reads a subquery in FROM is refused (0A000): %s" % sql[-14:], "ERROR:  0A000" in out, out)
+check_eq("... none of them called the API", n, mutations())
+check_eq("... nor changed the mirror", before, mirror(c2, "description"))
+out = proxy("UPDATE stripe.customer c SET description = 'kept' FROM (VALUES ('%s')) v(id) "
+            "WHERE v.id = c.id RETURNING c.id, description" % c2)
+check_eq("a subquery in FROM with RETURNING of the target's own columns works",
+         "%s|kept\nUPDATE 1" % c2, out)
+# a RETURNING expression that fails only on the API's record fails after the call, like any
+# later statement would: the mirror keeps what the API applied
+out = proxy("UPDATE stripe.customer SET description = 'zero' WHERE id = '%s' RETURNING 1 / length(description) / 0" % c2)
+check("RETURNING that divides by zero: the database's 22012, DETAIL saying what the API applied",
+      "ERROR:  22012" in out and "1 of 1 rows were applied upstream and mirrored before RETURNING failed." in out, out)
+check_eq("... the API applied the UPDATE and the mirror has it",
+         ("zero", "zero"), (api("GET", "/v1/customers/" + c2).get("description"), mirror(c2, "description")))
+
 out = proxy("INSERT INTO stripe.customer (id, email) VALUES ('cus_mine', 'a@b.co')")
 check("the id of a new record is the API's to choose (428C9)", "428C9" in out, out)
 out = proxy("INSERT INTO stripe.customer (id, email, name, description) VALUES "

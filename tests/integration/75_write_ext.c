@@ -212,6 +212,61 @@ int main(int argc, char **argv)
     check(strcmp(mirrored("SELECT count(*) FROM stripe.customer WHERE id = $1", created), "0") == 0,
           "the deleted customer left the mirror");
 
+    /* RETURNING that reads a joined application table, its parameters and binary results;
+     * a DELETE ... USING ... RETURNING of a named statement described truthfully */
+    const char *pg[] = {"ext-gone@example.com"};
+    r = PQexecParams(c, "INSERT INTO stripe.customer (email) VALUES ($1) RETURNING id", 1, NULL, pg, NULL, NULL, 0);
+    char doomed[64] = "";
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        snprintf(doomed, sizeof doomed, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    const char *pd[] = {doomed};
+    r = PQexecParams(c, "INSERT INTO orders (customer_id, note) VALUES ($1, 'ext-join')", 1, NULL, pd, NULL, NULL, 0);
+    check(PQresultStatus(r) == PGRES_COMMAND_OK, "a customer to delete (%s) and its order: %s", doomed,
+          PQresultErrorMessage(r));
+    PQclear(r);
+    const char *pj[] = {id, "Joined "};
+    r = PQexecParams(c, "INSERT INTO orders (customer_id, note) VALUES ($1, 'ext-join')", 1, NULL, pj, NULL, NULL, 0);
+    PQclear(r);
+    r = PQexecParams(c,
+                     "UPDATE stripe.customer c SET name = $2 || o.note FROM orders o WHERE o.customer_id = c.id "
+                     "AND c.id = $1 AND o.note = 'ext-join' RETURNING o.note, c.name, $2::text || 'x'",
+                     2, NULL, pj, NULL, NULL, 1);
+    check(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 3 && PQfformat(r, 0) == 1 &&
+              PQgetlength(r, 0, 0) == 8 && memcmp(PQgetvalue(r, 0, 0), "ext-join", 8) == 0 &&
+              PQgetlength(r, 0, 1) == 15 && memcmp(PQgetvalue(r, 0, 1), "Joined ext-join", 15) == 0 &&
+              PQgetlength(r, 0, 2) == 8 && memcmp(PQgetvalue(r, 0, 2), "Joined x", 8) == 0 &&
+              strcmp(PQcmdStatus(r), "UPDATE 1") == 0,
+          "UPDATE ... FROM ... RETURNING the joined row, in binary: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    r = PQprepare(c, "del_join",
+                  "DELETE FROM stripe.customer c USING orders o WHERE o.customer_id = c.id AND c.id = $1 "
+                  "RETURNING c.email, o.note, o.id",
+                  0, NULL);
+    PQclear(r);
+    r = PQdescribePrepared(c, "del_join");
+    check(PQresultStatus(r) == PGRES_COMMAND_OK && PQnfields(r) == 3 && PQftype(r, 2) == 23 &&
+              strcmp(PQfname(r, 1), "note") == 0,
+          "PQdescribePrepared of DELETE ... USING ... RETURNING: %d columns, the last of type %u", PQnfields(r),
+          PQftype(r, 2));
+    PQclear(r);
+    r = PQexecPrepared(c, "del_join", 1, pd, NULL, NULL, 0);
+    check(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+              strcmp(PQgetvalue(r, 0, 0), "ext-gone@example.com") == 0 && strcmp(PQgetvalue(r, 0, 1), "ext-join") == 0 &&
+              atoi(PQgetvalue(r, 0, 2)) > 0 && strcmp(PQcmdStatus(r), "DELETE 1") == 0,
+          "DELETE ... USING ... RETURNING the deleted and the joined rows: %s",
+          PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : PQresultErrorMessage(r));
+    PQclear(r);
+    check(strcmp(mirrored("SELECT count(*) FROM stripe.customer WHERE id = $1", doomed), "0") == 0,
+          "... and the row left the mirror");
+    const char *pn2[] = {"Never", id};
+    r = PQexecParams(c, "UPDATE stripe.customer SET name = $1 WHERE id = $2 RETURNING nosuchcol", 2, NULL, pn2, NULL,
+                     NULL, 0);
+    check(strcmp(state_of(r), "42703") == 0 &&
+              strcmp(mirrored("SELECT name FROM stripe.customer WHERE id = $1", id), "Never") != 0,
+          "RETURNING of an unknown column: 42703 before any API call (%s)", state_of(r));
+    PQclear(r);
+
     /* the API's refusal as the SQLSTATE, and the connection goes on */
     const char *p7[] = {"not-an-email", id};
     r = PQexecParams(c, "UPDATE stripe.customer SET email = $1 WHERE id = $2", 2, NULL, p7, NULL, NULL, 0);

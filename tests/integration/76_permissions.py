@@ -420,6 +420,20 @@ for role, t in ((NOPRIV, T), (RLS, P), (WRITER, T)):
                 continue  # one statement per Parse; COPY runs in the simple protocol
             attempt(label, port, role, steps, exp[role][0 if port == PROXY_PORT else 1], ext, conn_kw)
 
+# --- RETURNING runs the client's expressions only once apigres's lock is released: perm_writer
+# may delete a row of its own through apigres, but its RETURNING cannot forge another row
+for ext in (False, True):
+    mine = proxy_as(WRITER, "INSERT INTO stripe.customer (email) VALUES ('mine@writer.example') RETURNING id")
+    got, msg = run_steps(PROXY_PORT, WRITER, [
+        "DELETE FROM stripe.customer WHERE email = 'mine@writer.example' "
+        "RETURNING public.%s_forge('%s', 'returning')" % (WRITER, T)], ext)
+    check("a DELETE whose RETURNING runs the forging function [%s]: the mirror function refuses it (%s)"
+          % ("extended" if ext else "simple", msg[:120]), got == "42501" and mine[0] == "INSERT 0 1", (got, msg, mine))
+    check_eq("... the row it forged keeps the API's values", [(0,)],
+             admin_sql("SELECT count(*) FROM stripe.customer WHERE email LIKE 'forged-%%' AND id = '%s'" % T))
+    check_eq("... and the deleted row, gone upstream, left the mirror", [(0,)],
+             admin_sql("SELECT count(*) FROM stripe.customer WHERE email = 'mine@writer.example'"))
+
 check_eq("the protected row is still protected", [("protected",)],
          admin_sql("SELECT description FROM stripe.customer WHERE id = '%s'" % P))
 

@@ -157,7 +157,8 @@ static void test_update(void)
                     "UPDATE stripe.customer c SET name = $1 WHERE c.id IN (SELECT id FROM ids) "
                     "RETURNING c.id, c.name",
                     REWRITE_UPDATE,
-                    "WITH ids AS (SELECT id FROM local.t WHERE k = $2) SELECT c.id, $1 AS name "
+                    "WITH ids AS (SELECT id FROM local.t WHERE k = $2) SELECT c.id, $1 AS name, "
+                    "CASE WHEN false THEN ROW(c.id, c.id, c.name) END AS \"apigres returning\" "
                     "FROM stripe.customer c WHERE c.id IN (SELECT id FROM ids) FOR UPDATE OF c",
                     "name");
     CHECK(r && r->n_returning == 2 && r->n_params == 2, "UPDATE with WITH: 2 RETURNING entries");
@@ -216,8 +217,9 @@ static void test_resolved_target(void)
                   cr->stmts[0].unqualified && strcmp(cr->stmts[0].schema, "stripe") == 0,
               "classified as a write of stripe.customer (keep_trees %d)", keep);
         CHECK(rewrite_plan(sql, strlen(sql), &cr->stmts[0], &r) == 0 && r->plan_sql &&
-                  strcmp(r->plan_sql, "SELECT customer.id, 'x' AS name FROM stripe.customer WHERE id = $1 "
-                                      "FOR UPDATE OF customer") == 0,
+                  strcmp(r->plan_sql, "SELECT customer.id, 'x' AS name, CASE WHEN false THEN "
+                                      "ROW(customer.id, email) END AS \"apigres returning\" FROM "
+                                      "stripe.customer WHERE id = $1 FOR UPDATE OF customer") == 0,
               "the plan names the schema the session gave (keep_trees %d): %s", keep, r ? r->plan_sql : "");
         CHECK(r && r->returning_sql && strstr(r->returning_sql, "FROM stripe.customer"),
               "so does RETURNING (keep_trees %d): %s", keep, r && r->returning_sql ? r->returning_sql : "");
@@ -253,8 +255,9 @@ static void test_delete(void)
 
     r = expect_plan("DELETE FROM stripe.customer WHERE id = $1 OR email = $2 RETURNING id",
                     REWRITE_DELETE,
-                    "SELECT customer.id FROM stripe.customer WHERE id = $1 OR email = $2 "
-                    "FOR UPDATE OF customer",
+                    "SELECT customer.id, CASE WHEN false THEN ROW(customer.id, id) END AS "
+                    "\"apigres returning\", customer.*::pg_catalog.text AS \"apigres target\" "
+                    "FROM stripe.customer WHERE id = $1 OR email = $2 FOR UPDATE OF customer",
                     "");
     CHECK(r && r->n_params == 2 && r->has_returning, "DELETE with params and RETURNING");
     rewrite_result_free(r);
@@ -283,7 +286,7 @@ static void test_insert(void)
     r = expect_plan("INSERT INTO stripe.customer (email, name) VALUES ($1, 'a'), "
                     "('b', lower($2)) RETURNING *",
                     REWRITE_INSERT,
-                    "SELECT * FROM (VALUES ($1, 'a'), ('b', lower($2))) v(email, name)",
+                    "SELECT * FROM (VALUES ($1, 'a'), ('b', lower($2))) \"apigres values\"(email, name)",
                     "email,name");
     CHECK(r && r->n_params == 2 && r->has_returning, "INSERT VALUES: params and RETURNING");
     rewrite_result_free(r);
@@ -292,42 +295,42 @@ static void test_insert(void)
     r = expect_plan("INSERT INTO stripe.customer (id, email, name) VALUES (DEFAULT, 'a', DEFAULT), "
                     "(DEFAULT, 'b', 'B')",
                     REWRITE_INSERT,
-                    "SELECT * FROM (VALUES (NULL, 'a', NULL), (NULL, 'b', 'B')) v(id, email, name)",
+                    "SELECT * FROM (VALUES (NULL, 'a', NULL), (NULL, 'b', 'B')) \"apigres values\"(id, email, name)",
                     "id,email,name");
     static const unsigned char want[] = {1, 0, 1, 1, 0, 0};
     CHECK(r && r->n_default_rows == 2 && r->defaults && memcmp(r->defaults, want, sizeof want) == 0,
           "INSERT VALUES with DEFAULT: which values are DEFAULT");
     rewrite_result_free(r);
     r = expect_plan("INSERT INTO stripe.customer (email) VALUES ('x')", REWRITE_INSERT,
-                    "SELECT * FROM (VALUES ('x')) v(email)", "email");
+                    "SELECT * FROM (VALUES ('x')) \"apigres values\"(email)", "email");
     CHECK(r && !r->defaults && r->n_default_rows == 0, "INSERT VALUES without DEFAULT: no defaults");
     rewrite_result_free(r);
 
     r = expect_plan("INSERT INTO stripe.customer (email) VALUES ('a@example.com')",
-                    REWRITE_INSERT, "SELECT * FROM (VALUES ('a@example.com')) v(email)", "email");
+                    REWRITE_INSERT, "SELECT * FROM (VALUES ('a@example.com')) \"apigres values\"(email)", "email");
     rewrite_result_free(r);
 
     r = expect_plan("INSERT INTO stripe.customer (email, name) SELECT e, n FROM local.people "
                     "WHERE k = $1",
                     REWRITE_INSERT,
-                    "SELECT * FROM (SELECT e, n FROM local.people WHERE k = $1) v(email, name)",
+                    "SELECT * FROM (SELECT e, n FROM local.people WHERE k = $1) \"apigres values\"(email, name)",
                     "email,name");
     rewrite_result_free(r);
 
     r = expect_plan("INSERT INTO stripe.customer (email) SELECT x FROM t UNION ALL "
                     "SELECT y FROM u",
                     REWRITE_INSERT,
-                    "SELECT * FROM (SELECT x FROM t UNION ALL SELECT y FROM u) v(email)", "email");
+                    "SELECT * FROM (SELECT x FROM t UNION ALL SELECT y FROM u) \"apigres values\"(email)", "email");
     rewrite_result_free(r);
 
     r = expect_plan("INSERT INTO stripe.customer (email, name) SELECT * FROM t", REWRITE_INSERT,
-                    "SELECT * FROM (SELECT * FROM t) v(email, name)", "email,name");
+                    "SELECT * FROM (SELECT * FROM t) \"apigres values\"(email, name)", "email,name");
     rewrite_result_free(r);
 
     r = expect_plan("WITH w AS (SELECT $1::text AS e) INSERT INTO stripe.customer (email) "
                     "SELECT e FROM w",
                     REWRITE_INSERT,
-                    "WITH w AS (SELECT $1::text AS e) SELECT * FROM (SELECT e FROM w) v(email)",
+                    "WITH w AS (SELECT $1::text AS e) SELECT * FROM (SELECT e FROM w) \"apigres values\"(email)",
                     "email");
     rewrite_result_free(r);
 }
@@ -390,7 +393,7 @@ static void test_wide(void)
     rewrite_result *r = plan_at(sql, 0);
     CHECK(r && r->kind == REWRITE_INSERT && r->n_params == ROWS && r->n_columns == 2 &&
               r->plan_sql && strncmp(r->plan_sql, "SELECT * FROM (VALUES ($1, 'n1'), ", 34) == 0 &&
-              strstr(r->plan_sql, "($5000, 'n5000')) v(email, name)") && parses(r->plan_sql),
+              strstr(r->plan_sql, "($5000, 'n5000')) \"apigres values\"(email, name)") && parses(r->plan_sql),
           "wide INSERT of %d rows plans", ROWS);
     rewrite_result_free(r);
     free(sql);
@@ -407,7 +410,9 @@ static void test_returning(void)
         {"UPDATE stripe.customer c SET name = 'x' FROM orders o WHERE o.cid = c.id RETURNING c.*",
          "SELECT c.* FROM stripe.customer c", "c"},
         {"DELETE FROM stripe.customer AS gone WHERE id = 'cus_1' RETURNING gone.email",
-         "SELECT gone.email FROM stripe.customer gone", "gone"},
+         "SELECT gone.email", "gone"},
+        {"WITH w AS (SELECT 1 AS k) UPDATE stripe.customer SET name = 'x' RETURNING (SELECT k FROM w)",
+         "WITH w AS (SELECT 1 AS k) SELECT (SELECT k FROM w) FROM stripe.customer", "customer"},
         {"INSERT INTO stripe.customer (email) VALUES ($1) RETURNING id, $2::int",
          "SELECT id, $2::int FROM stripe.customer", "customer"},
     };
@@ -429,9 +434,114 @@ static void test_returning(void)
     rewrite_result_free(r);
 }
 
+/* RETURNING that reads FROM/USING: the tables it can carry, what it refuses up front */
+static void test_returning_from(void)
+{
+    rewrite_result *r = expect_plan(
+        "UPDATE stripe.customer c SET name = n.note FROM local.notes n(cid, note) "
+        "JOIN local.tags t ON t.k = n.cid WHERE n.cid = c.id RETURNING c.id, n.note, t",
+        REWRITE_UPDATE,
+        "SELECT c.id, n.note AS name, CASE WHEN false THEN ROW(c.id, c.id, n.note, t) END AS "
+        "\"apigres returning\", n.*::pg_catalog.text AS \"apigres from 1\", t.*::pg_catalog.text AS "
+        "\"apigres from 2\" FROM stripe.customer c, local.notes n(cid, note) JOIN local.tags t ON "
+        "t.k = n.cid WHERE n.cid = c.id FOR UPDATE OF c",
+        "name");
+    CHECK(r && r->n_from == 2 && strcmp(r->from[0].name, "n") == 0 && strcmp(r->from[0].schema, "local") == 0 &&
+              strcmp(r->from[0].relname, "notes") == 0 && r->from[0].n_colnames == 2 &&
+              strcmp(r->from[0].colnames[1], "note") == 0 && strcmp(r->from[1].name, "t") == 0 &&
+              r->from[1].n_colnames == 0 && r->n_returning_bare == 0,
+          "UPDATE ... FROM with RETURNING carries both tables of the JOIN, with n's column names");
+    rewrite_result *copy = r ? rewrite_result_copy(r) : NULL;
+    CHECK(copy && copy->n_from == 2 && strcmp(copy->from[0].colnames[0], "cid") == 0 &&
+              strcmp(copy->from[1].relname, "tags") == 0,
+          "a copy keeps the FROM tables");
+    rewrite_result_free(copy);
+    rewrite_result_free(r);
+
+    r = expect_plan("DELETE FROM stripe.customer USING notes WHERE notes.cid = customer.id "
+                    "RETURNING customer.email, notes.note",
+                    REWRITE_DELETE,
+                    "SELECT customer.id, CASE WHEN false THEN ROW(customer.id, customer.email, "
+                    "notes.note) END AS \"apigres returning\", customer.*::pg_catalog.text AS "
+                    "\"apigres target\", notes.*::pg_catalog.text AS \"apigres from 1\" FROM "
+                    "stripe.customer, notes WHERE notes.cid = customer.id FOR UPDATE OF customer",
+                    "");
+    CHECK(r && r->n_from == 1 && !r->from[0].schema && r->returning_sql &&
+              strcmp(r->returning_sql, "SELECT customer.email, notes.note") == 0,
+          "DELETE ... USING: the target's rows and the table's come from the plan");
+    rewrite_result_free(r);
+
+    /* schema.table.column of a table read from the plan's rows (as Prisma writes RETURNING):
+     * table.column in RETURNING's query, the client's tree given back */
+    static const char del_sql[] = "DELETE FROM stripe.customer USING public.orders WHERE orders.k = customer.id "
+                                  "RETURNING stripe.customer.id, \"stripe\".\"customer\".email, public.orders.note";
+    for (int keep = 0; keep < 2; keep++) {
+        rewrite_result *p = plan_from(del_sql, 0, keep);
+        CHECK(p && p->kind == REWRITE_DELETE && p->returning_sql &&
+                  strcmp(p->returning_sql, "SELECT customer.id, customer.email, orders.note") == 0 && p->plan_sql &&
+                  strstr(p->plan_sql, "ROW(customer.id, stripe.customer.id, stripe.customer.email, public.orders.note)"),
+              "DELETE ... RETURNING schema.table.column (keep_trees %d): %s / %s", keep,
+              p && p->returning_sql ? p->returning_sql : "", p && p->plan_sql ? p->plan_sql : "");
+        rewrite_result_free(p);
+    }
+
+    /* a subquery in FROM is not carried: bare names are the caller's to check */
+    r = plan_at("UPDATE stripe.customer c SET name = v.n FROM (VALUES ('cus_1', 'A')) v(id, n) "
+                "WHERE c.id = v.id RETURNING c.id, name, email",
+                0);
+    CHECK(r && r->kind == REWRITE_UPDATE && r->n_from == 0 && r->n_returning_bare == 2 &&
+              strcmp(r->returning_bare[0], "name") == 0 && strcmp(r->returning_bare[1], "email") == 0,
+          "FROM (VALUES ...): RETURNING's bare names listed for the caller");
+    rewrite_result_free(r);
+    r = plan_at("UPDATE stripe.customer c SET name = 'x' FROM notes n, tags t WHERE c.id = n.cid "
+                "AND t.k = n.k RETURNING c.id, n.note", 0);
+    CHECK(r && r->kind == REWRITE_UPDATE && r->n_from == 1 && strcmp(r->from[0].name, "n") == 0 && r->plan_sql &&
+              strstr(r->plan_sql, "\"apigres from 1\"") && !strstr(r->plan_sql, "\"apigres from 2\""),
+          "only the FROM tables RETURNING names are carried: %s", r && r->plan_sql ? r->plan_sql : "");
+    rewrite_result_free(r);
+    r = plan_at("UPDATE stripe.customer c SET name = 'x' FROM notes n WHERE c.id = n.cid RETURNING name", 0);
+    CHECK(r && r->kind == REWRITE_UPDATE && r->n_from == 1 && r->n_returning_bare == 0,
+          "FROM of tables only: no bare names to check");
+    rewrite_result_free(r);
+    r = plan_at("INSERT INTO stripe.customer (email) VALUES ('a') RETURNING id, email", 0);
+    CHECK(r && r->kind == REWRITE_INSERT && r->plan_sql &&
+              strstr(r->plan_sql, "CASE WHEN false THEN (SELECT ROW(customer.id, id, email) FROM "
+                                  "stripe.customer) END AS \"apigres returning\""),
+          "INSERT: RETURNING checked over the target alone: %s", r && r->plan_sql ? r->plan_sql : "");
+    rewrite_result_free(r);
+
+    expect_refusal("UPDATE stripe.customer c SET name = 'x' FROM (SELECT 1 AS k) s RETURNING *", "0A000",
+                   "RETURNING *");
+    expect_refusal("UPDATE stripe.customer c SET name = 'x' FROM (SELECT 1 AS k) s RETURNING s.k", "0A000",
+                   "not \"s\"");
+    expect_refusal("WITH w AS (SELECT 'cus_1' AS id) UPDATE stripe.customer c SET name = 'x' FROM w "
+                   "WHERE w.id = c.id RETURNING w.id", "0A000", "not \"w\"");
+    expect_refusal("UPDATE stripe.customer c SET name = 'x' FROM a JOIN b USING (k) RETURNING a.k", "0A000",
+                   "not \"a\"");
+    expect_refusal("DELETE FROM stripe.customer WHERE id = 'x' RETURNING xmin", "0A000", "system column");
+    expect_refusal("UPDATE stripe.customer c SET name = 'x' FROM notes n RETURNING n.ctid", "0A000",
+                   "system column");
+    expect_refusal("UPDATE stripe.customer SET name = 'x' RETURNING count(*)", "42803", "aggregate");
+    expect_refusal("UPDATE stripe.customer SET name = 'x' RETURNING row_number() OVER ()", "42P20", "window");
+
+    /* allowed: the target's own system column, a schema-qualified target without FROM,
+     * an aggregate inside a subquery */
+    static const char *const fine[] = {
+        "UPDATE stripe.customer c SET name = 'x' FROM notes n WHERE n.cid = c.id RETURNING c.xmin",
+        "UPDATE stripe.customer SET name = 'x' RETURNING stripe.customer.name",
+        "UPDATE stripe.customer c SET name = 'x' RETURNING (SELECT count(*) FROM notes)",
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        r = plan_at(fine[i], 0);
+        CHECK(r && r->kind == REWRITE_UPDATE && r->plan_sql && parses(r->plan_sql), "planned: %s", fine[i]);
+        rewrite_result_free(r);
+    }
+}
+
 int main(void)
 {
     test_returning();
+    test_returning_from();
     test_update();
     test_resolved_target();
     test_delete();

@@ -1,0 +1,1 @@
+WITH w AS (SELECT 1 AS k) DELETE FROM stripe.customer AS g USING w, public.orders o WHERE o.k = g.id RETURNING g.email, o.note, *

@@ -1,0 +1,1 @@
+UPDATE stripe.customer c SET name = n.note FROM notes n(a, b) JOIN public.t t ON t.k = n.a LEFT JOIN (SELECT 1 AS k) s ON true WHERE n.a = c.id RETURNING c.id, n.*, t, (SELECT count(*) FROM x), c.xmin
