@@ -131,10 +131,11 @@ $sandbox_note
 MSG
 fi
 [ -z "${APIGRES_CONFIG:-}" ] && cat <<MSG
-  The sync worker fills stripe.customer, stripe.product, ... (progress:
-  SELECT * FROM apigres.sync_status). Writes become API calls, e.g.
+  The sync worker fills stripe.customer, stripe.product, ..., salesforce.contact,
+  salesforce.account, ... (progress: SELECT * FROM apigres.sync_status). Writes become
+  API calls, e.g.
       UPDATE stripe.customer SET name = 'Ann' WHERE id = (SELECT min(id) FROM stripe.customer);
-  Salesforce has no sync worker yet.
+      UPDATE salesforce.contact SET title = 'CTO' WHERE id = (SELECT min(id) FROM salesforce.contact);
 
 MSG
 cat <<MSG
