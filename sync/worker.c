@@ -133,6 +133,11 @@ static int setup_schema(sync_worker *w)
 {
     pgbuf sql;
     pgbuf_init(&sql, 16u << 20);
+    /* Each sync's worker sets up the shared apigres schema too: one at a time (across
+     * apigres processes as well), or two CREATE OR REPLACE FUNCTIONs of the same function
+     * meet and one fails with "tuple concurrently updated". Held until the COMMIT. */
+    static const char serialize[] = "SELECT pg_advisory_xact_lock(hashtextextended('apigres schema setup', 0));\n";
+    pgbuf_put(&sql, serialize, strlen(serialize));
     schema_service_sql(&sql);
     pgbuf_put(&sql, state_schema_sql(), strlen(state_schema_sql()));
     for (int i = 0; i < w->ncoll; i++)

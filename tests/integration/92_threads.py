@@ -80,7 +80,11 @@ with open(CONFIG, "w") as f:
                "syncs": [{"provider": "stripe", "api_base": FAKE, "credential": {"secret_key": KEY},
                           "collection_ids": ["stripe:customer"],
                           "rate_limit": {"allowed_requests": 0, "interval": 1},
-                          "request_timeout": 10, "poll_interval": 0.5}]}, f)
+                          "request_timeout": 10, "poll_interval": 0.5},
+                         # a second sync, so that two workers set up the shared schema at once
+                         {"provider": "stripe", "name": "stripe_b", "schema": "stripe_b", "api_base": FAKE,
+                          "credential": {"secret_key": KEY}, "collection_ids": ["stripe:product"],
+                          "rate_limit": {"allowed_requests": 0, "interval": 1}, "poll_interval": 0.5}]}, f)
 direct("DROP DATABASE IF EXISTS %s" % DB, "postgres")
 for stmt in ("DROP ROLE IF EXISTS apigres_t92", "DROP ROLE IF EXISTS t92_writer", "DROP ROLE IF EXISTS t92_reader",
              "CREATE DATABASE %s" % DB):
@@ -97,8 +101,10 @@ proc = subprocess.Popen([APIGRES, "--config", CONFIG, "--listen", "127.0.0.1:%d"
                          "--database", "host=127.0.0.1 port=%s" % PG_PORT, "--log-level", "debug",
                          "--threads", "3", "--max-client-conn", "8", "--shutdown-timeout", "1"],
                         stdout=subprocess.DEVNULL, stderr=log)
-check("the backfill finishes", wait_for("backfill", lambda: direct(
-    "SELECT phase FROM apigres.sync_state") == "incremental", 60))
+check("both backfills finish", wait_for("backfill", lambda: direct(
+    "SELECT string_agg(phase, ',' ORDER BY sync) FROM apigres.sync_state") == "incremental,incremental", 60))
+check("the two workers set up the shared schema one at a time (no \"tuple concurrently updated\", no retry)",
+      "concurrently updated" not in log_text() and "WARN sync" not in log_text(), log_text()[-3000:])
 direct("GRANT INSERT, UPDATE, DELETE ON stripe.customer TO t92_writer")
 ids = direct("SELECT id FROM stripe.customer ORDER BY id").split("\n")
 check_eq("60 customers mirrored", 60, len(ids))
