@@ -400,9 +400,20 @@ static void end_batch(session *s)
     session_write_done(s, synced);
 }
 
-/* The statement and portal of ask_where's query: closed before each use (an error skips
- * what follows it to the Sync), left to the end of the transaction after it. */
+/* The statement and portal of ask_where's query: closed right after it runs, and before
+ * each use too (an error skips what follows it to the Sync, the Closes included). */
 #define WHERE_STMT "apigres_where_is"
+
+/* Close of WHERE_STMT's statement and portal: two CloseCompletes. */
+static void put_where_closes(pgbuf *out)
+{
+    for (int k = 0; k < 2; k++) {
+        size_t at = pgbuf_begin_message(out, 'C');
+        pgbuf_put_byte(out, k == 0 ? 'S' : 'P');
+        pgbuf_put_string(out, WHERE_STMT);
+        pgbuf_end_message(out, at);
+    }
+}
 
 /* An Execute of a statement that names a synced table's name without its schema: first the
  * session says where it lives (write.c's query, in this batch: no Sync of ours, so the
@@ -414,12 +425,7 @@ static void ask_where(session *s, write_job *j, const msgview *execute, const ws
     pgbuf_init(&out, 1u << 20);
     if (wj_resolve_query(j, &w->cr->stmts[0], &q) == 0) {
         pgbuf_put(&j->ext_execute, execute->msg, execute->len);
-        for (int k = 0; k < 2; k++) {
-            size_t at = pgbuf_begin_message(&out, 'C');
-            pgbuf_put_byte(&out, k == 0 ? 'S' : 'P');
-            pgbuf_put_string(&out, WHERE_STMT);
-            pgbuf_end_message(&out, at);
-        }
+        put_where_closes(&out);
         size_t at = pgbuf_begin_message(&out, 'P');
         pgbuf_put_string(&out, WHERE_STMT);
         pgbuf_put_string(&out, q.data);
@@ -436,6 +442,7 @@ static void ask_where(session *s, write_job *j, const msgview *execute, const ws
         pgbuf_put_string(&out, WHERE_STMT);
         pgbuf_put_int32(&out, 0);
         pgbuf_end_message(&out, at);
+        put_where_closes(&out);
         pgbuf_put(&out, "H\0\0\0\4", 5);
     }
     if (q.failed || out.failed || j->ext_execute.failed || j->n_resolve == 0) {
@@ -951,8 +958,12 @@ int ext_on_backend_message(write_job *j, const char *msg, size_t len)
         switch (type) {
         case 'D':
             return wj_take_resolved(j, msg, len);
-        case 'C':
-            ext_resolved(j);
+        case 'C': /* the lookup ran; its Closes follow */
+            j->where_closes = 2;
+            return 0;
+        case '3':
+            if (j->where_closes > 0 && --j->where_closes == 0)
+                ext_resolved(j);
             return 0;
         case 'E':
             ends_with_error(j, msg, len);

@@ -109,6 +109,7 @@ typedef struct write_job {
     pgbuf ext_execute;     /* STEP_EXT_RESOLVE: the client's Execute, for a statement that
                             * turns out to be its own */
     bool ext_skip_bind;    /* drop the BindComplete of a Bind we sent again (answered already) */
+    int where_closes;      /* STEP_EXT_RESOLVE: CloseCompletes still due after the lookup ran */
 
     /* extended protocol: the write is a portal's Execute (write_ext.c) */
     bool ext;

@@ -336,6 +336,11 @@ int main(int argc, char **argv)
           "... and a TRUNCATE of it, the temporary table's (%s)", PQresultErrorMessage(r));
     PQclear(r);
     PQclear(PQexec(c, "DROP TABLE pg_temp.customer; DEALLOCATE unq; RESET search_path"));
+    r = PQexec(c, "SELECT count(*) FROM pg_prepared_statements WHERE name = 'apigres_where_is'");
+    check(PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") == 0,
+          "the lookups left no prepared statement of theirs on the session (%s)",
+          PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : PQresultErrorMessage(r));
+    PQclear(r);
 
     /* transaction statements earlier in the same batch as a write (pgjdbc sends BEGIN with
      * the first statement of a transaction): the write runs inside the client's block */
