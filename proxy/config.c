@@ -5,11 +5,19 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_LISTEN "127.0.0.1:6432"
+
+int config_auto_threads(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    return n < 1 ? 1 : n > CONFIG_AUTO_THREADS ? CONFIG_AUTO_THREADS : n;
+}
 
 void config_init(config *c)
 {
@@ -19,7 +27,9 @@ void config_init(config *c)
     c->shutdown_timeout = 30;
     c->max_message_size = 0x3fffffff; /* PostgreSQL's own limit (MaxAllocSize - 1) */
     c->max_client_conn = 10000;
-    c->threads = 1;
+    /* a loop per core: the write path's parsing, JSON and HTTP work of one loop does not
+     * hold up the clients of another (bench/writes, README "Threads") */
+    c->threads = config_auto_threads();
     snprintf(c->read_role, sizeof c->read_role, "apigres_read");
 }
 

@@ -18,6 +18,7 @@
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_SYNCS 16
 #define CONFIG_MAX_THREADS 64
+#define CONFIG_AUTO_THREADS 4 /* the default: one loop per CPU apigres may run on, at most this */
 
 typedef struct listen_addr {
     char host[256];
@@ -43,7 +44,7 @@ typedef struct config {
     double client_idle_timeout; /* seconds a logged-in client may idle outside a transaction; 0 = no limit */
     uint32_t max_message_size;
     int max_client_conn;
-    int threads; /* event loops serving clients (threads.h) */
+    int threads; /* event loops serving clients (threads.h); config_init: config_auto_threads() */
     sync_config syncs[CONFIG_MAX_SYNCS]; /* the APIs mirrored into the database */
     int nsyncs;
     char *service_database; /* the service role's connection (may hold a secret); NULL = database */
@@ -58,6 +59,8 @@ typedef struct config {
 } config;
 
 void config_init(config *c);
+/* The CPUs this process may run on (its affinity mask), from 1 to CONFIG_AUTO_THREADS. */
+int config_auto_threads(void);
 void config_free(config *c);
 /* Each returns 0, or -1 with a message in err. */
 int config_load_file(config *c, const char *path, char *err, size_t errlen);

@@ -38,7 +38,7 @@ static void usage(FILE *out)
             "                             that long (default 0: never)\n"
             "      --max-message-size N   largest client message in bytes (default 1073741823)\n"
             "      --max-client-conn N    most clients at once (default 10000)\n"
-            "      --threads N            event loops serving clients (default 1)\n"
+            "      --threads N            event loops serving clients (default: one per CPU, at most 4)\n"
             "      --tls-cert-file FILE   certificate chain (PEM) offered to clients\n"
             "      --tls-key-file FILE    its private key (PEM)\n"
             "      --tls-required         refuse clients that do not use TLS\n"

@@ -98,7 +98,8 @@ static void test_file(void)
     config_free(&c);
 
     config_init(&c);
-    CHECK(c.threads == 1, "one thread unless configured");
+    CHECK(c.threads == config_auto_threads() && c.threads >= 1 && c.threads <= CONFIG_AUTO_THREADS,
+          "unless configured, a thread per CPU, at most %d (%d)", CONFIG_AUTO_THREADS, c.threads);
     write_file(path, "{\"threads\": 3}");
     CHECK(config_load_file(&c, path, err, sizeof err) == 0 && c.threads == 3, "threads: 3 loads");
     config_free(&c);
