@@ -97,9 +97,9 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c proxy/pgwire.c proxy/pgwire.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< proxy/pgwire.c
 
-$(BUILD)/fuzz/fuzz_classify: tests/fuzz/fuzz_classify.c parser/tree.c parser/tree.h parser/classify.c parser/classify.h parser/format.c parser/format.h parser/rewrite.c parser/rewrite.h
+$(BUILD)/fuzz/fuzz_classify: tests/fuzz/fuzz_classify.c parser/tree.c parser/tree.h parser/classify.c parser/classify.h parser/format.c parser/format.h parser/rewrite.c parser/rewrite_returning.c parser/rewrite.h parser/rewrite_internal.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -o $@ $< parser/tree.c parser/classify.c parser/format.c parser/rewrite.c -lpg_query
+	clang $(FUZZ_FLAGS) -o $@ $< parser/tree.c parser/classify.c parser/format.c parser/rewrite.c parser/rewrite_returning.c -lpg_query
 
 COPY_ROWS_SRC := sync/copy_rows.c sync/schema.c upstream/json_scan.c upstream/stripe_collections.c \
                  upstream/provider.c upstream/error.c proxy/pgwire.c

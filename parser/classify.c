@@ -589,6 +589,20 @@ static void note_nested(ctx *c, classify_command cmd, const PgQuery__RangeVar *r
     c->nested[c->n_nested++] = (nested_write){cmd, rel};
 }
 
+static void walk(ctx *c, const ProtobufCMessage *m, size_t depth, bool top);
+
+typedef struct walk_below {
+    ctx *c;
+    size_t depth;
+} walk_below;
+
+static void walk_child(const ProtobufCMessage *child, void *data)
+{
+    const walk_below *b = data;
+    if (!b->c->too_deep)
+        walk(b->c, child, b->depth, false);
+}
+
 /* Visits every message below m: records $n parameters and data-modifying statements
  * (other than m itself when top). Function bodies (CREATE FUNCTION ... BEGIN ATOMIC) are
  * skipped: they run later, as the client's role, under the database's guard. */
@@ -619,25 +633,8 @@ static void walk(ctx *c, const ProtobufCMessage *m, size_t depth, bool top)
         else if (d == &pg_query__merge_stmt__descriptor)
             note_nested(c, CLASSIFY_CMD_MERGE, ((const PgQuery__MergeStmt *)m)->relation);
     }
-    const char *base = (const char *)m;
-    unsigned first, end;
-    tree_fields(m, &first, &end);
-    for (unsigned i = first; i < end; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-            continue;
-        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
-            continue;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n = *(const size_t *)(base + f->quantifier_offset);
-            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + f->offset);
-            for (size_t j = 0; j < n && !c->too_deep; j++)
-                walk(c, items[j], depth + 1, false);
-        } else {
-            walk(c, *(const ProtobufCMessage *const *)(base + f->offset), depth + 1, false);
-        }
-    }
+    walk_below below = {c, depth + 1};
+    tree_children(m, walk_child, &below);
 }
 
 /* The first nested write whose target is synced, else the first whose target is

@@ -6,9 +6,11 @@
  * tree whose own nodes (SelectStmt, ResTargets, ColumnRefs, the locking clause...) come from
  * the arena, and whose expressions, FROM items, WHERE and WITH are borrowed pointers into the
  * statement's tree, which is only read. The plan is packed and deparsed, then the arena goes
- * with everything in it: no node is freed on its own.
+ * with everything in it: no node is freed on its own. RETURNING's part of the plan is
+ * rewrite_returning.c's; what the two share is rewrite_internal.h's.
  */
 #include "parser/rewrite.h"
+#include "parser/rewrite_internal.h"
 #include "parser/tree.h"
 #include "parser/format.h"
 
@@ -24,13 +26,7 @@
 
 /* ---------------------------------------------------------------- context */
 
-typedef struct ctx {
-    arena nodes; /* the unpacked statement and the plan's own nodes */
-    bool oom;
-    rewrite_result *r;
-} ctx;
-
-static void *alloc(ctx *c, size_t size)
+void *rw_alloc(ctx *c, size_t size)
 {
     void *p = arena_alloc(&c->nodes, size);
     if (!p)
@@ -38,7 +34,7 @@ static void *alloc(ctx *c, size_t size)
     return p;
 }
 
-static char *dup_str(ctx *c, const char *s)
+char *rw_dup_str(ctx *c, const char *s)
 {
     if (!s)
         return NULL;
@@ -50,10 +46,7 @@ static char *dup_str(ctx *c, const char *s)
 
 /* ---------------------------------------------------------------- results */
 
-static void refuse(ctx *c, const char *sqlstate, const char *hint, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void refuse(ctx *c, const char *sqlstate, const char *hint, const char *fmt, ...)
+void rw_refuse(ctx *c, const char *sqlstate, const char *hint, const char *fmt, ...)
 {
     rewrite_result *r = c->r;
     r->kind = REWRITE_REFUSED;
@@ -73,7 +66,7 @@ static void add_column(ctx *c, const char *name)
         return;
     }
     r->columns = grown;
-    char *d = dup_str(c, name);
+    char *d = rw_dup_str(c, name);
     if (d)
         grown[r->n_columns++] = d;
 }
@@ -90,23 +83,23 @@ static bool has_column(const rewrite_result *r, const char *name)
 
 /* Nodes of the plan. Strings are borrowed (packing only reads them), hence the casts. */
 
-static PgQuery__Node *mk_node(ctx *c)
+PgQuery__Node *rw_node(ctx *c)
 {
-    PgQuery__Node *n = alloc(c, sizeof *n);
+    PgQuery__Node *n = rw_alloc(c, sizeof *n);
     if (n)
         *n = (PgQuery__Node)PG_QUERY__NODE__INIT;
     return n;
 }
 
-static PgQuery__Node **mk_list(ctx *c, size_t n)
+PgQuery__Node **rw_list(ctx *c, size_t n)
 {
-    return alloc(c, (n ? n : 1) * sizeof(PgQuery__Node *));
+    return rw_alloc(c, (n ? n : 1) * sizeof(PgQuery__Node *));
 }
 
-static PgQuery__Node *mk_string(ctx *c, const char *s)
+PgQuery__Node *rw_string(ctx *c, const char *s)
 {
-    PgQuery__Node *n = mk_node(c);
-    PgQuery__String *v = alloc(c, sizeof *v);
+    PgQuery__Node *n = rw_node(c);
+    PgQuery__String *v = rw_alloc(c, sizeof *v);
     if (!n || !v)
         return NULL;
     *v = (PgQuery__String)PG_QUERY__STRING__INIT;
@@ -117,19 +110,19 @@ static PgQuery__Node *mk_string(ctx *c, const char *s)
 }
 
 /* a.id (qualifier NULL: id) */
-static PgQuery__Node *mk_column_ref(ctx *c, const char *qualifier, const char *column)
+PgQuery__Node *rw_column_ref(ctx *c, const char *qualifier, const char *column)
 {
-    PgQuery__Node *n = mk_node(c);
-    PgQuery__ColumnRef *cr = alloc(c, sizeof *cr);
-    PgQuery__Node **fields = mk_list(c, 2);
+    PgQuery__Node *n = rw_node(c);
+    PgQuery__ColumnRef *cr = rw_alloc(c, sizeof *cr);
+    PgQuery__Node **fields = rw_list(c, 2);
     if (!n || !cr || !fields)
         return NULL;
     *cr = (PgQuery__ColumnRef)PG_QUERY__COLUMN_REF__INIT;
     cr->location = -1;
     cr->fields = fields;
-    if (qualifier && !(fields[cr->n_fields++] = mk_string(c, qualifier)))
+    if (qualifier && !(fields[cr->n_fields++] = rw_string(c, qualifier)))
         return NULL;
-    if (!(fields[cr->n_fields++] = mk_string(c, column)))
+    if (!(fields[cr->n_fields++] = rw_string(c, column)))
         return NULL;
     n->node_case = PG_QUERY__NODE__NODE_COLUMN_REF;
     n->column_ref = cr;
@@ -137,12 +130,12 @@ static PgQuery__Node *mk_column_ref(ctx *c, const char *qualifier, const char *c
 }
 
 /* * */
-static PgQuery__Node *mk_star(ctx *c)
+PgQuery__Node *rw_star(ctx *c)
 {
-    PgQuery__Node *n = mk_node(c), *star = mk_node(c);
-    PgQuery__ColumnRef *cr = alloc(c, sizeof *cr);
-    PgQuery__AStar *a = alloc(c, sizeof *a);
-    PgQuery__Node **fields = mk_list(c, 1);
+    PgQuery__Node *n = rw_node(c), *star = rw_node(c);
+    PgQuery__ColumnRef *cr = rw_alloc(c, sizeof *cr);
+    PgQuery__AStar *a = rw_alloc(c, sizeof *a);
+    PgQuery__Node **fields = rw_list(c, 1);
     if (!n || !star || !cr || !a || !fields)
         return NULL;
     *a = (PgQuery__AStar)PG_QUERY__A__STAR__INIT;
@@ -159,10 +152,10 @@ static PgQuery__Node *mk_star(ctx *c)
 }
 
 /* val [AS name] */
-static PgQuery__Node *mk_res_target(ctx *c, const char *name, PgQuery__Node *val)
+PgQuery__Node *rw_res_target(ctx *c, const char *name, PgQuery__Node *val)
 {
-    PgQuery__Node *n = mk_node(c);
-    PgQuery__ResTarget *rt = alloc(c, sizeof *rt);
+    PgQuery__Node *n = rw_node(c);
+    PgQuery__ResTarget *rt = rw_alloc(c, sizeof *rt);
     if (!n || !rt || !val)
         return NULL;
     *rt = (PgQuery__ResTarget)PG_QUERY__RES_TARGET__INIT;
@@ -174,9 +167,9 @@ static PgQuery__Node *mk_res_target(ctx *c, const char *name, PgQuery__Node *val
     return n;
 }
 
-static PgQuery__Node *mk_range_var_node(ctx *c, PgQuery__RangeVar *rv)
+PgQuery__Node *rw_range_var_node(ctx *c, PgQuery__RangeVar *rv)
 {
-    PgQuery__Node *n = mk_node(c);
+    PgQuery__Node *n = rw_node(c);
     if (!n)
         return NULL;
     n->node_case = PG_QUERY__NODE__NODE_RANGE_VAR;
@@ -187,10 +180,10 @@ static PgQuery__Node *mk_range_var_node(ctx *c, PgQuery__RangeVar *rv)
 /* FOR UPDATE OF name (Postgres wants an unqualified name there: the alias or relname). */
 static PgQuery__Node *mk_for_update(ctx *c, const char *name)
 {
-    PgQuery__Node *n = mk_node(c);
-    PgQuery__LockingClause *lc = alloc(c, sizeof *lc);
-    PgQuery__RangeVar *rv = alloc(c, sizeof *rv);
-    PgQuery__Node **rels = mk_list(c, 1);
+    PgQuery__Node *n = rw_node(c);
+    PgQuery__LockingClause *lc = rw_alloc(c, sizeof *lc);
+    PgQuery__RangeVar *rv = rw_alloc(c, sizeof *rv);
+    PgQuery__Node **rels = rw_list(c, 1);
     if (!n || !lc || !rv || !rels)
         return NULL;
     *rv = (PgQuery__RangeVar)PG_QUERY__RANGE_VAR__INIT;
@@ -198,7 +191,7 @@ static PgQuery__Node *mk_for_update(ctx *c, const char *name)
     rv->inh = true;
     rv->relpersistence = (char *)"p";
     rv->location = -1;
-    if (!(rels[0] = mk_range_var_node(c, rv)))
+    if (!(rels[0] = rw_range_var_node(c, rv)))
         return NULL;
     *lc = (PgQuery__LockingClause)PG_QUERY__LOCKING_CLAUSE__INIT;
     lc->locked_rels = rels;
@@ -210,9 +203,9 @@ static PgQuery__Node *mk_for_update(ctx *c, const char *name)
     return n;
 }
 
-static PgQuery__SelectStmt *mk_select(ctx *c)
+PgQuery__SelectStmt *rw_select(ctx *c)
 {
-    PgQuery__SelectStmt *s = alloc(c, sizeof *s);
+    PgQuery__SelectStmt *s = rw_alloc(c, sizeof *s);
     if (s) {
         *s = (PgQuery__SelectStmt)PG_QUERY__SELECT_STMT__INIT;
         s->limit_option = PG_QUERY__LIMIT_OPTION__LIMIT_OPTION_DEFAULT;
@@ -223,7 +216,7 @@ static PgQuery__SelectStmt *mk_select(ctx *c)
 
 /* ---------------------------------------------------------------- UPDATE and DELETE */
 
-static const char *ref_name(const PgQuery__RangeVar *rel)
+const char *rw_ref_name(const PgQuery__RangeVar *rel)
 {
     return rel->alias && rel->alias->aliasname ? rel->alias->aliasname : rel->relname;
 }
@@ -232,17 +225,17 @@ static const char *ref_name(const PgQuery__RangeVar *rel)
 static void plan_rows(ctx *c, PgQuery__SelectStmt *s, PgQuery__RangeVar *rel,
                       PgQuery__Node **extra, size_t n_extra, PgQuery__Node *where)
 {
-    s->from_clause = mk_list(c, 1 + n_extra);
-    s->locking_clause = mk_list(c, 1);
+    s->from_clause = rw_list(c, 1 + n_extra);
+    s->locking_clause = rw_list(c, 1);
     if (!s->from_clause || !s->locking_clause)
         return;
-    if (!(s->from_clause[0] = mk_range_var_node(c, rel)))
+    if (!(s->from_clause[0] = rw_range_var_node(c, rel)))
         return;
     s->n_from_clause = 1;
     for (size_t i = 0; i < n_extra; i++)
         s->from_clause[s->n_from_clause++] = extra[i];
     s->where_clause = where;
-    if ((s->locking_clause[0] = mk_for_update(c, ref_name(rel))))
+    if ((s->locking_clause[0] = mk_for_update(c, rw_ref_name(rel))))
         s->n_locking_clause = 1;
 }
 
@@ -253,7 +246,7 @@ static const char hint_multi[] =
 static PgQuery__Node *set_value(ctx *c, const PgQuery__ResTarget *rt, const char *table)
 {
     if (rt->n_indirection > 0) {
-        refuse(c, "0A000", "Assign the whole column.",
+        rw_refuse(c, "0A000", "Assign the whole column.",
                "assigning part of column \"%s\" (an array element or field) of synced table %s "
                "is not supported", rt->name, table);
         return NULL;
@@ -266,10 +259,10 @@ static PgQuery__Node *set_value(ctx *c, const PgQuery__ResTarget *rt, const char
             src->row_expr->n_args != (size_t)m->ncolumns || m->colno < 1 ||
             m->colno > m->ncolumns) {
             if (src && src->node_case == PG_QUERY__NODE__NODE_SUB_LINK)
-                refuse(c, "0A000", hint_multi,
+                rw_refuse(c, "0A000", hint_multi,
                        "SET (columns) = (SELECT ...) on synced table %s is not supported", table);
             else
-                refuse(c, "0A000", hint_multi,
+                rw_refuse(c, "0A000", hint_multi,
                        "SET (columns) = ... on synced table %s is supported only with a list "
                        "of values, one per column", table);
             return NULL;
@@ -277,7 +270,7 @@ static PgQuery__Node *set_value(ctx *c, const PgQuery__ResTarget *rt, const char
         val = src->row_expr->args[m->colno - 1];
     }
     if (!val || val->node_case == PG_QUERY__NODE__NODE_SET_TO_DEFAULT) {
-        refuse(c, "0A000", "Give the value explicitly.",
+        rw_refuse(c, "0A000", "Give the value explicitly.",
                "SET %s = DEFAULT on synced table %s is not supported", rt->name, table);
         return NULL;
     }
@@ -287,26 +280,26 @@ static PgQuery__Node *set_value(ctx *c, const PgQuery__ResTarget *rt, const char
 static void plan_update(ctx *c, PgQuery__SelectStmt *s, PgQuery__UpdateStmt *upd,
                         const char *table)
 {
-    const char *ref = ref_name(upd->relation);
-    s->target_list = mk_list(c, 1 + upd->n_target_list);
-    if (!s->target_list || !(s->target_list[0] = mk_res_target(c, NULL, mk_column_ref(c, ref, "id"))))
+    const char *ref = rw_ref_name(upd->relation);
+    s->target_list = rw_list(c, 1 + upd->n_target_list);
+    if (!s->target_list || !(s->target_list[0] = rw_res_target(c, NULL, rw_column_ref(c, ref, "id"))))
         return;
     s->n_target_list = 1;
     for (size_t i = 0; i < upd->n_target_list; i++) {
         const PgQuery__Node *n = upd->target_list[i];
         if (n->node_case != PG_QUERY__NODE__NODE_RES_TARGET || !n->res_target->name) {
-            refuse(c, "XX000", NULL, "unexpected SET item in UPDATE of synced table %s", table);
+            rw_refuse(c, "XX000", NULL, "unexpected SET item in UPDATE of synced table %s", table);
             return;
         }
         const PgQuery__ResTarget *rt = n->res_target;
         if (has_column(c->r, rt->name)) {
-            refuse(c, "42601", NULL, "multiple assignments to same column \"%s\"", rt->name);
+            rw_refuse(c, "42601", NULL, "multiple assignments to same column \"%s\"", rt->name);
             return;
         }
         PgQuery__Node *val = set_value(c, rt, table);
         if (!val)
             return;
-        PgQuery__Node *t = mk_res_target(c, rt->name, val);
+        PgQuery__Node *t = rw_res_target(c, rt->name, val);
         if (!t)
             return;
         s->target_list[s->n_target_list++] = t;
@@ -320,9 +313,9 @@ static void plan_update(ctx *c, PgQuery__SelectStmt *s, PgQuery__UpdateStmt *upd
 
 static void plan_delete(ctx *c, PgQuery__SelectStmt *s, PgQuery__DeleteStmt *del)
 {
-    s->target_list = mk_list(c, 1);
+    s->target_list = rw_list(c, 1);
     if (!s->target_list ||
-        !(s->target_list[0] = mk_res_target(c, NULL, mk_column_ref(c, ref_name(del->relation), "id"))))
+        !(s->target_list[0] = rw_res_target(c, NULL, rw_column_ref(c, rw_ref_name(del->relation), "id"))))
         return;
     s->n_target_list = 1;
     plan_rows(c, s, del->relation, del->using_clause, del->n_using_clause, del->where_clause);
@@ -350,16 +343,16 @@ static bool has_star(const PgQuery__SelectStmt *s)
 static bool width_mismatch(ctx *c, size_t width, size_t n_cols)
 {
     if (width > n_cols)
-        refuse(c, "42601", NULL, "INSERT has more expressions than target columns");
+        rw_refuse(c, "42601", NULL, "INSERT has more expressions than target columns");
     else if (width < n_cols)
-        refuse(c, "42601", NULL, "INSERT has more target columns than expressions");
+        rw_refuse(c, "42601", NULL, "INSERT has more target columns than expressions");
     return width != n_cols;
 }
 
 static PgQuery__Node *mk_null(ctx *c)
 {
-    PgQuery__Node *n = mk_node(c);
-    PgQuery__AConst *k = alloc(c, sizeof *k);
+    PgQuery__Node *n = rw_node(c);
+    PgQuery__AConst *k = rw_alloc(c, sizeof *k);
     if (!n || !k)
         return NULL;
     *k = (PgQuery__AConst)PG_QUERY__A__CONST__INIT;
@@ -377,9 +370,9 @@ static PgQuery__Node *values_without_defaults(ctx *c, const PgQuery__SelectStmt 
 {
     rewrite_result *r = c->r;
     size_t n_rows = sel->n_values_lists, width = r->n_columns;
-    PgQuery__Node *node = mk_node(c);
-    PgQuery__SelectStmt *copy = alloc(c, sizeof *copy);
-    PgQuery__Node **rows = mk_list(c, n_rows);
+    PgQuery__Node *node = rw_node(c);
+    PgQuery__SelectStmt *copy = rw_alloc(c, sizeof *copy);
+    PgQuery__Node **rows = rw_list(c, n_rows);
     if (!(r->defaults = calloc(n_rows * width, 1)))
         c->oom = true;
     if (!node || !copy || !rows || !r->defaults)
@@ -394,9 +387,9 @@ static PgQuery__Node *values_without_defaults(ctx *c, const PgQuery__SelectStmt 
         rows[i] = (PgQuery__Node *)row;
         if (row->node_case != PG_QUERY__NODE__NODE_LIST)
             continue;
-        PgQuery__Node *row_copy = mk_node(c);
-        PgQuery__List *list = alloc(c, sizeof *list);
-        PgQuery__Node **items = mk_list(c, row->list->n_items);
+        PgQuery__Node *row_copy = rw_node(c);
+        PgQuery__List *list = rw_alloc(c, sizeof *list);
+        PgQuery__Node **items = rw_list(c, row->list->n_items);
         if (!row_copy || !list || !items)
             return NULL;
         *list = *row->list;
@@ -421,13 +414,13 @@ static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins
 {
     PgQuery__Node *src = ins->select_stmt;
     if (!src) {
-        refuse(c, "0A000", "List the columns and give their values: INSERT INTO t (a, b) "
+        rw_refuse(c, "0A000", "List the columns and give their values: INSERT INTO t (a, b) "
                            "VALUES (...).",
                "INSERT ... DEFAULT VALUES into synced table %s is not supported", table);
         return;
     }
     if (ins->n_cols == 0) {
-        refuse(c, "0A000", "List the columns: INSERT INTO t (a, b) VALUES (...). The API "
+        rw_refuse(c, "0A000", "List the columns: INSERT INTO t (a, b) VALUES (...). The API "
                            "assigns the id.",
                "INSERT into synced table %s needs a column list", table);
         return;
@@ -435,18 +428,18 @@ static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins
     for (size_t i = 0; i < ins->n_cols; i++) {
         const PgQuery__Node *n = ins->cols[i];
         if (n->node_case != PG_QUERY__NODE__NODE_RES_TARGET || !n->res_target->name) {
-            refuse(c, "XX000", NULL, "unexpected column in INSERT into synced table %s", table);
+            rw_refuse(c, "XX000", NULL, "unexpected column in INSERT into synced table %s", table);
             return;
         }
         const PgQuery__ResTarget *rt = n->res_target;
         if (rt->n_indirection > 0) {
-            refuse(c, "0A000", "Insert the whole column.",
+            rw_refuse(c, "0A000", "Insert the whole column.",
                    "inserting part of column \"%s\" (an array element or field) of synced "
                    "table %s is not supported", rt->name, table);
             return;
         }
         if (has_column(c->r, rt->name)) {
-            refuse(c, "42701", NULL, "column \"%s\" specified more than once", rt->name);
+            rw_refuse(c, "42701", NULL, "column \"%s\" specified more than once", rt->name);
             return;
         }
         add_column(c, rt->name);
@@ -454,7 +447,7 @@ static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins
             return;
     }
     if (src->node_case != PG_QUERY__NODE__NODE_SELECT_STMT) {
-        refuse(c, "XX000", NULL, "unexpected source of INSERT into synced table %s", table);
+        rw_refuse(c, "XX000", NULL, "unexpected source of INSERT into synced table %s", table);
         return;
     }
     const PgQuery__SelectStmt *sel = src->select_stmt;
@@ -483,19 +476,19 @@ static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins
 
     /* SELECT * FROM (<source>) "apigres values"(c1, c2): a name RETURNING cannot mean (its
      * check runs inside this SELECT) */
-    PgQuery__Node *from = mk_node(c);
-    PgQuery__RangeSubselect *sub = alloc(c, sizeof *sub);
-    PgQuery__Alias *alias = alloc(c, sizeof *alias);
-    PgQuery__Node **colnames = mk_list(c, ins->n_cols);
-    s->target_list = mk_list(c, 1);
-    s->from_clause = mk_list(c, 1);
+    PgQuery__Node *from = rw_node(c);
+    PgQuery__RangeSubselect *sub = rw_alloc(c, sizeof *sub);
+    PgQuery__Alias *alias = rw_alloc(c, sizeof *alias);
+    PgQuery__Node **colnames = rw_list(c, ins->n_cols);
+    s->target_list = rw_list(c, 1);
+    s->from_clause = rw_list(c, 1);
     if (!from || !sub || !alias || !colnames || !s->target_list || !s->from_clause)
         return;
     *alias = (PgQuery__Alias)PG_QUERY__ALIAS__INIT;
     alias->aliasname = (char *)"apigres values";
     alias->colnames = colnames;
     for (size_t i = 0; i < ins->n_cols; i++)
-        if (!(colnames[alias->n_colnames++] = mk_string(c, ins->cols[i]->res_target->name)))
+        if (!(colnames[alias->n_colnames++] = rw_string(c, ins->cols[i]->res_target->name)))
             return;
     *sub = (PgQuery__RangeSubselect)PG_QUERY__RANGE_SUBSELECT__INIT;
     sub->subquery = src;
@@ -504,549 +497,40 @@ static void plan_insert(ctx *c, PgQuery__SelectStmt *s, PgQuery__InsertStmt *ins
     from->range_subselect = sub;
     s->from_clause[0] = from;
     s->n_from_clause = 1;
-    if (!(s->target_list[0] = mk_res_target(c, NULL, mk_star(c))))
+    if (!(s->target_list[0] = rw_res_target(c, NULL, rw_star(c))))
         return;
     s->n_target_list = 1;
     s->with_clause = ins->with_clause;
-}
-
-/* ---------------------------------------------------------------- RETURNING */
-
-static char *deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version);
-
-/* Builders of the nodes the plan's RETURNING columns need (see rewrite.h). */
-
-static PgQuery__Node **mk_names(ctx *c, const char *schema, const char *name, size_t *n)
-{
-    PgQuery__Node **names = mk_list(c, 2);
-    *n = 0;
-    if (!names || !(names[(*n)++] = mk_string(c, schema)) || !(names[(*n)++] = mk_string(c, name)))
-        return NULL;
-    return names;
-}
-
-/* name.* (a whole row, where it is an argument) */
-static PgQuery__Node *mk_whole_row(ctx *c, const char *name)
-{
-    PgQuery__Node *n = mk_star(c);
-    PgQuery__Node **fields = mk_list(c, 2);
-    if (!n || !fields || !(fields[0] = mk_string(c, name)))
-        return NULL;
-    fields[1] = n->column_ref->fields[0];
-    n->column_ref->fields = fields;
-    n->column_ref->n_fields = 2;
-    return n;
-}
-
-/* CAST(arg AS pg_catalog.text) */
-static PgQuery__Node *mk_cast_text(ctx *c, PgQuery__Node *arg)
-{
-    PgQuery__Node *n = mk_node(c);
-    PgQuery__TypeCast *tc = alloc(c, sizeof *tc);
-    PgQuery__TypeName *tn = alloc(c, sizeof *tn);
-    if (!n || !tc || !tn || !arg)
-        return NULL;
-    *tn = (PgQuery__TypeName)PG_QUERY__TYPE_NAME__INIT;
-    tn->typemod = -1;
-    tn->location = -1;
-    if (!(tn->names = mk_names(c, "pg_catalog", "text", &tn->n_names)))
-        return NULL;
-    *tc = (PgQuery__TypeCast)PG_QUERY__TYPE_CAST__INIT;
-    tc->arg = arg;
-    tc->type_name = tn;
-    tc->location = -1;
-    n->node_case = PG_QUERY__NODE__NODE_TYPE_CAST;
-    n->type_cast = tc;
-    return n;
-}
-
-/* ROW(<ref>.id, <each entry of list but a bare *>) */
-static PgQuery__Node *mk_returning_row(ctx *c, const char *ref, PgQuery__Node **list, size_t n)
-{
-    PgQuery__Node *node = mk_node(c);
-    PgQuery__RowExpr *row = alloc(c, sizeof *row);
-    PgQuery__Node **args = mk_list(c, 1 + n);
-    if (!node || !row || !args || !(args[0] = mk_column_ref(c, ref, "id")))
-        return NULL;
-    *row = (PgQuery__RowExpr)PG_QUERY__ROW_EXPR__INIT;
-    row->args = args;
-    row->n_args = 1;
-    for (size_t i = 0; i < n; i++) {
-        if (list[i]->node_case != PG_QUERY__NODE__NODE_RES_TARGET || !list[i]->res_target->val)
-            continue;
-        PgQuery__Node *val = list[i]->res_target->val;
-        if (val->node_case == PG_QUERY__NODE__NODE_COLUMN_REF && val->column_ref->n_fields == 1 &&
-            val->column_ref->fields[0]->node_case == PG_QUERY__NODE__NODE_A_STAR)
-            continue; /* ROW(*) does not parse; a bare * names nothing to check */
-        args[row->n_args++] = val;
-    }
-    row->row_format = PG_QUERY__COERCION_FORM__COERCE_EXPLICIT_CALL;
-    row->location = -1;
-    node->node_case = PG_QUERY__NODE__NODE_ROW_EXPR;
-    node->row_expr = row;
-    return node;
-}
-
-/* CASE WHEN false THEN result END: Postgres resolves result's names and types, and its
- * planner drops the branch before evaluating anything in it (a 1/0 there raises nothing). */
-static PgQuery__Node *mk_never(ctx *c, PgQuery__Node *result)
-{
-    PgQuery__Node *n = mk_node(c), *when = mk_node(c), *no = mk_node(c);
-    PgQuery__CaseExpr *ce = alloc(c, sizeof *ce);
-    PgQuery__CaseWhen *cw = alloc(c, sizeof *cw);
-    PgQuery__AConst *k = alloc(c, sizeof *k);
-    PgQuery__Boolean *b = alloc(c, sizeof *b);
-    PgQuery__Node **args = mk_list(c, 1);
-    if (!n || !when || !no || !ce || !cw || !k || !b || !args || !result)
-        return NULL;
-    *b = (PgQuery__Boolean)PG_QUERY__BOOLEAN__INIT;
-    *k = (PgQuery__AConst)PG_QUERY__A__CONST__INIT;
-    k->val_case = PG_QUERY__A__CONST__VAL_BOOLVAL;
-    k->boolval = b;
-    k->location = -1;
-    no->node_case = PG_QUERY__NODE__NODE_A_CONST;
-    no->a_const = k;
-    *cw = (PgQuery__CaseWhen)PG_QUERY__CASE_WHEN__INIT;
-    cw->expr = no;
-    cw->result = result;
-    cw->location = -1;
-    when->node_case = PG_QUERY__NODE__NODE_CASE_WHEN;
-    when->case_when = cw;
-    *ce = (PgQuery__CaseExpr)PG_QUERY__CASE_EXPR__INIT;
-    args[0] = when;
-    ce->args = args;
-    ce->n_args = 1;
-    ce->location = -1;
-    n->node_case = PG_QUERY__NODE__NODE_CASE_EXPR;
-    n->case_expr = ce;
-    return n;
-}
-
-/* (SELECT sel) */
-static PgQuery__Node *mk_scalar_sublink(ctx *c, PgQuery__SelectStmt *sel)
-{
-    PgQuery__Node *n = mk_node(c), *sub = mk_node(c);
-    PgQuery__SubLink *sl = alloc(c, sizeof *sl);
-    if (!n || !sub || !sl || !sel)
-        return NULL;
-    sub->node_case = PG_QUERY__NODE__NODE_SELECT_STMT;
-    sub->select_stmt = sel;
-    *sl = (PgQuery__SubLink)PG_QUERY__SUB_LINK__INIT;
-    sl->sub_link_type = PG_QUERY__SUB_LINK_TYPE__EXPR_SUBLINK;
-    sl->subselect = sub;
-    sl->location = -1;
-    n->node_case = PG_QUERY__NODE__NODE_SUB_LINK;
-    n->sub_link = sl;
-    return n;
-}
-
-static char *arena_str(ctx *c, const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = alloc(c, n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
-static bool add_target(ctx *c, PgQuery__SelectStmt *s, const char *name, PgQuery__Node *val)
-{
-    PgQuery__Node **grown = mk_list(c, s->n_target_list + 1);
-    PgQuery__Node *t = mk_res_target(c, name, val);
-    if (!grown || !t)
-        return false;
-    memcpy(grown, s->target_list, s->n_target_list * sizeof *grown);
-    grown[s->n_target_list++] = t;
-    s->target_list = grown;
-    return true;
-}
-
-static const char *const system_columns[] = {"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"};
-
-bool rewrite_system_column(const char *name)
-{
-    for (size_t i = 0; i < sizeof system_columns / sizeof *system_columns; i++)
-        if (strcmp(name, system_columns[i]) == 0)
-            return true;
-    return false;
-}
-
-static bool names_cte(const PgQuery__WithClause *with, const PgQuery__RangeVar *rv)
-{
-    if (!with || (rv->schemaname && *rv->schemaname))
-        return false;
-    for (size_t i = 0; i < with->n_ctes; i++) {
-        const PgQuery__Node *n = with->ctes[i];
-        if (n->node_case == PG_QUERY__NODE__NODE_COMMON_TABLE_EXPR && n->common_table_expr->ctename &&
-            strcmp(n->common_table_expr->ctename, rv->relname) == 0)
-            return true;
-    }
-    return false;
-}
-
-static void free_from(struct rewrite_from *f)
-{
-    free(f->name);
-    free(f->schema);
-    free(f->relname);
-    for (size_t k = 0; k < f->n_colnames; k++)
-        free(f->colnames[k]);
-    free(f->colnames);
-}
-
-static void add_from(ctx *c, const PgQuery__RangeVar *rv)
-{
-    rewrite_result *r = c->r;
-    struct rewrite_from *grown = realloc(r->from, (r->n_from + 1) * sizeof *grown);
-    if (!grown) {
-        c->oom = true;
-        return;
-    }
-    r->from = grown;
-    struct rewrite_from *f = &grown[r->n_from];
-    *f = (struct rewrite_from){0};
-    f->name = dup_str(c, ref_name(rv));
-    f->relname = dup_str(c, rv->relname);
-    f->schema = rv->schemaname && *rv->schemaname ? dup_str(c, rv->schemaname) : NULL;
-    r->n_from++;
-    if (c->oom)
-        return;
-    const PgQuery__Alias *a = rv->alias;
-    if (!a || a->n_colnames == 0)
-        return;
-    if (!(f->colnames = calloc(a->n_colnames, sizeof *f->colnames))) {
-        c->oom = true;
-        return;
-    }
-    for (size_t i = 0; i < a->n_colnames; i++) {
-        const PgQuery__Node *n = a->colnames[i];
-        if (n->node_case != PG_QUERY__NODE__NODE_STRING || !(f->colnames[i] = dup_str(c, n->string->sval)))
-            return; /* colnames stays short: refused below as opaque */
-        f->n_colnames++;
-    }
-}
-
-/* Notes the FROM item's tables that RETURNING can read after the mirror (rewrite.h);
- * *opaque when part of it cannot be carried. */
-static void scan_from(ctx *c, const PgQuery__Node *item, const PgQuery__WithClause *with, bool *opaque)
-{
-    if (item->node_case == PG_QUERY__NODE__NODE_RANGE_VAR && item->range_var->relname &&
-        !names_cte(with, item->range_var)) {
-        size_t before = c->r->n_from;
-        add_from(c, item->range_var);
-        if (!c->oom && c->r->n_from > before && item->range_var->alias &&
-            c->r->from[before].n_colnames != item->range_var->alias->n_colnames)
-            *opaque = true;
-        return;
-    }
-    if (item->node_case == PG_QUERY__NODE__NODE_JOIN_EXPR) {
-        const PgQuery__JoinExpr *j = item->join_expr;
-        if (!j->alias && !j->is_natural && j->n_using_clause == 0 && j->larg && j->rarg) {
-            scan_from(c, j->larg, with, opaque);
-            scan_from(c, j->rarg, with, opaque);
-            return;
-        }
-    }
-    *opaque = true;
-}
-
-typedef struct returning_scan {
-    const char *target;   /* the target's alias or name */
-    bool reconstructed;   /* DELETE: the target is read from the plan's copy of its rows */
-    bool opaque;          /* a FROM item is not carried */
-    bool bare;            /* RETURNING has a bare name or *, which may read any FROM table */
-    bool *read;           /* read[k]: RETURNING names from[k] */
-    /* schema.table.column references to a table RETURNING reads from the plan's rows,
-     * whose alias cannot carry a schema: lent as table.column while RETURNING deparses */
-    PgQuery__ColumnRef **qualified;
-    size_t n_qualified, cap_qualified;
-} returning_scan;
-
-static void note_qualified(ctx *c, returning_scan *w, const PgQuery__ColumnRef *cr)
-{
-    if (w->n_qualified == w->cap_qualified) {
-        size_t cap = w->cap_qualified ? 2 * w->cap_qualified : 8;
-        PgQuery__ColumnRef **grown = alloc(c, cap * sizeof *grown);
-        if (!grown)
-            return;
-        if (w->n_qualified)
-            memcpy(grown, w->qualified, w->n_qualified * sizeof *grown);
-        w->qualified = grown;
-        w->cap_qualified = cap;
-    }
-    w->qualified[w->n_qualified++] = (PgQuery__ColumnRef *)cr; /* changed only while lent */
-}
-
-/* Whether name is a carried FROM table (noted as read). */
-static bool carried(const ctx *c, returning_scan *w, const char *name)
-{
-    for (size_t i = 0; i < c->r->n_from; i++)
-        if (strcmp(c->r->from[i].name, name) == 0)
-            return w->read[i] = true;
-    return false;
-}
-
-/* Leaves in from[] the tables RETURNING may read: each FROM table costs the plan its rows. */
-static void drop_unread(rewrite_result *r, const returning_scan *w)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < r->n_from; i++) {
-        if (w->bare || w->read[i]) {
-            r->from[kept++] = r->from[i];
-            continue;
-        }
-        free_from(&r->from[i]);
-    }
-    r->n_from = kept;
-}
-
-static void add_bare(ctx *c, const char *name)
-{
-    rewrite_result *r = c->r;
-    for (size_t i = 0; i < r->n_returning_bare; i++)
-        if (strcmp(r->returning_bare[i], name) == 0)
-            return;
-    char **grown = realloc(r->returning_bare, (r->n_returning_bare + 1) * sizeof *grown);
-    if (!grown) {
-        c->oom = true;
-        return;
-    }
-    r->returning_bare = grown;
-    if ((grown[r->n_returning_bare] = dup_str(c, name)))
-        r->n_returning_bare++;
-}
-
-static const char hint_returning[] =
-    "Name the target's columns as alias.column in RETURNING, read other values with a "
-    "table in FROM, or select them after the statement.";
-
-/* What RETURNING reads that the caller could not give it after the mirror. */
-static void check_column_ref(ctx *c, returning_scan *w, const PgQuery__ColumnRef *cr, const char *table)
-{
-    size_t n = cr->n_fields;
-    if (n == 0)
-        return;
-    const PgQuery__Node *last = cr->fields[n - 1];
-    bool star = last->node_case == PG_QUERY__NODE__NODE_A_STAR;
-    const char *column = last->node_case == PG_QUERY__NODE__NODE_STRING ? last->string->sval : NULL;
-    const char *rel = n >= 2 && cr->fields[n - 2]->node_case == PG_QUERY__NODE__NODE_STRING
-                          ? cr->fields[n - 2]->string->sval : NULL;
-    bool other = rel && strcmp(rel, w->target) != 0; /* qualified by another name */
-    bool is_carried = other && carried(c, w, rel);
-    w->bare = w->bare || n == 1;
-    if (n == 1 && column && w->opaque)
-        add_bare(c, column);
-    if (n == 1 && star && w->opaque)
-        refuse(c, "0A000", hint_returning,
-               "RETURNING * of a write to synced table %s is supported only when FROM/USING "
-               "names tables, not subqueries, functions, CTEs or JOINs with USING", table);
-    else if (other && w->opaque && !is_carried)
-        refuse(c, "0A000", hint_returning,
-               "RETURNING of a write to synced table %s can read the target and the tables "
-               "in FROM/USING, not \"%s\"", table, rel);
-    else if (column && rewrite_system_column(column) && (w->reconstructed || other))
-        refuse(c, "0A000", hint_returning,
-               "RETURNING of a write to synced table %s cannot read system column \"%s\" of "
-               "a row that is deleted or joined", table, column);
-    else if (n >= 3 && ((w->reconstructed && !other) || is_carried))
-        note_qualified(c, w, cr);
-    /* anything else the plan's check answers as Postgres would */
-}
-
-/* Walks RETURNING's tree: its column references (also inside subqueries, whose own tables
- * make no exception: conservative), and its aggregate and window calls outside subqueries,
- * which Postgres refuses in RETURNING but would run in the caller's SELECT. */
-static void scan_returning(ctx *c, returning_scan *w, const ProtobufCMessage *m, bool in_sublink,
-                           const char *table)
-{
-    if (!m || c->oom || c->r->kind == REWRITE_REFUSED)
-        return;
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    if (d == &pg_query__column_ref__descriptor) {
-        check_column_ref(c, w, (const PgQuery__ColumnRef *)m, table);
-        return;
-    }
-    if (d == &pg_query__func_call__descriptor && !in_sublink) {
-        const PgQuery__FuncCall *f = (const PgQuery__FuncCall *)m;
-        if (f->over) {
-            refuse(c, "42P20", NULL, "window functions are not allowed in RETURNING");
-            return;
-        }
-        if (f->agg_star || f->agg_distinct || f->n_agg_order > 0 || f->agg_filter || f->agg_within_group) {
-            refuse(c, "42803", NULL, "aggregate functions are not allowed in RETURNING");
-            return;
-        }
-    }
-    if (d == &pg_query__sub_link__descriptor)
-        in_sublink = true;
-    const char *base = (const char *)m;
-    unsigned first, end;
-    tree_fields(m, &first, &end);
-    for (unsigned i = first; i < end; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-            continue;
-        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
-            continue;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n = *(const size_t *)(base + f->quantifier_offset);
-            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + f->offset);
-            for (size_t j = 0; j < n; j++)
-                scan_returning(c, w, items[j], in_sublink, table);
-        } else {
-            scan_returning(c, w, *(const ProtobufCMessage *const *)(base + f->offset), in_sublink, table);
-        }
-    }
-}
-
-/* The plan's RETURNING columns and the caller's RETURNING query (rewrite.h). s is the plan
- * (UPDATE and DELETE: it has the target and FROM in scope; INSERT: its own). */
-static void plan_returning(ctx *c, PgQuery__SelectStmt *s, PgQuery__RangeVar *rel,
-                           PgQuery__Node **from, size_t n_from, PgQuery__WithClause *with,
-                           PgQuery__Node **list, size_t n, const char *table, int32_t version)
-{
-    rewrite_result *r = c->r;
-    const char *ref = ref_name(rel);
-    returning_scan w = {.target = ref, .reconstructed = r->kind == REWRITE_DELETE};
-    for (size_t i = 0; i < n_from && !c->oom; i++)
-        scan_from(c, from[i], with, &w.opaque);
-    if (!c->oom && !(w.read = alloc(c, (r->n_from ? r->n_from : 1) * sizeof *w.read)))
-        return;
-    memset(w.read, 0, (r->n_from ? r->n_from : 1) * sizeof *w.read);
-    for (size_t i = 0; i < n && !c->oom && r->kind != REWRITE_REFUSED; i++)
-        scan_returning(c, &w, &list[i]->base, false, table);
-    if (c->oom || r->kind == REWRITE_REFUSED)
-        return;
-    drop_unread(r, &w);
-    if (!w.opaque) { /* every name is one the caller's query has: nothing to check there */
-        for (size_t i = 0; i < r->n_returning_bare; i++)
-            free(r->returning_bare[i]);
-        free(r->returning_bare);
-        r->returning_bare = NULL;
-        r->n_returning_bare = 0;
-    }
-
-    /* the check, in the statement's own scope (nothing to check in a bare *) */
-    PgQuery__Node *row = mk_returning_row(c, ref, list, n);
-    if (!row)
-        return;
-    if (row->row_expr->n_args == 1)
-        row = NULL;
-    else if (r->kind == REWRITE_INSERT) {
-        PgQuery__SelectStmt *sub = mk_select(c);
-        if (!sub || !(sub->from_clause = mk_list(c, 1)) || !(sub->from_clause[0] = mk_range_var_node(c, rel)) ||
-            !(sub->target_list = mk_list(c, 1)) || !(sub->target_list[0] = mk_res_target(c, NULL, row)))
-            return;
-        sub->n_from_clause = 1;
-        sub->n_target_list = 1;
-        row = mk_scalar_sublink(c, sub);
-    }
-    if (row && !add_target(c, s, "apigres returning", mk_never(c, row)))
-        return;
-
-    /* what the caller reads after the mirror */
-    if (r->kind == REWRITE_DELETE && !add_target(c, s, "apigres target", mk_cast_text(c, mk_whole_row(c, ref))))
-        return;
-    for (size_t k = 0; k < r->n_from; k++) {
-        char name[40];
-        snprintf(name, sizeof name, "apigres from %zu", k + 1);
-        if (!add_target(c, s, arena_str(c, name), mk_cast_text(c, mk_whole_row(c, r->from[k].name))))
-            return;
-    }
-    PgQuery__SelectStmt *q = mk_select(c);
-    if (!q)
-        return;
-    if (r->kind != REWRITE_DELETE) {
-        if (!(q->from_clause = mk_list(c, 1)) || !(q->from_clause[0] = mk_range_var_node(c, rel)))
-            return;
-        q->n_from_clause = 1;
-    }
-    q->target_list = list;
-    q->n_target_list = n;
-    q->with_clause = with;
-    size_t *n_fields = alloc(c, (w.n_qualified ? w.n_qualified : 1) * sizeof *n_fields);
-    if (!n_fields)
-        return;
-    for (size_t i = 0; i < w.n_qualified; i++) { /* lent as table.column */
-        PgQuery__ColumnRef *cr = w.qualified[i];
-        n_fields[i] = cr->n_fields;
-        cr->fields += cr->n_fields - 2;
-        cr->n_fields = 2;
-    }
-    r->returning_sql = deparse(c, q, version);
-    for (size_t i = 0; i < w.n_qualified; i++) { /* and given back */
-        PgQuery__ColumnRef *cr = w.qualified[i];
-        cr->fields -= n_fields[i] - 2;
-        cr->n_fields = n_fields[i];
-    }
-    r->returning_ref = r->returning_sql ? strdup(ref) : NULL;
-    if (r->returning_sql && !r->returning_ref)
-        c->oom = true;
 }
 
 /* ---------------------------------------------------------------- parameters */
 
 /* The lowest and highest $n below m (lo stays INT_MAX without one). The tree is no deeper
  * than the statement classify_sql accepted. */
-static void param_range(const ProtobufCMessage *m, int *lo, int *hi)
+typedef struct param_span {
+    int lo, hi;
+} param_span;
+
+static void param_range(const ProtobufCMessage *m, void *data)
 {
-    if (!m)
-        return;
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    if (d == &pg_query__param_ref__descriptor) {
+    param_span *p = data;
+    if (m->descriptor == &pg_query__param_ref__descriptor) {
         int n = ((const PgQuery__ParamRef *)m)->number;
-        *lo = n < *lo ? n : *lo;
-        *hi = n > *hi ? n : *hi;
+        p->lo = n < p->lo ? n : p->lo;
+        p->hi = n > p->hi ? n : p->hi;
         return;
     }
-    const char *base = (const char *)m;
-    unsigned first, end;
-    tree_fields(m, &first, &end);
-    for (unsigned i = first; i < end; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-            continue;
-        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
-            continue;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n = *(const size_t *)(base + f->quantifier_offset);
-            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + f->offset);
-            for (size_t j = 0; j < n; j++)
-                param_range(items[j], lo, hi);
-        } else {
-            param_range(*(const ProtobufCMessage *const *)(base + f->offset), lo, hi);
-        }
-    }
+    tree_children(m, param_range, p);
 }
 
 /* ---------------------------------------------------------------- entry points */
-
-/* RETURNING's part of r (rewrite.h), emptied. */
-static void free_returning(rewrite_result *r)
-{
-    free(r->returning_sql);
-    free(r->returning_ref);
-    r->returning_sql = r->returning_ref = NULL;
-    for (size_t i = 0; i < r->n_from; i++)
-        free_from(&r->from[i]);
-    free(r->from);
-    r->from = NULL;
-    r->n_from = 0;
-    for (size_t i = 0; i < r->n_returning_bare; i++)
-        free(r->returning_bare[i]);
-    free(r->returning_bare);
-    r->returning_bare = NULL;
-    r->n_returning_bare = 0;
-}
 
 void rewrite_result_free(rewrite_result *r)
 {
     if (!r)
         return;
     free(r->plan_sql);
-    free_returning(r);
+    rw_free_returning(r);
     for (size_t i = 0; i < r->n_columns; i++)
         free(r->columns[i]);
     free(r->columns);
@@ -1099,7 +583,7 @@ rewrite_result *rewrite_result_copy(const rewrite_result *r)
 }
 
 /* Deparses s; returns the text (malloc'd) or NULL with c refused or out of memory. */
-static char *deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
+char *rw_deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
 {
     char *text = NULL;
     PgQuery__Node node = PG_QUERY__NODE__INIT;
@@ -1123,7 +607,7 @@ static char *deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
     PgQueryDeparseResult d = pg_query_deparse_protobuf(pb);
     free(buf);
     if (d.error)
-        refuse(c, "XX000", NULL, "apigres could not build the plan of this write: %s",
+        rw_refuse(c, "XX000", NULL, "apigres could not build the plan of this write: %s",
                d.error->message ? d.error->message : "deparse failed");
     else if (!(text = strdup(d.query ? d.query : "")))
         c->oom = true;
@@ -1134,7 +618,7 @@ static char *deparse(ctx *c, PgQuery__SelectStmt *s, int32_t version)
          * not parse again is refused here rather than sent (fuzz_classify found this) */
         PgQuerySplitResult again = pg_query_split_with_parser(text); /* the grammar, no tree out */
         if (again.error) {
-            refuse(c, "42601", NULL, "apigres cannot carry out this write: its rewritten form does not parse (%s)",
+            rw_refuse(c, "42601", NULL, "apigres cannot carry out this write: its rewritten form does not parse (%s)",
                    again.error->message ? again.error->message : "syntax error");
             free(text);
             text = NULL;
@@ -1172,7 +656,7 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
         parsed = pg_query_parse_protobuf(text);
         have_parse = true;
         if (parsed.error) {
-            refuse(&c, "XX000", NULL, "apigres could not parse this write again: %s",
+            rw_refuse(&c, "XX000", NULL, "apigres could not parse this write again: %s",
                    parsed.error->message ? parsed.error->message : "syntax error");
             goto done;
         }
@@ -1180,14 +664,14 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
         if (!tree)
             goto fail;
         if (tree->n_stmts != 1 || !tree->stmts[0]->stmt) {
-            refuse(&c, "XX000", NULL, "apigres expected one statement to plan, got %zu",
+            rw_refuse(&c, "XX000", NULL, "apigres expected one statement to plan, got %zu",
                    tree->n_stmts);
             goto done;
         }
         stmt = tree->stmts[0]->stmt;
         version = tree->version;
     }
-    PgQuery__SelectStmt *s = mk_select(&c);
+    PgQuery__SelectStmt *s = rw_select(&c);
     if (!s)
         goto fail;
     char table[256];
@@ -1217,7 +701,7 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     default: break;
     }
     if (!rel || !rel->relname) {
-        refuse(&c, "XX000", NULL, "apigres expected INSERT, UPDATE or DELETE to plan");
+        rw_refuse(&c, "XX000", NULL, "apigres expected INSERT, UPDATE or DELETE to plan");
         rel = NULL;
         goto done;
     }
@@ -1250,17 +734,17 @@ int rewrite_plan(const char *sql, size_t len, const classify_stmt *st, rewrite_r
     }
     c.r->has_returning = c.r->n_returning > 0;
     if (!c.oom && c.r->kind != REWRITE_REFUSED && c.r->has_returning)
-        plan_returning(&c, s, rel, from, n_from, with, ret_list, c.r->n_returning, table, version);
+        rw_plan_returning(&c, s, rel, from, n_from, with, ret_list, c.r->n_returning, table, version);
     if (c.oom)
         goto fail;
     if (c.r->kind != REWRITE_REFUSED) {
-        int lo = INT_MAX, hi = 0;
-        param_range(&s->base, &lo, &hi);
-        c.r->n_params = hi;
-        if (lo < 1) /* as Postgres answers it (libpg_query would deparse it as "?") */
-            refuse(&c, "42P02", NULL, "there is no parameter $%d", lo);
+        param_span span = {INT_MAX, 0};
+        param_range(&s->base, &span);
+        c.r->n_params = span.hi;
+        if (span.lo < 1) /* as Postgres answers it (libpg_query would deparse it as "?") */
+            rw_refuse(&c, "42P02", NULL, "there is no parameter $%d", span.lo);
         else
-            c.r->plan_sql = deparse(&c, s, version);
+            c.r->plan_sql = rw_deparse(&c, s, version);
     }
 
 done:
@@ -1275,7 +759,7 @@ done:
         free(c.r->columns);
         c.r->columns = NULL;
         c.r->n_columns = 0;
-        free_returning(c.r);
+        rw_free_returning(c.r);
         c.r->n_params = 0;
     }
     arena_free(&c.nodes);

@@ -61,7 +61,10 @@ PgQuery__ParseResult *arena_unpack(arena *a, const PgQueryProtobuf *pb)
     return pg_query__parse_result__unpack(&allocator, pb->len, (const uint8_t *)pb->data);
 }
 
-void tree_fields(const ProtobufCMessage *m, unsigned *first, unsigned *end)
+/* The fields of m's descriptor a walk looks at: [*first, *end). A Node is one oneof of every
+ * node type (some 250 members): for it just the member that is set, found by its number,
+ * instead of a test of every member; for other messages all their fields. */
+static void tree_fields(const ProtobufCMessage *m, unsigned *first, unsigned *end)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     *first = 0;
@@ -74,4 +77,31 @@ void tree_fields(const ProtobufCMessage *m, unsigned *first, unsigned *end)
                                             : protobuf_c_message_descriptor_get_field(d, (unsigned)n->node_case);
     *first = f ? (unsigned)(f - d->fields) : 0;
     *end = f ? *first + 1 : 0;
+}
+
+void tree_children(const ProtobufCMessage *m, tree_child_fn each, void *data)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    unsigned first, end;
+    tree_fields(m, &first, &end);
+    for (unsigned i = first; i < end; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue; /* a member of a oneof that is not set */
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t j = 0; j < n; j++)
+                if (items[j])
+                    each(items[j], data);
+        } else {
+            const ProtobufCMessage *child = *(const ProtobufCMessage *const *)(base + f->offset);
+            if (child)
+                each(child, data);
+        }
+    }
 }

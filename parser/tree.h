@@ -34,10 +34,11 @@ void arena_free(arena *a);
  * memory ran out). It lives until arena_free; never pass it to free_unpacked. */
 PgQuery__ParseResult *arena_unpack(arena *a, const PgQueryProtobuf *pb);
 
-/* The fields of m's descriptor that a generic walk of the tree looks at: [*first, *end). A
- * Node is one oneof of every node type (some 250 members): for it just the member that is
- * set, found by its number, instead of a test of every member; for other messages all their
- * fields (the walk still skips the members of a oneof that are not set). */
-void tree_fields(const ProtobufCMessage *m, unsigned *first, unsigned *end);
+/* Calls each(child, data) for every message directly below m that is set, in the order of
+ * m's fields (a repeated field's items one by one): the step of a generic walk of the tree.
+ * For a Node, just the member that is set, found by its number (a Node is a oneof of some
+ * 250 node types). */
+typedef void (*tree_child_fn)(const ProtobufCMessage *child, void *data);
+void tree_children(const ProtobufCMessage *m, tree_child_fn each, void *data);
 
 #endif
