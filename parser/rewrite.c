@@ -349,17 +349,24 @@ static bool width_mismatch(ctx *c, size_t width, size_t n_cols)
     return width != n_cols;
 }
 
-static PgQuery__Node *mk_null(ctx *c)
+PgQuery__Node *rw_const(ctx *c)
 {
     PgQuery__Node *n = rw_node(c);
     PgQuery__AConst *k = rw_alloc(c, sizeof *k);
     if (!n || !k)
         return NULL;
     *k = (PgQuery__AConst)PG_QUERY__A__CONST__INIT;
-    k->isnull = true;
     k->location = -1;
     n->node_case = PG_QUERY__NODE__NODE_A_CONST;
     n->a_const = k;
+    return n;
+}
+
+static PgQuery__Node *mk_null(ctx *c)
+{
+    PgQuery__Node *n = rw_const(c);
+    if (n)
+        n->a_const->isnull = true;
     return n;
 }
 

@@ -37,6 +37,7 @@ PgQuery__Node *rw_column_ref(ctx *c, const char *qualifier, const char *column);
 PgQuery__Node *rw_star(ctx *c);                                                   /* * */
 PgQuery__Node *rw_res_target(ctx *c, const char *name, PgQuery__Node *val);       /* val [AS name] */
 PgQuery__Node *rw_range_var_node(ctx *c, PgQuery__RangeVar *rv);
+PgQuery__Node *rw_const(ctx *c); /* an A_Const with no value set: the caller sets one */
 PgQuery__SelectStmt *rw_select(ctx *c);
 /* The alias of rel, or its name. */
 const char *rw_ref_name(const PgQuery__RangeVar *rel);

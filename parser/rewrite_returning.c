@@ -96,21 +96,16 @@ static PgQuery__Node *mk_returning_row(ctx *c, const char *ref, PgQuery__Node **
  * planner drops the branch before evaluating anything in it (a 1/0 there raises nothing). */
 static PgQuery__Node *mk_never(ctx *c, PgQuery__Node *result)
 {
-    PgQuery__Node *n = rw_node(c), *when = rw_node(c), *no = rw_node(c);
+    PgQuery__Node *n = rw_node(c), *when = rw_node(c), *no = rw_const(c);
     PgQuery__CaseExpr *ce = rw_alloc(c, sizeof *ce);
     PgQuery__CaseWhen *cw = rw_alloc(c, sizeof *cw);
-    PgQuery__AConst *k = rw_alloc(c, sizeof *k);
     PgQuery__Boolean *b = rw_alloc(c, sizeof *b);
     PgQuery__Node **args = rw_list(c, 1);
-    if (!n || !when || !no || !ce || !cw || !k || !b || !args || !result)
+    if (!n || !when || !no || !ce || !cw || !b || !args || !result)
         return NULL;
-    *b = (PgQuery__Boolean)PG_QUERY__BOOLEAN__INIT;
-    *k = (PgQuery__AConst)PG_QUERY__A__CONST__INIT;
-    k->val_case = PG_QUERY__A__CONST__VAL_BOOLVAL;
-    k->boolval = b;
-    k->location = -1;
-    no->node_case = PG_QUERY__NODE__NODE_A_CONST;
-    no->a_const = k;
+    *b = (PgQuery__Boolean)PG_QUERY__BOOLEAN__INIT; /* false */
+    no->a_const->val_case = PG_QUERY__A__CONST__VAL_BOOLVAL;
+    no->a_const->boolval = b;
     *cw = (PgQuery__CaseWhen)PG_QUERY__CASE_WHEN__INIT;
     cw->expr = no;
     cw->result = result;
