@@ -162,7 +162,7 @@ int load_backfill_start_sql(pgbuf *out, const char *schema, const provider_colle
     put(out, "UPDATE " SCHEMA_SERVICE ".sync_state SET backfill_started_at = now(), rows_loaded = 0, "
              "backfill_done_at = NULL, backfill_sweeps = EXISTS (SELECT FROM ");
     schema_quote_table(out, schema, c->name);
-    put(out, ") WHERE sync = $1 AND collection = $2");
+    put(out, ") WHERE sync = $1 AND collection = $2 RETURNING backfill_sweeps");
     pgbuf_put_byte(out, 0);
     return out->failed ? -1 : 0;
 }

@@ -16,7 +16,8 @@
  * Query). A page COPY declines goes alone, by the JSON upsert, which decides by version.
  * When Postgres refuses a COPY (a record already in the table: 23505), its pages are loaded
  * again one by one with the upsert; after such a refusal the next COPY_RETRY_PAGES pages go
- * straight to the upsert (a table listed again is mostly already there).
+ * straight to the upsert (a table listed again is mostly already there). A listing that
+ * started on rows already there (w->copy_from set by the worker) uses the upsert alone.
  *
  * After a failed transaction the listing ends unfinished and resumes from the last cursor;
  * rows of a refused COPY's later pages may have been upserted (records as upstream has

@@ -4,6 +4,7 @@
 
 #include <cJSON.h>
 #include <libpq-fe.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -309,22 +310,35 @@ static void on_backfill_done(stripe_list *l, const upstream_error *err, int page
 static void start_backfill(sync_worker *w, int i)
 {
     collection *c = &w->coll[i];
-    char e[256];
     const char *p[] = {w->sc->name, c->spec->name};
-    if (!c->st.cursor[0] && state_exec(w->db, c->start_sql, 2, p, e, sizeof e) < 0) {
-        worker_db_failed(w, c->spec->name, e);
+    /* a listing that started on rows already there (a re-list: the feed's cursor expired)
+     * loads every page by the upsert: its COPYs would mostly meet those rows, and each
+     * refusal is an ERROR in the database's log before its pages are loaded again */
+    PGresult *r = PQexecParams(w->db,
+                               c->st.cursor[0] ? "SELECT backfill_sweeps FROM apigres.sync_state "
+                                                 "WHERE sync = $1 AND collection = $2"
+                                               : c->start_sql,
+                               2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        worker_db_failed(w, c->spec->name, PQresultErrorMessage(r));
+        PQclear(r);
         worker_later(w, RETRY_MS);
         return;
     }
+    bool over_rows = strcmp(PQgetvalue(r, 0, 0), "f") != 0;
+    PQclear(r);
     if (!c->st.cursor[0])
         c->st.rows_loaded = 0;
     w->current = i;
     w->pages = w->rows = w->page_seq = w->copied_pages = w->copy_from = 0;
+    if (over_rows)
+        w->copy_from = LLONG_MAX;
     w->page_failed = false;
     snprintf(w->send_cursor, sizeof w->send_cursor, "%s", c->st.cursor);
     w->started = w->last_progress = worker_now();
-    log_info("sync %s: %s backfill %s", w->sc->name, c->spec->name,
-             c->st.cursor[0] ? "resumes from its cursor" : "starts");
+    log_info("sync %s: %s backfill %s%s", w->sc->name, c->spec->name,
+             c->st.cursor[0] ? "resumes from its cursor" : "starts",
+             over_rows ? " over the rows already there, by the upsert" : "");
     /* Stripe lists only live subscriptions unless asked for every status */
     char path[256];
     snprintf(path, sizeof path, "%s%s", c->spec->list_path,

@@ -328,6 +328,9 @@ holder = hold_deletion(raced)
 commit_once_waited_for(holder, "re-list's page", "apigres sync pages")
 api("POST", "/_fake/config", json_body={"latency_ms": 0})
 check("the re-list finishes", wait_for("relist done", all_incremental, 60))
+check("the re-list loaded its pages by the upsert from its start: no COPY met the rows already there",
+      "customer backfill starts over the rows already there, by the upsert" in log_of(c)
+      and "COPY refused" not in log_of(c), re.findall(r".*COPY refused.*", log_of(c))[:2])
 check_eq("the record deleted while its page waited stays deleted", "0",
          psql("SELECT count(*) FROM stripe.customer WHERE id = '%s'" % raced).strip())
 upserted = [(int(a), int(b)) for a, b in re.findall(r"customer pages (\d+)-(\d+) \(\d+ rows\) go in one transaction, "
