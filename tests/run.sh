@@ -6,7 +6,8 @@
 #   tests/run.sh [PATTERN]     PATTERN filters integration scripts by name (grep -E)
 # Environment: BUILD (default build) holds apigres and tests/ programs; KEEP_TMP=1 keeps logs;
 # SKIP_UNIT=1 skips the unit tests and the fuzz run (to iterate on one integration script);
-# APIGRES_THREADS=N runs every apigres the tests start with --threads N.
+# APIGRES_THREADS=N runs every apigres the tests start with --threads N (a test's own
+# --threads, given after it, still wins).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +21,7 @@ export PG_DIR=$TEST_TMP/pg PG_PORT PROXY_PORT
 PG_PORT=$(free_port); PROXY_PORT=$(free_port)
 export APIGRES=$BUILD/apigres TEST_BIN=$BUILD/tests
 if [ -n "${APIGRES_THREADS:-}" ]; then
-  printf '#!/bin/sh\nexec "%s" "$@" --threads %s\n' "$APIGRES" "$APIGRES_THREADS" >"$TEST_TMP/apigres-threads"
+  printf '#!/bin/sh\nexec "%s" --threads %s "$@"\n' "$APIGRES" "$APIGRES_THREADS" >"$TEST_TMP/apigres-threads"
   chmod +x "$TEST_TMP/apigres-threads"
   APIGRES=$TEST_TMP/apigres-threads
 fi
