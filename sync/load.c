@@ -185,6 +185,14 @@ int load_tombstoned_sql(pgbuf *out, const char *schema, const provider_collectio
     }
     put(out, ")) AND d.tbl = ");
     schema_tombstone_table(out, schema, c->name);
+    if (oldest) {
+        /* implied by the last conditions (a row written here is at least that new), and it
+         * lets the join start from the few tombstones that new (tombstones_version), not
+         * scan the whole table for its rows this transaction wrote */
+        put(out, " AND d.version >= to_timestamp(");
+        put(out, oldest);
+        put(out, ")");
+    }
     put(out, " AND d.id = t.id AND d.version >= t." SCHEMA_COL_UPDATED_AT " AND t.xmin = pg_current_xact_id()::xid");
     pgbuf_put_byte(out, 0);
     return out->failed ? -1 : 0;

@@ -31,7 +31,9 @@
  * after its snapshot). Run after the upserts (and COPY), in their transaction, it sees the
  * tombstone. oldest is SQL for the oldest of the rows' versions in unix seconds (a number,
  * or a parameter like "$4::bigint"), or NULL when they are not known: Postgres tests first,
- * once, whether any tombstone of the table is that new, and scans nothing when none is.
+ * once, whether any tombstone of the table is that new, and scans nothing when none is;
+ * with oldest, the rows are reached from those tombstones by the table's key (the index
+ * tombstones_version), without a scan of the table.
  *
  * Backfill start (Stripe): $1 sync, $2 collection; marks the listing's start, and whether the
  * sweep is needed at its end: not when the table was empty, for then every row in it at the

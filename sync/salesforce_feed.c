@@ -134,7 +134,7 @@ static void on_describe(long status, const cJSON *body, const upstream_error *er
         c->owned = spec;
         c->spec = spec;
         c->upsert_sql = worker_sql_of(load_upsert_sql, w->sc->schema, spec);
-        c->tombstoned_sql = worker_tombstoned_sql(w->sc->schema, spec);
+        c->tombstoned_sql = worker_tombstoned_sql(w->sc->schema, spec, NULL);
         c->delete_sql = worker_sql_of(load_delete_listed_sql, w->sc->schema, spec);
         c->sweep_sql = worker_sql_of(load_sweep_sql, w->sc->schema, spec);
         c->select_sql = select_sql_of(spec);

@@ -89,6 +89,8 @@ void schema_service_sql(pgbuf *out)
          * them (an event from before the delete) and must not bring them back */
         "CREATE TABLE IF NOT EXISTS " SCHEMA_SERVICE ".tombstones (tbl text NOT NULL, id text NOT NULL,\n"
         "  version timestamptz NOT NULL, PRIMARY KEY (tbl, id));\n"
+        /* the syncs' transactions look for tombstones newer than what they wrote (load.h) */
+        "CREATE INDEX IF NOT EXISTS tombstones_version ON " SCHEMA_SERVICE ".tombstones (tbl, version);\n"
         /* the mirror functions live here and every client's session calls them (they
          * check who may; sync_state and the rest have no grants to PUBLIC) */
         "GRANT USAGE ON SCHEMA " SCHEMA_SERVICE " TO PUBLIC;\n");

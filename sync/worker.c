@@ -375,8 +375,12 @@ static bool commit_events(sync_worker *w, const char *cursor)
     int rc = 0;
     /* what the upserts brought back of records the write path deleted meanwhile (load.h) */
     for (int i = 0; i < w->ncoll; i++) {
-        if (w->coll[i].upserted && rc == 0)
-            rc = state_exec(w->db, w->coll[i].tombstoned_sql, 0, NULL, e, sizeof e);
+        if (w->coll[i].upserted && rc == 0) {
+            char oldest[32];
+            snprintf(oldest, sizeof oldest, "%lld", w->coll[i].upserted_oldest);
+            const char *op[] = {oldest};
+            rc = state_exec(w->db, w->coll[i].tombstoned_sql, 1, op, e, sizeof e);
+        }
         w->coll[i].upserted = false;
     }
     if (rc < 0 ||
@@ -424,6 +428,9 @@ static int on_event(const cJSON *event, void *ctx)
             cJSON_Delete(one);
             const char *p[] = {json, version};
             rc = json ? state_exec(w->db, c->upsert_sql, 2, p, e, sizeof e) : -1;
+            long long v = (long long)created->valuedouble;
+            if (!c->upserted || v < c->upserted_oldest)
+                c->upserted_oldest = v;
             c->upserted = true;
             free(json);
         }
@@ -630,11 +637,11 @@ char *worker_sql_of(int (*gen)(pgbuf *, const char *, const provider_collection 
     return s;
 }
 
-char *worker_tombstoned_sql(const char *schema, const provider_collection *c)
+char *worker_tombstoned_sql(const char *schema, const provider_collection *c, const char *oldest)
 {
     pgbuf b;
     pgbuf_init(&b, 1u << 20);
-    char *s = load_tombstoned_sql(&b, schema, c, NULL) == 0 ? strdup(b.data) : NULL;
+    char *s = load_tombstoned_sql(&b, schema, c, oldest) == 0 ? strdup(b.data) : NULL;
     pgbuf_free(&b);
     return s;
 }
@@ -659,7 +666,7 @@ sync_worker *sync_worker_start(const sync_config *sc, const char *service_dsn, c
         collection *c = &w->coll[w->ncoll++];
         c->spec = *p;
         c->upsert_sql = worker_sql_of(load_upsert_sql, sc->schema, *p);
-        c->tombstoned_sql = worker_tombstoned_sql(sc->schema, *p);
+        c->tombstoned_sql = worker_tombstoned_sql(sc->schema, *p, "$1::bigint");
         c->delete_sql = worker_sql_of(load_delete_sql, sc->schema, *p);
         c->sweep_sql = worker_sql_of(load_sweep_sql, sc->schema, *p);
         c->start_sql = worker_sql_of(load_backfill_start_sql, sc->schema, *p);
