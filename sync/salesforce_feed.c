@@ -2,6 +2,8 @@
 #include "sync/salesforce_feed.h"
 
 #include <cJSON.h>
+#include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,46 @@ typedef struct sf_objects {
 } sf_objects;
 
 static sf_objects *objects_of(sync_worker *w) { return (sf_objects *)w->feed; }
+
+/* A SystemModstamp ("2026-12-03T09:00:00.000+0000") in whole unix seconds, rounded down;
+ * false for any other form. */
+static bool modstamp_seconds(const char *s, double *out)
+{
+    struct tm tm = {0};
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest)
+        return false;
+    if (*rest == '.')
+        while (isdigit((unsigned char)*++rest))
+            ;
+    if (strcmp(rest, "Z") != 0 && strcmp(rest, "+0000") != 0 && strcmp(rest, "+00:00") != 0)
+        return false;
+    *out = (double)timegm(&tm);
+    return true;
+}
+
+/* The tombstoned statement's $1 for records upserted at version (load_upsert_sql: a record's
+ * own SystemModstamp, else version): the oldest of their versions, or 0 (every tombstone)
+ * when one cannot be read. */
+static void upserted_oldest(const cJSON *records, double version, char out[32])
+{
+    double oldest = floor(version);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, records)
+    {
+        const char *stamp = json_string(r, "SystemModstamp");
+        double t;
+        if (!stamp)
+            continue;
+        if (!modstamp_seconds(stamp, &t)) {
+            oldest = 0;
+            break;
+        }
+        if (t < oldest)
+            oldest = t;
+    }
+    snprintf(out, 32, "%.0f", oldest);
+}
 
 int salesforce_feed_init(sync_worker *w)
 {
@@ -134,7 +176,7 @@ static void on_describe(long status, const cJSON *body, const upstream_error *er
         c->owned = spec;
         c->spec = spec;
         c->upsert_sql = worker_sql_of(load_upsert_sql, w->sc->schema, spec);
-        c->tombstoned_sql = worker_tombstoned_sql(w->sc->schema, spec, NULL);
+        c->tombstoned_sql = worker_tombstoned_sql(w->sc->schema, spec, "$1::double precision");
         c->delete_sql = worker_sql_of(load_delete_listed_sql, w->sc->schema, spec);
         c->sweep_sql = worker_sql_of(load_sweep_sql, w->sc->schema, spec);
         c->select_sql = select_sql_of(spec);
@@ -271,11 +313,13 @@ static int on_backfill_records(const cJSON *records, long total, void *ctx)
     snprintf(upstream, sizeof upstream, "%lld", w->pages == 0 && total >= 0 ? c->st.rows_loaded + total : -1LL);
     char *json = cJSON_PrintUnformatted(records);
     const char *up[] = {json, version};
+    char oldest[32];
+    upserted_oldest(records, w->query_started, oldest);
     const char *sp[] = {w->sc->name, c->spec->name, last, rows, upstream};
     char err[512];
     if (!json || state_exec(w->db, "BEGIN", 0, NULL, err, sizeof err) < 0 ||
         state_exec(w->db, c->upsert_sql, 2, up, err, sizeof err) < 0 ||
-        state_exec(w->db, c->tombstoned_sql, 0, NULL, err, sizeof err) < 0 ||
+        state_exec(w->db, c->tombstoned_sql, 1, (const char *[]){oldest}, err, sizeof err) < 0 ||
         state_exec(w->db, "UPDATE apigres.sync_state SET cursor = $3, rows_loaded = rows_loaded + $4, "
                           "rows_upstream = coalesce(nullif($5::bigint, -1), rows_upstream), updated_at = now() "
                           "WHERE sync = $1 AND collection = $2",
@@ -421,13 +465,15 @@ static int on_updated_records(const cJSON *records, long total, void *ctx)
     snprintf(settled, sizeof settled, "%.0f", whole(w->poll_server_time) - SALESFORCE_FEED_OVERLAP);
     char *json = cJSON_PrintUnformatted(records);
     const char *up[] = {json, version};
+    char oldest[32];
+    upserted_oldest(records, w->query_started, oldest);
     /* Ordered by SystemModstamp: everything before the last one's second has been read, so
      * the window may start there (not past what has surely settled). */
     const char *sp[] = {w->sc->name, c->spec->name, last, settled};
     char err[512];
     if (!json || !last || state_exec(w->db, "BEGIN", 0, NULL, err, sizeof err) < 0 ||
         state_exec(w->db, c->upsert_sql, 2, up, err, sizeof err) < 0 ||
-        state_exec(w->db, c->tombstoned_sql, 0, NULL, err, sizeof err) < 0 ||
+        state_exec(w->db, c->tombstoned_sql, 1, (const char *[]){oldest}, err, sizeof err) < 0 ||
         state_exec(w->db, "UPDATE apigres.sync_state SET updated_since = greatest(updated_since, "
                           "least($3::timestamptz, to_timestamp($4::double precision))), updated_at = now() "
                           "WHERE sync = $1 AND collection = $2",

@@ -60,8 +60,8 @@ typedef struct collection {
     const provider_collection *spec;
     provider_collection *owned; /* Salesforce: built from describe, freed with the worker */
     char *upsert_sql, *delete_sql, *sweep_sql;
-    char *tombstoned_sql;       /* after upserts, in their transaction (load.h); Stripe's takes
-                                 * $1, the oldest version they wrote (unix seconds) */
+    char *tombstoned_sql;       /* after upserts, in their transaction (load.h); $1: the oldest
+                                 * version they wrote (unix seconds; 0: not known) */
     bool upserted;              /* the feed's open transaction upserted rows here */
     long long upserted_oldest;  /* Stripe: the oldest version among them */
     char *start_sql;            /* Stripe: the backfill's start (load.h) */
